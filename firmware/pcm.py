@@ -1,0 +1,52 @@
+# PCM sample conversions shared by every board (viper: integer only, allocates nothing).
+#
+# Word-size rule: viper ints are 32-bit on the ESP32-S3 and 64-bit on the unix port.
+# A ptr32 load of a negative sample is sign-correct on the device but reads as an
+# unsigned value here, so samples are rebuilt from masked 16-bit halves and every
+# intermediate stays inside int32.
+import micropython
+from micropython import const
+
+_INT16_MAX = const(32767)
+_INT16_MIN = const(-32768)
+
+
+@micropython.viper
+def i2s32_to_int16(src, dst, n: int, shift: int):
+    """Convert n left-justified 32-bit I2S slots in src to int16 in dst.
+
+    The sample is taken as (slot >> shift), saturated to int16: shift 16 keeps the
+    top 16 bits; each step below 16 adds 6 dB of gain.
+    """
+    s = ptr32(src)
+    d = ptr16(dst)
+    i = 0
+    while i < n:
+        w = s[i]
+        hi = (w >> 16) & 0xFFFF
+        if hi >= 0x8000:
+            hi -= 0x10000
+        x = ((hi << 16) | (w & 0xFFFF)) >> shift
+        if x > _INT16_MAX:
+            x = _INT16_MAX
+        elif x < _INT16_MIN:
+            x = _INT16_MIN
+        d[i] = x & 0xFFFF
+        i += 1
+
+
+@micropython.viper
+def mean_abs(buf, n: int) -> int:
+    """Mean absolute amplitude of n int16 samples (n <= 65536 keeps the sum in int32)."""
+    p = ptr16(buf)
+    total = 0
+    i = 0
+    while i < n:
+        x = p[i]
+        if x >= 0x8000:
+            x = 0x10000 - x
+        total += x
+        i += 1
+    if n == 0:
+        return 0
+    return total // n

@@ -1,0 +1,5 @@
+import sys
+
+from wakeward.cli import main
+
+sys.exit(main())

