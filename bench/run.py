@@ -1,0 +1,165 @@
+"""`make bench`: speed and memory figures, written to BENCHMARKS.md with date and machine.
+
+Each benchmark is a function returning Markdown; later work adds its own to BENCHMARKS.
+Instruction counts come from `valgrind --tool=callgrind` (repeatable on a noisy machine);
+the cost of a unit of work is (count for N units - count for 0 units) / N, so start-up
+is subtracted. Wall times are medians of a few runs and only indicative here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "host"))
+
+from wakeward import unixport  # noqa: E402
+from wakeward.audio import RATE_HZ, write_wav  # noqa: E402
+
+LISTEN_SCRIPT = """
+import listen
+from board import open_board
+b = open_board("sim", wav="in.wav")
+listen.run(b, say=lambda s: None)
+b.close()
+"""
+
+
+def callgrind_instructions(argv: list[str], cwd: Path, env: dict[str, str]) -> int:
+    """Total instructions executed by argv (a Python script is run under its interpreter)."""
+    out = cwd / "callgrind.out"
+    done = subprocess.run(
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *argv],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    match = re.search(r"Collected : (\d+)", done.stderr)
+    if match is None:
+        raise RuntimeError("callgrind printed no instruction count:\n" + done.stderr[-2000:])
+    out.unlink(missing_ok=True)
+    return int(match.group(1))
+
+
+def micropython_argv(script: Path) -> list[str]:
+    """The unix port's `micropython` is a Python entry point: run it under this Python."""
+    exe = unixport.command(script)
+    return [sys.executable, *exe]
+
+
+def median_wall_s(argv: list[str], cwd: Path, env: dict[str, str], runs: int = 5) -> float:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(argv, cwd=cwd, env=env, check=True, capture_output=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def bench_listen_loop(tmp: Path) -> str:
+    """The firmware's listen loop (sim mic + level + speech detector) per 10 ms frame."""
+    seconds = 60
+    rng = np.random.default_rng(1)
+    audio = np.clip(rng.normal(0, 2000, seconds * RATE_HZ), -32768, 32767).astype(np.int16)
+    frames = seconds * 100
+    env = unixport.environment()
+    script = tmp / "listen_bench.py"
+    script.write_text(LISTEN_SCRIPT)
+    rows = []
+    counts = {}
+    walls = {}
+    for n in (0, len(audio)):
+        write_wav(tmp / "in.wav", audio[:n])
+        argv = micropython_argv(script)
+        walls[n] = median_wall_s(argv, tmp, env)
+        if shutil.which("valgrind"):
+            counts[n] = callgrind_instructions(argv, tmp, env)
+    loop_s = walls[len(audio)] - walls[0]
+    rows.append(f"| wall time for {seconds} s of audio (start-up subtracted) | {loop_s:.3f} s |")
+    rows.append(f"| real-time factor (audio time / compute time) | {seconds / loop_s:.0f}x |")
+    if counts:
+        per_frame = (counts[len(audio)] - counts[0]) / frames
+        rows.append(f"| x86-64 instructions per 10 ms frame (callgrind) | {per_frame:,.0f} |")
+    else:
+        rows.append("| x86-64 instructions per 10 ms frame | valgrind not installed |")
+    return "\n".join(
+        [
+            "## Firmware listen loop on the unix port (issue 2)",
+            "",
+            "`firmware/listen.py` over 60 s of white noise from a WAV on the sim board: "
+            "read 10 ms, mean absolute level (viper), energy speech detector. "
+            "This is the floor the wake-word pipeline adds to.",
+            "",
+            "| measure | value |",
+            "| --- | --- |",
+            *rows,
+        ]
+    )
+
+
+BENCHMARKS: list[Callable[[Path], str]] = [bench_listen_loop]
+
+
+def machine_line() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    micropython = subprocess.run(
+        unixport.command(None, code="import sys; v = sys.implementation.version; print('%d.%d.%d-%s' % v[:4])"),
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}; "
+        f"Python {platform.python_version()}; MicroPython unix port {micropython}"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=REPO / "BENCHMARKS.md")
+    args = parser.parse_args()
+    sections = []
+    with tempfile.TemporaryDirectory(prefix="wakeward-bench-") as tmp:
+        for bench in BENCHMARKS:
+            print(f"bench: {bench.__name__} ...", flush=True)
+            sections.append(bench(Path(tmp)))
+    now = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    text = "\n\n".join(
+        [
+            "# Benchmarks",
+            f"Written by `make bench` on {now}.\n\nMachine: {machine_line()}.",
+            "Re-run with `make bench`; instruction counts are from "
+            "`valgrind --tool=callgrind` (N units minus 0 units, divided by N).",
+            *sections,
+        ]
+    )
+    args.out.write_text(text + "\n")
+    print(f"bench: wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

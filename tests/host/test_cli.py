@@ -1,0 +1,73 @@
+"""The `wakeward` command: sim and demo, run as a user would (real processes)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import REPO, require_tools, write_test_wav
+from tests.firmware.test_vad import bursts_wav
+
+WAKEWARD = [sys.executable, "-m", "wakeward"]
+
+
+def wakeward(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*WAKEWARD, *args], cwd=cwd, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+def test_sim_prints_what_the_firmware_heard(tmp_path):
+    bursts_wav(tmp_path / "in.wav", [(0.5, 1.5)], 2.5)
+    done = wakeward("sim", "in.wav", "--events", "ev.jsonl", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "heard: speech 0.5" in done.stdout
+    events = [json.loads(x) for x in (tmp_path / "ev.jsonl").read_text().splitlines()]
+    assert events[0] == {"t_ms": 0, "dev": "led", "value": 1}
+
+
+def test_sim_refuses_a_stereo_wav_with_a_clear_message(tmp_path):
+    write_test_wav(tmp_path / "stereo.wav", np.zeros(3200, np.int16), channels=2)
+    done = wakeward("sim", "stereo.wav", cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.strip() == "wakeward: stereo.wav: 2 channels, expected 1 (mono)"
+
+
+def test_sim_missing_file(tmp_path):
+    done = wakeward("sim", "nope.wav", cwd=tmp_path)
+    assert done.returncode == 1
+    assert "wakeward: nope.wav: no such file" in done.stderr
+
+
+def test_sim_rejects_a_bad_button_interval(tmp_path):
+    done = wakeward("sim", "x.wav", "--button", "500-100", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "'500-100' is not START_MS-END_MS" in done.stderr
+
+
+def test_firmware_reports_a_broken_config(tmp_path, mp):
+    (tmp_path / "config.json").write_text('{"board": 5}')
+    done = mp.run(f"exec(open({str(REPO / 'firmware' / 'main.py')!r}).read())", expect_ok=False)
+    assert done.returncode == 1
+    assert b"wakeward: config.json: field 'board'" in done.stdout
+
+
+def test_demo_runs_end_to_end(tmp_path):
+    require_tools("espeak-ng", "sox")
+    done = wakeward("demo", "--workdir", str(tmp_path / "demo"), cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    heard = [line for line in done.stdout.splitlines() if line.startswith("heard: speech")]
+    assert len(heard) >= 3, done.stdout  # three sentences, each at least one stretch of speech
+    assert (tmp_path / "demo" / "demo.wav").is_file()
+
+
+@pytest.mark.parametrize("args", [["--version"], ["sim", "--help"]])
+def test_help_and_version(tmp_path, args):
+    done = wakeward(*args, cwd=tmp_path)
+    assert done.returncode == 0
+    assert "wakeward" in done.stdout
