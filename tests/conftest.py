@@ -38,10 +38,17 @@ class MicroPython:
         heap: str | None = None,
         expect_ok: bool = True,
         timeout_s: float = 120,
+        extra_paths: tuple[Path, ...] = (),
     ) -> subprocess.CompletedProcess[bytes]:
         script = self.cwd / "_mp_test.py"
         script.write_text(code)
-        done = unixport.run(script, heap=heap or self.heap, cwd=self.cwd, timeout_s=timeout_s)
+        done = unixport.run(
+            script,
+            heap=heap or self.heap,
+            cwd=self.cwd,
+            timeout_s=timeout_s,
+            extra_paths=extra_paths,
+        )
         if expect_ok and done.returncode != 0:
             raise MicroPythonFailed(
                 f"micropython exited {done.returncode}\n--- stdout\n"
