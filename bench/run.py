@@ -125,8 +125,9 @@ def machine_line() -> str:
                 break
     except OSError:
         pass
+    version_code = "import sys; v = sys.implementation.version; print('%d.%d.%d-%s' % v[:4])"
     micropython = subprocess.run(
-        unixport.command(None, code="import sys; v = sys.implementation.version; print('%d.%d.%d-%s' % v[:4])"),
+        unixport.command(None, code=version_code),
         capture_output=True,
         text=True,
         check=False,
