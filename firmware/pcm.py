@@ -37,7 +37,7 @@ def i2s32_to_int16(src, dst, n: int, shift: int):
 
 @micropython.viper
 def mean_abs(buf, n: int) -> int:
-    """Mean absolute amplitude of n int16 samples (n <= 65536 keeps the sum in int32)."""
+    """Mean absolute amplitude of n int16 samples (n <= 65535 keeps the sum in int32)."""
     p = ptr16(buf)
     total = 0
     i = 0
