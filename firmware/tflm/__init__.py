@@ -1,0 +1,1 @@
+# On-device TensorFlow Lite Micro subset: model.py reads .tflite flatbuffers.

@@ -1,0 +1,154 @@
+"""Quantized arithmetic (firmware/tflm/quant.py) against TFLite Micro's formulas:
+QuantizeMultiplier on C doubles, and MultiplyByQuantizedMultiplier (double rounding)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from tests import int32check
+from tests.conftest import FIRMWARE
+
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+
+
+@pytest.fixture(scope="module")
+def quant():
+    return int32check.load(FIRMWARE / "tflm" / "quant.py")
+
+
+def ref_quantize_multiplier(d: float) -> tuple[int, int]:
+    """tensorflow/lite/kernels/internal/quantization_util.cc, in CPython doubles."""
+    if d == 0.0:
+        return 0, 0
+    q, shift = math.frexp(d)
+    q_fixed = math.floor(q * 2**31 + 0.5)  # TfLiteRound: halves away from zero (q > 0)
+    if q_fixed == 2**31:
+        q_fixed //= 2
+        shift += 1
+    if shift < -31:
+        return 0, 0
+    return q_fixed, shift
+
+
+def ref_srdhm(a: int, b: int) -> int:
+    if a == b == INT32_MIN:
+        return INT32_MAX
+    ab = a * b
+    v = ab + (2**30 if ab >= 0 else 1 - 2**30)
+    return (abs(v) >> 31) * (1 if v >= 0 else -1)  # C integer division truncates
+
+
+def ref_rdbp(x: int, exponent: int) -> int:
+    mask = (1 << exponent) - 1
+    threshold = (mask >> 1) + (1 if x < 0 else 0)
+    return (x >> exponent) + (1 if (x & mask) > threshold else 0)
+
+
+def ref_mbqm(x: int, m: int, shift: int) -> int:
+    left, right = max(shift, 0), max(-shift, 0)
+    return ref_rdbp(ref_srdhm(x * (1 << left), m), right)
+
+
+def random_scales(rng, n):
+    exps = rng.uniform(-12, 2, n)
+    return [float(np.float32(rng.uniform(0.5, 1.0) * 2.0**e)) for e in exps]
+
+
+def test_quantize_multiplier_emulates_c_doubles(quant):
+    rng = np.random.default_rng(11)
+    a, b, c = (random_scales(rng, 3000) for _ in range(3))
+    for x, y, z in zip(a, b, c, strict=True):
+        d = x * y / z  # CPython floats are C doubles; x*y is exact (24+24 bits)
+        product = quant.dmul(quant.f32(x), quant.f32(y))
+        emulated = quant.quantize_multiplier(quant.ddiv(product, quant.f32(z)))
+        assert emulated == ref_quantize_multiplier(d), (x, y, z)
+
+
+def test_quantize_multiplier_edge_cases(quant):
+    for d in (1.0, 0.5, 2.0**-31, 2.0**-32, 2.0**-40, 0.9999999999999999, 3.0, 1e-9):
+        m, e = d.as_integer_ratio()
+        pair = (m, -int(math.log2(e)))
+        assert quant.quantize_multiplier(pair) == ref_quantize_multiplier(d), d
+    assert quant.quantize_multiplier((0, 0)) == (0, 0)
+
+
+def test_quantize_multiplier_on_the_unix_port_matches(mp, tmp_path):
+    rng = np.random.default_rng(12)
+    triples = [tuple(random_scales(rng, 3)) for _ in range(200)]
+    (tmp_path / "triples.json").write_text(json.dumps(triples))
+    out = mp.output(
+        "import json\n"
+        "from tflm import quant as q\n"
+        "for a, b, c in json.load(open('triples.json')):\n"
+        "    d = q.ddiv(q.dmul(q.f32(a), q.f32(b)), q.f32(c))\n"
+        "    print(json.dumps(q.quantize_multiplier(d)))\n"
+    )
+    got = [tuple(json.loads(line)) for line in out.splitlines()]
+    assert got == [ref_quantize_multiplier(a * b / c) for a, b, c in triples]
+
+
+def requant_cases(rng, n: int):
+    """(x, multiplier, shift) with x << left inside int32 (TFLite leaves overflow undefined)."""
+    cases = []
+    for _ in range(n):
+        shift = int(rng.integers(-31, 8))
+        m = int(rng.integers(2**30, 2**31))
+        left = max(shift, 0)
+        bound = 2**31 >> left
+        x = int(rng.integers(-bound, bound))
+        cases.append((x, m, shift))
+    cases += [(INT32_MIN, 2**31 - 1, 0), (INT32_MAX, 2**31 - 1, 0), (INT32_MIN, 2**30, -31)]
+    cases += [(INT32_MAX, 2**30, -1), (-1, 2**31 - 1, 0), (0, 2**30, 0), (12345, 0, 0)]
+    return cases
+
+
+def expected_bytes(cases, zp, lo, hi):
+    out = []
+    for x, m, shift in cases:
+        v = min(max(ref_mbqm(x, m, shift) + zp, lo), hi)
+        out.append(v & 0xFF)
+    return bytes(out)
+
+
+def test_requantize_checked_32bit(quant):
+    rng = np.random.default_rng(13)
+    cases = requant_cases(rng, 4000)
+    for zp, lo, hi in ((-128, -128, 127), (5, -128, 127), (0, 0, 255), (-3, -128, 20)):
+        # one channel per case: table of len(cases) channels, accumulators in order
+        table = quant.requant_table([(m, s) for _, m, s in cases], zp, lo, hi)
+        acc = np.array([x for x, _, _ in cases], dtype="<i4").tobytes()
+        out = bytearray(len(cases))
+        quant.requantize(acc, out, len(cases), table)
+        assert bytes(out) == expected_bytes(cases, zp, lo, hi)
+
+
+def test_requantize_on_the_unix_port(mp, tmp_path):
+    rng = np.random.default_rng(14)
+    cases = requant_cases(rng, 3000)
+    (tmp_path / "acc.raw").write_bytes(np.array([c[0] for c in cases], "<i4").tobytes())
+    (tmp_path / "qm.json").write_text(json.dumps([[m, s] for _, m, s in cases]))
+    mp.run(
+        "import json, micropython\n"
+        "from tflm import quant\n"
+        "acc = open('acc.raw', 'rb').read()\n"
+        "table = quant.requant_table(json.load(open('qm.json')), -128, -128, 127)\n"
+        "out = bytearray(len(acc) // 4)\n"
+        "micropython.heap_lock()\n"
+        "quant.requantize(acc, out, len(out), table)\n"
+        "micropython.heap_unlock()\n"
+        "open('out.raw', 'wb').write(out)\n",
+        heap="esp32s3-psram",
+    )
+    assert (tmp_path / "out.raw").read_bytes() == expected_bytes(cases, -128, -128, 127)
+
+
+def test_requantize_cycles_channels(quant):
+    table = quant.requant_table([(2**30, 0), (2**30, -1)], 0, -128, 127)  # x/2, x/4
+    acc = np.array([100, 100, -100, -100, 7, 7], "<i4").tobytes()
+    out = bytearray(6)
+    quant.requantize(acc, out, 6, table)
+    assert list(np.frombuffer(bytes(out), np.int8)) == [50, 25, -50, -25, 4, 2]
