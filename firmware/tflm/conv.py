@@ -28,12 +28,20 @@ def geometry(in_hwc, out_hwc, k_hw, stride_hw, dilation_hw, pad_hw, input_offset
     return array.array(
         "i",
         (
-            in_hwc[0], in_hwc[1], in_hwc[2],
-            out_hwc[0], out_hwc[1], out_hwc[2],
-            k_hw[0], k_hw[1],
-            stride_hw[0], stride_hw[1],
-            dilation_hw[0], dilation_hw[1],
-            pad_hw[0] + _BIAS, pad_hw[1] + _BIAS,
+            in_hwc[0],
+            in_hwc[1],
+            in_hwc[2],
+            out_hwc[0],
+            out_hwc[1],
+            out_hwc[2],
+            k_hw[0],
+            k_hw[1],
+            stride_hw[0],
+            stride_hw[1],
+            dilation_hw[0],
+            dilation_hw[1],
+            pad_hw[0] + _BIAS,
+            pad_hw[1] + _BIAS,
             input_offset + _BIAS,
             depth_mult,
         ),
@@ -85,7 +93,9 @@ def conv2d(inp, filt, acc, g):
                                 fi = fbase + (ky * k_w + kx) * in_c
                                 end = xi + in_c
                                 while xi < end:
-                                    total += (((f[fi] ^ 0x80) - 0x80) * (((x[xi] ^ 0x80) - 0x80) + off))
+                                    total += ((f[fi] ^ 0x80) - 0x80) * (
+                                        ((x[xi] ^ 0x80) - 0x80) + off
+                                    )
                                     xi += 1
                                     fi += 1
                             kx += 1

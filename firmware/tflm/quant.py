@@ -16,9 +16,9 @@ import micropython
 from micropython import const
 
 _DOUBLE_BITS = const(53)
-_LIMB_MASK = const(0x7FFF)
-# Per-channel parameter words in a requantize table (see requant_table).
-CHANNEL_WORDS = const(6)
+_FLOAT_BITS = const(24)
+# Words of a requantize table (see requant_table).
+CHANNEL_WORDS = const(2)
 HEADER_WORDS = const(5)
 _BIAS = const(0x10000)
 
@@ -46,23 +46,24 @@ def _bit_length(n):
     return b
 
 
-def _round(num, den, e):
-    """(m, e) of the double nearest to num/den * 2^e (num, den > 0), ties to even."""
-    k = _DOUBLE_BITS - (_bit_length(num) - _bit_length(den)) + 1
+def _round(num, den, e, bits=_DOUBLE_BITS):
+    """(m, e) of the IEEE value with a `bits`-bit significand nearest to num/den * 2^e
+    (num, den > 0), ties to even (53 bits: double; 24 bits: float)."""
+    k = bits - (_bit_length(num) - _bit_length(den)) + 1
     if k >= 0:
         q, r = divmod(num << k, den)
         d = den
     else:
         q, r = divmod(num, den << -k)
         d = den << -k
-    while q >= 1 << _DOUBLE_BITS:
+    while q >= 1 << bits:
         r += (q & 1) * d
         d <<= 1
         q >>= 1
         k -= 1
     if 2 * r > d or (2 * r == d and q & 1):
         q += 1
-        if q == 1 << _DOUBLE_BITS:
+        if q == 1 << bits:
             q >>= 1
             k -= 1
     return q, e - k
@@ -111,31 +112,17 @@ def quantize_multiplier(d):
     return q_fixed, shift
 
 
-def channel_words(multiplier, shift):
-    """The CHANNEL_WORDS a requantize table holds for one (multiplier, shift)."""
-    left = shift if shift > 0 else 0
-    right = -shift if shift < 0 else 0
-    if right > 31:
-        raise ValueError("right shift %d is outside 0..31" % right)
-    mask = (1 << right) - 1
-    return (
-        multiplier & _LIMB_MASK,
-        (multiplier >> 15) & _LIMB_MASK,
-        multiplier >> 30,
-        left,
-        right,
-        mask,
-    )
-
-
 def requant_table(multipliers, zero_point, act_min, act_max):
-    """An int32 array for requantize(): header then CHANNEL_WORDS per channel."""
+    """An int32 array for requantize(): HEADER_WORDS, then per channel the multiplier and
+    the shift + _BIAS (biased: a ptr32 load reads words unsigned on 64-bit)."""
     import array
 
-    # signed header words are stored biased: a ptr32 load reads them unsigned on 64-bit
     words = [len(multipliers), zero_point + _BIAS, act_min + _BIAS, act_max + _BIAS, 0]
     for multiplier, shift in multipliers:
-        words.extend(channel_words(multiplier, shift))
+        if not 0 <= multiplier < (1 << 31) or not -31 <= shift <= 30:
+            raise ValueError("multiplier %d shift %d out of range" % (multiplier, shift))
+        words.append(multiplier)
+        words.append(shift + _BIAS)
     return array.array("i", words)
 
 
@@ -156,13 +143,20 @@ def requantize(acc, out, n: int, table):
     ch = 0
     i = 0
     while i < n:
-        c = 5 + 6 * ch
-        m0 = t[c]
-        m1 = t[c + 1]
-        m2 = t[c + 2]
-        left = t[c + 3]
-        right = t[c + 4]
-        mask = t[c + 5]
+        c = 5 + 2 * ch
+        mult = t[c]
+        m0 = mult & 0x7FFF
+        m1 = (mult >> 15) & 0x7FFF
+        m2 = (mult >> 30) & 1
+        shift = t[c + 1] - _BIAS
+        left = 0
+        right = 0
+        mask = 0
+        if shift > 0:
+            left = shift
+        elif shift < 0:
+            right = 0 - shift
+            mask = ((1 << (right - 1)) - 1) * 2 + 1  # 2^right - 1 without forming 2^31
         w = a[i]
         hw = (w >> 16) & 0xFFFF
         if hw >= 0x8000:
@@ -200,3 +194,49 @@ def requantize(acc, out, n: int, table):
         if ch == channels:
             ch = 0
         i += 1
+
+
+def mbqm(x, multiplier, shift):
+    """MultiplyByQuantizedMultiplier on Python ints, for prepare-time tables (the int32
+    wrap of x << left is TFLite's undefined overflow; callers stay inside int32)."""
+    left = shift if shift > 0 else 0
+    right = -shift if shift < 0 else 0
+    a = x * (1 << left)
+    if a == multiplier == -(1 << 31):
+        high = (1 << 31) - 1
+    else:
+        ab = a * multiplier
+        v = ab + ((1 << 30) if ab >= 0 else 1 - (1 << 30))
+        high = (abs(v) >> 31) * (1 if v >= 0 else -1)
+    mask = (1 << right) - 1
+    threshold = (mask >> 1) + (1 if high < 0 else 0)
+    return (high >> right) + (1 if (high & mask) > threshold else 0)
+
+
+def quantize_value(value_num, value_den, scale, zero_point):
+    """TFLite's Quantize(scale, zero_point, f): zero_point + round(f / scale), the division
+    in float32 and round() halving away from zero; f = value_num / value_den >= 0."""
+    m, e = f32(scale)
+    if m <= 0:
+        raise ValueError("scale must be positive")
+    if value_num == 0:
+        return zero_point
+    if e >= 0:
+        q, qe = _round(value_num, value_den * (m << e), 0, _FLOAT_BITS)
+    else:
+        q, qe = _round(value_num << -e, value_den * m, 0, _FLOAT_BITS)
+    if qe >= 0:
+        return zero_point + (q << qe)
+    return zero_point + ((q + (1 << (-qe - 1))) >> -qe)
+
+
+def activation_range(activation, scale, zero_point, qmin, qmax):
+    """CalculateActivationRangeQuantized: (act_min, act_max) for a fused activation."""
+    if activation == 1:  # RELU
+        return max(qmin, quantize_value(0, 1, scale, zero_point)), qmax
+    if activation == 3:  # RELU6
+        lo = max(qmin, quantize_value(0, 1, scale, zero_point))
+        return lo, min(qmax, quantize_value(6, 1, scale, zero_point))
+    if activation == 0:
+        return qmin, qmax
+    raise ValueError("fused activation %d is not supported" % activation)

@@ -25,6 +25,26 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     )
 
 
+def _cmd_model_check(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from wakeward import modelcheck, models
+
+    inputs = None
+    if args.inputs is not None:
+        shape, dtype = modelcheck.input_details(models.resolve(args.model))
+        inputs = modelcheck.load_inputs(args.inputs, shape, dtype)
+    report = modelcheck.check(
+        args.model, inputs=inputs, invocations=args.invocations, seed=args.seed, heap=args.heap
+    )
+    for line in report.lines():
+        print(line)
+    if args.save_outputs is not None:
+        np.save(args.save_outputs, report.outputs)
+        print(f"device outputs saved to {args.save_outputs}")
+    return 0 if report.bit_exact else 1
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from wakeward import demo
 
@@ -62,6 +82,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="MicroPython heap limit profile (default: %(default)s)",
     )
     p.set_defaults(func=_cmd_sim)
+
+    p = sub.add_parser("model", help="wake-word model tools")
+    model_sub = p.add_subparsers(dest="model_command", required=True, metavar="ACTION")
+    p = model_sub.add_parser(
+        "check",
+        help="run a model on the device interpreter and on TFLite Micro and compare",
+    )
+    p.add_argument("model", help="a .tflite file or a pymicro-wakeword model name (alexa, ...)")
+    p.add_argument(
+        "--inputs",
+        type=Path,
+        help=".npy int8/uint8 array; the first axis is the invocation (default: random)",
+    )
+    p.add_argument("--invocations", type=int, default=200, help="random invocations to run")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--save-outputs", type=Path, help="write the device outputs as .npy")
+    p.add_argument(
+        "--heap",
+        default=unixport.DEFAULT_HEAP_PROFILE,
+        choices=sorted(unixport.HEAP_PROFILES),
+        help="MicroPython heap limit profile (default: %(default)s)",
+    )
+    p.set_defaults(func=_cmd_model_check)
 
     p = sub.add_parser("demo", help="the main job on one PC (what `make demo` runs)")
     p.add_argument("--workdir", type=Path, default=Path("build/demo"))

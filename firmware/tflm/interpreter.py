@@ -1,0 +1,531 @@
+# A TFLite Micro interpreter for int8 streaming models (microWakeWord v2 and ours).
+#
+# Prepare (once, may allocate): read the model, run the CALL_ONCE init subgraph, plan one
+# arena for the activations (tensors whose lifetimes do not overlap share bytes), build
+# each kernel's constant tables, and turn every operator into steps (fn, a, b, c, d) of
+# viper calls over preallocated buffers. invoke() then only calls those steps: it
+# allocates nothing.
+import struct
+
+from micropython import const
+
+from tflm import conv, move, quant
+from tflm import model as tfl
+
+_ALIGN = const(4)
+_INT8_MIN = const(-128)
+_INT8_MAX = const(127)
+_UINT8_MAX = const(255)
+_ELEMENT_BYTES = {tfl.INT8: 1, tfl.UINT8: 1, tfl.INT16: 2, tfl.INT32: 4, tfl.BOOL: 1}
+
+
+class InterpreterError(ValueError):
+    pass
+
+
+def _size(shape):
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def _align(n):
+    return (n + _ALIGN - 1) & ~(_ALIGN - 1)
+
+
+class Interpreter:
+    """Runs subgraph 0 of a parsed model (tflm.model.Model)."""
+
+    def __init__(self, model):
+        self.model = model
+        sg = model.subgraphs[0]
+        self._sg = sg
+        ops = [sg.operator(i) for i in range(sg.operator_count)]
+        self._ops = ops
+        self._views = [None] * sg.tensor_count  # type: list
+        self._var_of = {}  # type: dict  # resource tensor index -> variable key
+        self.variables = {}  # type: dict  # key -> bytearray
+        self._initial = {}  # type: dict  # key -> the initial value, a view into the model
+        self.steps = []  # type: list
+        self.op_names = tuple(op.op_name for op in ops)
+        self.scratch_bytes = 0
+        self._constants()
+        self._plan_arena()
+        for op in ops:
+            try:
+                self._prepare(op)
+            except (InterpreterError, tfl.ModelError) as e:
+                raise InterpreterError(
+                    "operator %d (%s): %s" % (op.index, op.op_name, e)
+                ) from None
+        self.variable_bytes = 0
+        for value in self.variables.values():
+            self.variable_bytes += len(value)
+        self.inputs = tuple(self._views[i] for i in sg.inputs)
+        self.outputs = tuple(self._views[i] for i in sg.outputs)
+        self._input_runs = tuple(move.runs(((0, 0, len(v)),)) for v in self.inputs)
+        self._ops = []  # prepare only
+
+    # -- tensors ------------------------------------------------------------------------
+
+    def _constants(self):
+        for i in range(self._sg.tensor_count):
+            t = self._sg.tensor(i)
+            if t.type == tfl.RESOURCE:
+                continue
+            data = self.model.buffer(t.buffer) if t.buffer else None
+            if data is not None and len(data):
+                want = _size(t.shape) * self._element_bytes(t)
+                if len(data) != want:
+                    raise InterpreterError(
+                        "tensor %d (%s): %d bytes of data for shape %r"
+                        % (t.index, t.name, len(data), tuple(t.shape))
+                    )
+                self._views[t.index] = data
+
+    def _element_bytes(self, t):
+        try:
+            return _ELEMENT_BYTES[t.type]
+        except KeyError:
+            raise InterpreterError(
+                "tensor %d (%s) has type %s, which is not supported"
+                % (t.index, t.name, t.type_name)
+            ) from None
+
+    def _plan_arena(self):
+        """Greedy plan: biggest first, each at the lowest offset free during its lifetime."""
+        n_ops = len(self._ops)
+        first = {}
+        last = {}
+        for i in self._sg.inputs:
+            first[i] = 0
+            last[i] = 0
+        for k, op in enumerate(self._ops):
+            for i in op.outputs:
+                if i >= 0 and i not in first:
+                    first[i] = k
+                    last[i] = k
+            for i in op.inputs:
+                if i >= 0:
+                    if i not in first:
+                        first[i] = k
+                    last[i] = k
+        for i in self._sg.outputs:
+            if i not in first:
+                first[i] = n_ops
+            last[i] = n_ops
+        items = []
+        nbytes = {}
+        for i in first:
+            t = self._sg.tensor(i)
+            if self._views[i] is not None or t.type == tfl.RESOURCE:
+                continue
+            nbytes[i] = _size(t.shape) * self._element_bytes(t)
+            items.append((_align(nbytes[i]), i))
+        items.sort(reverse=True)
+        placed = []  # type: list  # (offset, size, first, last)
+        offsets = {}
+        total = 0
+        for size, i in items:
+            offset = 0
+            for p_off, p_size, p_first, p_last in sorted(placed):
+                if p_last < first[i] or p_first > last[i]:
+                    continue
+                if offset + size <= p_off:
+                    break
+                if p_off + p_size > offset:
+                    offset = p_off + p_size
+            placed.append((offset, size, first[i], last[i]))
+            offsets[i] = offset
+            if offset + size > total:
+                total = offset + size
+        self.arena_bytes = total
+        try:
+            self.arena = bytearray(total)
+        except MemoryError:
+            raise InterpreterError(
+                "the model needs a %d-byte arena: not enough memory" % total
+            ) from None
+        mv = memoryview(self.arena)
+        for i, offset in offsets.items():
+            self._views[i] = mv[offset : offset + nbytes[i]]
+
+    def _view(self, i):
+        v = self._views[i]
+        if v is None:
+            raise InterpreterError("tensor %d has no storage" % i)
+        return v
+
+    def _tensor(self, i):
+        """The tensor's description, decoded afresh (prepare only: nothing is kept)."""
+        return self._sg.tensor(i)
+
+    def _scratch(self, nbytes):
+        self.scratch_bytes += nbytes
+        return bytearray(nbytes)
+
+    # -- operators ----------------------------------------------------------------------
+
+    def _prepare(self, op):
+        code = op.op
+        if code == tfl.CALL_ONCE:
+            self._call_once(op)
+        elif code == tfl.VAR_HANDLE:
+            self._var_handle(op)
+        elif code == tfl.READ_VARIABLE:
+            var = self.variables[self._variable(op.inputs[0])]
+            self._copy(self._view(op.outputs[0]), var, ((0, 0, len(var)),))
+        elif code == tfl.ASSIGN_VARIABLE:
+            var = self.variables[self._variable(op.inputs[0])]
+            value = self._view(op.inputs[1])
+            if len(value) != len(var):
+                raise InterpreterError(
+                    "assigns %d bytes to a %d-byte variable" % (len(value), len(var))
+                )
+            self._copy(var, value, ((0, 0, len(var)),))
+        elif code == tfl.RESHAPE:
+            src = self._view(op.inputs[0])
+            dst = self._view(op.outputs[0])
+            if len(src) != len(dst):
+                raise InterpreterError("reshape from %d to %d bytes" % (len(src), len(dst)))
+            self._copy(dst, src, ((0, 0, len(src)),))
+        elif code == tfl.CONCATENATION:
+            self._concatenation(op)
+        elif code == tfl.STRIDED_SLICE:
+            self._strided_slice(op)
+        elif code == tfl.SPLIT_V:
+            self._split_v(op)
+        elif code == tfl.CONV_2D:
+            self._conv(op, depthwise=False)
+        elif code == tfl.DEPTHWISE_CONV_2D:
+            self._conv(op, depthwise=True)
+        elif code == tfl.FULLY_CONNECTED:
+            self._fully_connected(op)
+        elif code == tfl.LOGISTIC:
+            self._logistic(op)
+        elif code == tfl.QUANTIZE:
+            self._quantize(op)
+        else:
+            raise InterpreterError("op %s is not supported" % op.op_name)
+
+    def _copy(self, dst, src, triples):
+        table = move.runs(triples)
+        self.steps.append((move.copy_runs, dst, src, table, len(table) // 3))
+
+    # resource variables
+
+    def _var_key(self, op):
+        o = op.options("VarHandleOptions")
+        return (o.container or "") + "/" + (o.shared_name or "")
+
+    def _var_handle(self, op):
+        self._var_of[op.outputs[0]] = self._var_key(op)
+
+    def _variable(self, i):
+        try:
+            return self._var_of[i]
+        except KeyError:
+            raise InterpreterError("tensor %d is not a variable handle" % i) from None
+
+    def _call_once(self, op):
+        index = op.options("CallOnceOptions").init_subgraph_index
+        sg = self.model.subgraphs[index]
+        handles = {}
+        for k in range(sg.operator_count):
+            init = sg.operator(k)
+            if init.op == tfl.VAR_HANDLE:
+                handles[init.outputs[0]] = self._var_key(init)
+            elif init.op == tfl.ASSIGN_VARIABLE:
+                key = handles.get(init.inputs[0])
+                t = sg.tensor(init.inputs[1])
+                data = self.model.buffer(t.buffer) if t.buffer else None
+                if key is None or data is None or not len(data):
+                    raise InterpreterError("init subgraph %d assigns a non-constant" % index)
+                self.variables[key] = bytearray(data)
+                self._initial[key] = data
+            else:
+                raise InterpreterError(
+                    "init subgraph %d: op %s is not supported there" % (index, init.op_name)
+                )
+
+    def reset(self):
+        """Put the streaming state back to what the init subgraph assigned."""
+        for key, value in self._initial.items():
+            self.variables[key][:] = value
+
+    # data movement
+
+    def _check_same_quantization(self, a, b):
+        qa = self._tensor(a).quantization
+        qb = self._tensor(b).quantization
+        if qa is None or qb is None:
+            return
+        if tuple(qa.scale) != tuple(qb.scale) or tuple(qa.zero_point) != tuple(qb.zero_point):
+            raise InterpreterError("inputs and output are quantized differently (not supported)")
+
+    def _concatenation(self, op):
+        axis = op.options("ConcatenationOptions").axis
+        out = self._tensor(op.outputs[0])
+        rank = len(out.shape)
+        if axis < 0:
+            axis += rank
+        outer = _size(out.shape[:axis])
+        out_chunk = _size(out.shape[axis:])
+        dst = self._view(op.outputs[0])
+        at = 0
+        for i in op.inputs:
+            self._check_same_quantization(i, op.outputs[0])
+            chunk = _size(self._tensor(i).shape[axis:])
+            triples = [(o * chunk, o * out_chunk + at, chunk) for o in range(outer)]
+            self._copy(dst, self._view(i), triples)
+            at += chunk
+        if at != out_chunk:
+            raise InterpreterError("inputs do not add up to the output along axis %d" % axis)
+
+    def _ints(self, i):
+        t = self._tensor(i)
+        data = self._views[i]
+        if t.type != tfl.INT32 or data is None:
+            raise InterpreterError("tensor %d must be a constant int32 tensor" % i)
+        return struct.unpack("<%di" % (len(data) // 4), data)
+
+    def _strided_slice(self, op):
+        o = op.options("StridedSliceOptions")
+        if o.ellipsis_mask or o.new_axis_mask or o.offset:
+            raise InterpreterError("ellipsis, new-axis and offset slicing are not supported")
+        self._check_same_quantization(op.inputs[0], op.outputs[0])
+        shape = tuple(self._tensor(op.inputs[0]).shape)
+        begin = self._ints(op.inputs[1])
+        end = self._ints(op.inputs[2])
+        strides = self._ints(op.inputs[3])
+        ranges = []
+        for d, dim in enumerate(shape):
+            stride = strides[d]
+            if stride == 0:
+                raise InterpreterError("stride 0 on axis %d" % d)
+            lo, hi = (0, dim) if stride > 0 else (-1, dim - 1)
+            start = begin[d]
+            if o.begin_mask & (1 << d):
+                start = lo if stride > 0 else hi
+            elif start < 0:
+                start += dim
+            start = min(max(start, lo), hi)
+            if o.shrink_axis_mask & (1 << d):
+                stop = start + 1 if stride > 0 else start - 1
+            else:
+                stop = end[d]
+                if o.end_mask & (1 << d):
+                    stop = hi if stride > 0 else lo
+                elif stop < 0:
+                    stop += dim
+                stop = min(max(stop, lo), hi)
+            ranges.append(range(start, stop, stride))
+        count = _size([len(r) for r in ranges])
+        if count != len(self._view(op.outputs[0])):
+            raise InterpreterError(
+                "slice of %d elements for a %d-byte output"
+                % (count, len(self._view(op.outputs[0])))
+            )
+        strides_in = [1] * len(shape)
+        for d in range(len(shape) - 2, -1, -1):
+            strides_in[d] = strides_in[d + 1] * shape[d + 1]
+        triples = []
+        for k in range(count):
+            rem = k
+            src = 0
+            for d in range(len(shape) - 1, -1, -1):
+                n = len(ranges[d])
+                src += ranges[d][rem % n] * strides_in[d]
+                rem //= n
+            triples.append((src, k, 1))
+        self._copy(self._view(op.outputs[0]), self._view(op.inputs[0]), triples)
+
+    def _split_v(self, op):
+        src_t = self._tensor(op.inputs[0])
+        axis = self._ints(op.inputs[2])[0]
+        shape = tuple(src_t.shape)
+        if axis < 0:
+            axis += len(shape)
+        outer = _size(shape[:axis])
+        in_chunk = _size(shape[axis:])
+        at = 0
+        for i in op.outputs:
+            self._check_same_quantization(op.inputs[0], i)
+            chunk = _size(self._tensor(i).shape[axis:])
+            triples = [(o * in_chunk + at, o * chunk, chunk) for o in range(outer)]
+            self._copy(self._view(i), self._view(op.inputs[0]), triples)
+            at += chunk
+        if at != in_chunk:
+            raise InterpreterError("outputs do not add up to the input along axis %d" % axis)
+
+    # arithmetic
+
+    def _quant(self, i):
+        q = self._tensor(i).quantization
+        if q is None or not len(q.scale):
+            raise InterpreterError("tensor %d is not quantized" % i)
+        return q
+
+    def _int8(self, i):
+        t = self._tensor(i)
+        if t.type != tfl.INT8:
+            raise InterpreterError("tensor %d is %s, expected INT8" % (i, t.type_name))
+        return t
+
+    def _conv(self, op, depthwise):
+        inp = self._int8(op.inputs[0])
+        filt = self._int8(op.inputs[1])
+        out = self._int8(op.outputs[0])
+        if len(inp.shape) != 4 or inp.shape[0] != 1:
+            raise InterpreterError("input shape %r: only batch 1 NHWC" % (tuple(inp.shape),))
+        o = op.options("DepthwiseConv2DOptions" if depthwise else "Conv2DOptions")
+        in_h, in_w, in_c = inp.shape[1], inp.shape[2], inp.shape[3]
+        if depthwise:
+            k_h, k_w, out_c = filt.shape[1], filt.shape[2], filt.shape[3]
+            mult = out_c // in_c
+            if mult * in_c != out_c:
+                raise InterpreterError("%d output channels for %d input channels" % (out_c, in_c))
+        else:
+            out_c, k_h, k_w = filt.shape[0], filt.shape[1], filt.shape[2]
+            mult = 0
+            if filt.shape[3] != in_c:
+                raise InterpreterError(
+                    "filter depth %d for %d input channels" % (filt.shape[3], in_c)
+                )
+        stride = (o.stride_h, o.stride_w)
+        dilation = (o.dilation_h_factor, o.dilation_w_factor)
+        pads = []
+        outs = []
+        for n, k, s, d in (
+            (in_h, k_h, stride[0], dilation[0]),
+            (in_w, k_w, stride[1], dilation[1]),
+        ):
+            eff = (k - 1) * d + 1
+            if o.padding == tfl.PADDING_SAME:
+                size = (n + s - 1) // s
+            else:
+                size = (n - eff + s) // s
+            outs.append(size)
+            pads.append(max(0, (size - 1) * s + eff - n) // 2)
+        if tuple(out.shape) != (1, outs[0], outs[1], out_c):
+            raise InterpreterError(
+                "output shape %r, expected %r" % (tuple(out.shape), (1, outs[0], outs[1], out_c))
+            )
+        geom = conv.geometry(
+            (in_h, in_w, in_c),
+            (outs[0], outs[1], out_c),
+            (k_h, k_w),
+            stride,
+            dilation,
+            tuple(pads),
+            -self._quant(op.inputs[0]).zero_point[0],
+            mult,
+        )
+        self._accumulate_and_requantize(
+            op,
+            conv.depthwise_conv2d if depthwise else conv.conv2d,
+            geom,
+            out_c,
+            outs[0] * outs[1] * out_c,
+            o.fused_activation_function,
+        )
+
+    def _fully_connected(self, op):
+        inp = self._int8(op.inputs[0])
+        filt = self._int8(op.inputs[1])
+        self._int8(op.outputs[0])
+        o = op.options("FullyConnectedOptions")
+        if o.weights_format != 0:
+            raise InterpreterError("shuffled weights are not supported")
+        units, depth = filt.shape[0], filt.shape[1]
+        batches = _size(inp.shape) // depth
+        geom = conv.geometry(
+            (batches, 1, depth),
+            (batches, 1, units),
+            (1, 1),
+            (1, 1),
+            (1, 1),
+            (0, 0),
+            -self._quant(op.inputs[0]).zero_point[0],
+        )
+        self._accumulate_and_requantize(
+            op, conv.conv2d, geom, units, batches * units, o.fused_activation_function
+        )
+
+    def _accumulate_and_requantize(self, op, kernel, geom, out_c, n_out, activation):
+        in_q = self._quant(op.inputs[0])
+        f_q = self._quant(op.inputs[1])
+        out_q = self._quant(op.outputs[0])
+        for z in f_q.zero_point:
+            if z != 0:
+                raise InterpreterError("filter zero point %d (must be 0)" % z)
+        scales = f_q.scale
+        if len(scales) not in (1, out_c):
+            raise InterpreterError("%d filter scales for %d channels" % (len(scales), out_c))
+        in_s = quant.f32(in_q.scale[0])
+        out_s = quant.f32(out_q.scale[0])
+        multipliers = []
+        for c in range(len(scales)):
+            d = quant.ddiv(quant.dmul(in_s, quant.f32(scales[c])), out_s)
+            multipliers.append(quant.quantize_multiplier(d))
+        out_zp = out_q.zero_point[0]
+        lo, hi = quant.activation_range(activation, out_q.scale[0], out_zp, _INT8_MIN, _INT8_MAX)
+        table = quant.requant_table(multipliers, out_zp, lo, hi)
+        acc = self._scratch(4 * (out_c + n_out))
+        if len(op.inputs) > 2 and op.inputs[2] >= 0:
+            bias = self._view(op.inputs[2])
+            if len(bias) != 4 * out_c:
+                raise InterpreterError("bias of %d bytes for %d channels" % (len(bias), out_c))
+            acc[0 : 4 * out_c] = bias
+        self.steps.append((kernel, self._view(op.inputs[0]), self._view(op.inputs[1]), acc, geom))
+        out_acc = memoryview(acc)[4 * out_c :]
+        self.steps.append((quant.requantize, out_acc, self._view(op.outputs[0]), n_out, table))
+
+    def _lut_step(self, op, lut):
+        src = self._view(op.inputs[0])
+        self.steps.append((move.map_bytes, self._view(op.outputs[0]), src, lut, len(src)))
+
+    def _logistic(self, op):
+        from tflm import logistic
+
+        self._int8(op.inputs[0])
+        out_q = self._quant(op.outputs[0])
+        if out_q.zero_point[0] != _INT8_MIN:
+            raise InterpreterError("output zero point %d (must be -128)" % out_q.zero_point[0])
+        q = self._quant(op.inputs[0])
+        self._lut_step(op, logistic.lut(q.scale[0], q.zero_point[0]))
+
+    def _quantize(self, op):
+        src = self._tensor(op.inputs[0])
+        dst = self._tensor(op.outputs[0])
+        ranges = {tfl.INT8: (_INT8_MIN, _INT8_MAX), tfl.UINT8: (0, _UINT8_MAX)}
+        if src.type not in ranges or dst.type not in ranges:
+            raise InterpreterError(
+                "QUANTIZE from %s to %s is not supported" % (src.type_name, dst.type_name)
+            )
+        in_q = self._quant(op.inputs[0])
+        out_q = self._quant(op.outputs[0])
+        d = quant.ddiv(quant.f32(in_q.scale[0]), quant.f32(out_q.scale[0]))
+        multiplier, shift = quant.quantize_multiplier(d)
+        lo, hi = ranges[dst.type]
+        in_lo = ranges[src.type][0]
+        lut = bytearray(256)
+        for b in range(256):
+            x = b if in_lo == 0 else (b ^ 0x80) - 0x80
+            v = quant.mbqm(x - in_q.zero_point[0], multiplier, shift) + out_q.zero_point[0]
+            lut[b] = min(max(v, lo), hi) & 0xFF
+        self._lut_step(op, bytes(lut))
+
+    # -- running ------------------------------------------------------------------------
+
+    def set_input(self, index, data):
+        """Copy `data` (bytes-like, exactly the input's size) into input `index`."""
+        dst = self.inputs[index]
+        if len(data) != len(dst):
+            raise InterpreterError("input %d takes %d bytes, got %d" % (index, len(dst), len(data)))
+        move.copy_runs(dst, data, self._input_runs[index], 1)
+
+    def invoke(self):
+        for step in self.steps:
+            step[0](step[1], step[2], step[3], step[4])

@@ -1,0 +1,108 @@
+"""The device interpreter runs the four pymicro-wakeword models bit-exactly against TFLite
+Micro (PyPI tflite-micro), over 2,000+ streaming invocations of real speech features and of
+random inputs, without allocating per invocation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from wakeward import modelcheck
+
+from tests.conftest import require_tools
+
+MODELS = ("alexa", "hey_jarvis", "hey_mycroft", "okay_nabu")
+INVOCATIONS = 2100
+
+
+
+def check(name: str, inputs: np.ndarray) -> modelcheck.Report:
+    """Device interpreter vs TFLite Micro (wakeward model check's API). The whole run is
+    under heap_lock, so an allocation per invocation fails it."""
+    return modelcheck.check(name, inputs=inputs, heap="esp32s3-psram")
+
+
+def assert_bit_exact(report: modelcheck.Report) -> None:
+    assert report.bit_exact, "\n".join(report.lines())
+
+
+@pytest.fixture(scope="module")
+def speech_chunks(tmp_path_factory) -> np.ndarray:
+    """Consecutive [1, 3, 40] int8 model inputs from synthetic speech with the wake words,
+    through pymicro-features, quantised as pymicro-wakeword feeds its models."""
+    require_tools("espeak-ng", "sox")
+    from pymicro_features import MicroFrontend
+    from wakeward import tts
+
+    tmp = tmp_path_factory.mktemp("speech")
+    lines = [
+        "Alexa, what is the weather like today?",
+        "Hey Jarvis, turn on the kitchen lights.",
+        "Hey Mycroft, play some music please.",
+        "Okay Nabu, set a timer for ten minutes.",
+        "The quick brown fox jumps over the lazy dog, and then Alexa laughed.",
+    ]
+    voices = [("en-us", 150), ("en-gb", 130), ("en-us+f3", 170), ("en-us+m3", 120)]
+    parts = []
+    for i, (voice, rate) in enumerate(voices):
+        for j, text in enumerate(lines):
+            parts.append(np.zeros(4000, np.int16))
+            parts.append(tts.espeak(text, tmp / f"s{i}_{j}.wav", voice=voice, rate_wpm=rate))
+    audio = np.concatenate(parts)
+    frontend = MicroFrontend()
+    features = []
+    data = audio.tobytes()
+    step = 320  # 10 ms of int16, advanced by what the frontend consumed (as pymicro-wakeword)
+    at = 0
+    while at + step <= len(data):
+        result = frontend.process_samples(data[at : at + step])
+        at += 2 * result.samples_read
+        if result.features:
+            features.append(result.features)
+    feats = np.array(features, dtype=np.float64)
+    q = np.clip(np.round(feats / 0.10196078568696976 - 128), -128, 127).astype(np.int8)
+    n = len(q) // 3
+    chunks = q[: 3 * n].reshape(n, 1, 3, 40)
+    assert n >= INVOCATIONS, f"only {n} invocations of speech"
+    return chunks[:INVOCATIONS]
+
+
+def random_chunks(seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.integers(-128, 128, (INVOCATIONS, 1, 3, 40)).astype(np.int8)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_speech_features_bit_exact(speech_chunks, name):
+    report = check(name, speech_chunks)
+    assert_bit_exact(report)
+    assert report.invocations == INVOCATIONS
+    assert len(np.unique(report.outputs)) > 3, "the speech should move the model's output"
+    assert report.manifest_arena_bytes is not None
+    assert report.arena_bytes + report.variable_bytes <= report.manifest_arena_bytes
+
+
+def test_alexa_fires_on_speech(speech_chunks):
+    report = check("alexa", speech_chunks)
+    assert report.outputs.max() >= 230  # the recording says "Alexa" several times
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_random_inputs_bit_exact(name):
+    assert_bit_exact(check(name, random_chunks(MODELS.index(name))))
+
+
+def test_a_mismatch_is_reported_with_its_place(monkeypatch):
+    """The comparison can fail: a reference that differs in one place is reported there."""
+    real = modelcheck._reference
+
+    def off_by_one(model, inputs):
+        outputs, us = real(model, inputs)
+        outputs[17, 0] ^= 1
+        return outputs, us
+
+    monkeypatch.setattr(modelcheck, "_reference", off_by_one)
+    report = check("alexa", random_chunks(9)[:50])
+    assert not report.bit_exact
+    k, i, device, reference = report.first_mismatch
+    assert (k, i) == (17, 0) and device ^ reference == 1
+    assert "first mismatch at invocation 17, output index 0" in report.lines()[-1]

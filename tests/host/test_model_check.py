@@ -1,0 +1,62 @@
+"""`wakeward model check` as a user runs it: good runs, and clear errors for bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+
+
+def wakeward(*args, cwd):
+    return subprocess.run(
+        [sys.executable, "-m", "wakeward", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def test_check_saves_outputs_and_reports(tmp_path):
+    inputs = np.random.default_rng(1).integers(-128, 128, (30, 1, 3, 40)).astype(np.int8)
+    np.save(tmp_path / "in.npy", inputs)
+    done = wakeward(
+        "model", "check", "hey_jarvis", "--heap", "esp32s3-psram",
+        "--inputs", "in.npy", "--save-outputs", "out.npy", cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "bit-exact: yes, 30 invocations" in done.stdout
+    assert "FULLY_CONNECTED x1" in done.stdout
+    assert "manifest tensor_arena_size" in done.stdout
+    out = np.load(tmp_path / "out.npy")
+    assert out.shape == (30, 1) and out.dtype == np.uint8
+
+
+def test_inputs_of_the_wrong_dtype_are_refused(tmp_path):
+    np.save(tmp_path / "in.npy", np.zeros((5, 120), np.float32))
+    done = wakeward("model", "check", "alexa", "--inputs", "in.npy", cwd=tmp_path)
+    assert done.returncode == 1
+    assert "wakeward: in.npy: dtype float32, the model's input is int8" in done.stderr
+
+
+def test_inputs_of_the_wrong_size_are_refused(tmp_path):
+    np.save(tmp_path / "in.npy", np.zeros((5, 7), np.int8))
+    done = wakeward("model", "check", "alexa", "--inputs", "in.npy", cwd=tmp_path)
+    assert done.returncode == 1
+    assert "each invocation needs 120 values" in done.stderr
+
+
+def test_a_missing_model_is_named(tmp_path):
+    done = wakeward("model", "check", "nope.tflite", cwd=tmp_path)
+    assert done.returncode == 1
+    assert "wakeward: nope.tflite: no such model file" in done.stderr
+
+
+def test_a_broken_model_gets_the_readers_message(tmp_path):
+    (tmp_path / "bad.tflite").write_bytes(b"\x00" * 64)
+    done = wakeward("model", "check", "bad.tflite", "--heap", "esp32s3-psram", cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.startswith("wakeward: ")
+    assert "Traceback" not in done.stderr
