@@ -57,9 +57,9 @@ def callgrind_instructions(argv: list[str], cwd: Path, env: dict[str, str]) -> i
     return int(match.group(1))
 
 
-def micropython_argv(script: Path) -> list[str]:
+def micropython_argv(script: Path, heap: str = unixport.DEFAULT_HEAP_PROFILE) -> list[str]:
     """The unix port's `micropython` is a Python entry point: run it under this Python."""
-    exe = unixport.command(script)
+    exe = unixport.command(script, heap=heap)
     return [sys.executable, *exe]
 
 
@@ -70,6 +70,13 @@ def median_wall_s(argv: list[str], cwd: Path, env: dict[str, str], runs: int = 5
         subprocess.run(argv, cwd=cwd, env=env, check=True, capture_output=True)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def per_unit_wall_s(argv: list[str], n: int, cwd: Path, env: dict[str, str]) -> float:
+    """Median wall time of argv + [n] minus that of argv + [0], per unit."""
+    full = median_wall_s([*argv, str(n)], cwd, env)
+    empty = median_wall_s([*argv, "0"], cwd, env)
+    return (full - empty) / n
 
 
 def bench_listen_loop(tmp: Path) -> str:
@@ -113,7 +120,78 @@ def bench_listen_loop(tmp: Path) -> str:
     )
 
 
-BENCHMARKS: list[Callable[[Path], str]] = [bench_listen_loop]
+INTERPRETER_SCRIPT = """
+import sys
+from tflm import interpreter, model
+it = interpreter.Interpreter(model.load(sys.argv[1]))
+n = int(sys.argv[2])
+data = open("inputs.raw", "rb").read()
+size = len(it.inputs[0])
+views = [memoryview(data)[k * size : (k + 1) * size] for k in range(n)]
+for k in range(n):
+    it.set_input(0, views[k])
+    it.invoke()
+"""
+
+TFLM_SCRIPT = """
+import sys
+import numpy as np
+from tflite_micro.python.tflite_micro import runtime
+it = runtime.Interpreter.from_bytes(open(sys.argv[1], "rb").read())
+n = int(sys.argv[2])
+x = np.frombuffer(open("inputs.raw", "rb").read(), np.int8).reshape(-1, 1, 3, 40)
+for k in range(n):
+    it.set_input(x[k], 0)
+    it.invoke()
+"""
+
+
+def bench_interpreter(tmp: Path) -> str:
+    """One invocation of each pymicro-wakeword model: device interpreter vs TFLite Micro."""
+    from wakeward import models
+
+    n = 200
+    rng = np.random.default_rng(3)
+    inputs = rng.integers(-128, 128, (n, 1, 3, 40)).astype(np.int8)
+    (tmp / "inputs.raw").write_bytes(inputs.tobytes())
+    env = unixport.environment()
+    device = tmp / "interp_bench.py"
+    device.write_text(INTERPRETER_SCRIPT)
+    reference = tmp / "tflm_bench.py"
+    reference.write_text(TFLM_SCRIPT)
+    rows = []
+    for name in models.BUILTIN:
+        path = str(models.resolve(name))
+        dev_argv = [*micropython_argv(device, heap="esp32s3-psram"), path]
+        ref_argv = [sys.executable, str(reference), path]
+        dev = {k: callgrind_instructions([*dev_argv, str(k)], tmp, env) for k in (0, n)}
+        ref = {k: callgrind_instructions([*ref_argv, str(k)], tmp, env) for k in (0, n)}
+        dev_per = (dev[n] - dev[0]) / n
+        ref_per = (ref[n] - ref[0]) / n
+        dev_wall = per_unit_wall_s(dev_argv, n, tmp, env)
+        ref_wall = per_unit_wall_s(ref_argv, n, tmp, env)
+        rows.append(
+            f"| {name} | {dev_per:,.0f} | {ref_per:,.0f} | {dev_per / ref_per:.1f}x "
+            f"| {dev_wall * 1e6:,.0f} | {ref_wall * 1e6:,.0f} |"
+        )
+    return "\n".join(
+        [
+            "## Device interpreter per invocation (issue 3)",
+            "",
+            f"{n} streaming invocations on random int8 inputs; instructions from callgrind "
+            "(N minus 0 invocations, so loading and prepare are excluded). The reference is "
+            "TFLite Micro (PyPI tflite-micro) driven from CPython, so its figure includes the "
+            "Python binding's per-call overhead. Wall times are medians of 5 runs.",
+            "",
+            "| model | device instr/invocation | TFLite Micro instr/invocation | ratio "
+            "| device us | TFLite Micro us |",
+            "| --- | --- | --- | --- | --- | --- |",
+            *rows,
+        ]
+    )
+
+
+BENCHMARKS: list[Callable[[Path], str]] = [bench_listen_loop, bench_interpreter]
 
 
 def machine_line() -> str:

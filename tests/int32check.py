@@ -49,7 +49,17 @@ _OPS: dict[str, Callable[[int, int], int]] = {
 }
 
 
+class _Addr:
+    """A machine address from uint(ptr): a buffer and a byte offset into it."""
+
+    def __init__(self, mv: memoryview, offset: int):
+        self.mv = mv
+        self.offset = offset
+
+
 def _binop(op: str, a: Any, b: Any, where: str) -> Any:
+    if isinstance(a, _Addr) and isinstance(b, int) and op in ("Add", "Sub"):
+        return _Addr(a.mv, a.offset + (b if op == "Add" else -b))
     _check(a, where)
     _check(b, where)
     if op in ("FloorDiv", "Mod") and (a < 0 or b <= 0):
@@ -65,7 +75,12 @@ def _neg(a: Any, where: str) -> Any:
 
 class _Ptr:
     def __init__(self, buf: Any, size: int, signed: bool):
-        self._mv = memoryview(buf).cast("B")
+        if isinstance(buf, _Addr):
+            self._mv = buf.mv[buf.offset :]
+        elif isinstance(buf, _Ptr):
+            self._mv = buf._mv
+        else:
+            self._mv = memoryview(buf).cast("B")
         self._size = size
         self._signed = signed
 
@@ -84,6 +99,13 @@ class _Ptr:
             raise IndexError(f"pointer write at {i} outside a {len(self._mv)}-byte buffer")
         bits = 8 * self._size
         self._mv[at : at + self._size] = (value & ((1 << bits) - 1)).to_bytes(self._size, "little")
+
+
+def _uint(value: Any) -> Any:
+    """uint(ptr) is the pointer's address; uint(int) reinterprets as unsigned (refused)."""
+    if isinstance(value, _Ptr):
+        return _Addr(value._mv, 0)
+    raise Int32Overflow(f"uint({value!r}): only pointer addresses are supported")
 
 
 def _is_viper(fn: ast.FunctionDef) -> bool:
@@ -155,6 +177,7 @@ def load(path: Path) -> types.SimpleNamespace:
         "ptr8": lambda b: _Ptr(b, 1, signed=False),
         "ptr16": lambda b: _Ptr(b, 2, signed=False),
         "ptr32": lambda b: _Ptr(b, 4, signed=True),
+        "uint": _uint,
     }
     saved = sys.modules.get("micropython")
     sys.modules["micropython"] = _fake_micropython()

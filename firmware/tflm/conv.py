@@ -2,22 +2,30 @@
 # (reference_integer_ops ConvPerChannel / DepthwiseConvPerChannel / FullyConnected):
 #   acc[oc] = bias[oc] + sum(filter * (input + input_offset)) over taps inside the input
 # then requantize() per output channel. Batch 1, NHWC. Taps in the padding contribute
-# nothing (as in TFLite), so the input offset cannot be folded into the bias there.
+# nothing (as in TFLite).
 #
-# Buffers: `inp` int8 input; `filt` int8 filter as in the model; `acc` int32 with the bias
-# in its first out_c words (copied once at prepare) followed by one word per output;
-# `g` an int32 geometry table (GEOMETRY_WORDS, built by geometry()).
+# Buffers: `inp` int8 input; `filt` int8 filter as in the model; `acc` int32 with a
+# per-channel prefix of out_c words (built once by accumulators()) followed by one word
+# per output; `g` an int32 geometry table (GEOMETRY_WORDS, built by geometry()).
 #
-# 32-bit: |filter * (input + offset)| <= 128 * 255, so a sum of up to 65,000 taps plus a
-# bias stays inside int32; geometry() refuses layers with more taps than that.
+# conv2d works on biased input bytes xb = x ^ 0x80 = x + 128 (no sign extension):
+#   sum(w * (x + off)) = sum(w * xb) + (off - 128) * sum(w)
+# so its prefix holds bias + (off - 128) * sum(w over all taps), and a patch that reaches
+# into the padding takes back (off - 128) * sum(w over the taps it skips). Its inner loop
+# walks pointers 8 taps at a time.
+#
+# 32-bit: |w * xb| <= 128 * 255 and |(off - 128) * w| <= 255 * 128, so with at most
+# _MAX_TAPS taps per output the sums stay inside int32; geometry() refuses bigger layers.
 import array
+import struct
 
 import micropython
 from micropython import const
 
 GEOMETRY_WORDS = const(16)
-_MAX_TAPS = const(65000)
+_MAX_TAPS = const(16384)
 _BIAS = const(0x10000)
+_INT32_LIMIT = const(0x7FFFFFFF)
 
 
 def geometry(in_hwc, out_hwc, k_hw, stride_hw, dilation_hw, pad_hw, input_offset, depth_mult=0):
@@ -48,6 +56,31 @@ def geometry(in_hwc, out_hwc, k_hw, stride_hw, dilation_hw, pad_hw, input_offset
     )
 
 
+def accumulators(bias, filt, out_c, n_out, input_offset, depthwise):
+    """The acc buffer: the per-channel prefix, then n_out words for the outputs.
+
+    bias: int32 LE bytes (or None); filt: the int8 filter bytes. conv2d's prefix folds in
+    (input_offset - 128) * sum(w) per output channel; depthwise's is the plain bias.
+    """
+    acc = bytearray(4 * (out_c + n_out))
+    values = list(struct.unpack("<%di" % out_c, bias)) if bias is not None else [0] * out_c
+    if not depthwise:
+        corr = input_offset - 128
+        per = len(filt) // out_c
+        for oc in range(out_c):
+            total = 0
+            for i in range(oc * per, (oc + 1) * per):
+                w = filt[i]
+                total += w - 256 if w > 127 else w
+            values[oc] += corr * total
+    for oc in range(out_c):
+        v = values[oc]
+        if v > _INT32_LIMIT or v < -_INT32_LIMIT:
+            raise ValueError("bias of channel %d overflows int32" % oc)
+        struct.pack_into("<i", acc, 4 * oc, v)
+    return acc
+
+
 @micropython.viper
 def conv2d(inp, filt, acc, g):
     """CONV_2D (and FULLY_CONNECTED as a 1x1 conv): acc[out_c + pos*out_c + oc]."""
@@ -69,38 +102,77 @@ def conv2d(inp, filt, acc, g):
     d_w = p[11]
     pad_h = p[12] - _BIAS
     pad_w = p[13] - _BIAS
-    off = p[14] - _BIAS
+    corr = p[14] - _BIAS - 128
+    x_addr = uint(x)
+    f_addr = uint(f)
+    per_oc = k_h * k_w * in_c
+    span_h = (k_h - 1) * d_h
+    span_w = (k_w - 1) * d_w
     out = out_c
     oy = 0
     while oy < out_h:
         iy0 = oy * s_h - pad_h
+        inside_h = iy0 >= 0 and iy0 + span_h < in_h
         ox = 0
         while ox < out_w:
             ix0 = ox * s_w - pad_w
+            fast = inside_h and d_w == 1 and ix0 >= 0 and ix0 + span_w < in_w
             oc = 0
             while oc < out_c:
-                total = 0
-                fbase = oc * k_h * k_w * in_c
-                ky = 0
-                while ky < k_h:
-                    iy = iy0 + ky * d_h
-                    if 0 <= iy < in_h:
+                total = a[oc]
+                fbase = oc * per_oc
+                if fast:
+                    # whole rows of k_w * in_c contiguous bytes in input and filter
+                    run = k_w * in_c
+                    fp = ptr8(f_addr + fbase)
+                    ky = 0
+                    while ky < k_h:
+                        xp = ptr8(x_addr + ((iy0 + ky * d_h) * in_w + ix0) * in_c)
+                        n = run
+                        while n >= 8:
+                            total += (
+                                ((fp[0] ^ 0x80) - 0x80) * (xp[0] ^ 0x80)
+                                + ((fp[1] ^ 0x80) - 0x80) * (xp[1] ^ 0x80)
+                                + ((fp[2] ^ 0x80) - 0x80) * (xp[2] ^ 0x80)
+                                + ((fp[3] ^ 0x80) - 0x80) * (xp[3] ^ 0x80)
+                                + ((fp[4] ^ 0x80) - 0x80) * (xp[4] ^ 0x80)
+                                + ((fp[5] ^ 0x80) - 0x80) * (xp[5] ^ 0x80)
+                                + ((fp[6] ^ 0x80) - 0x80) * (xp[6] ^ 0x80)
+                                + ((fp[7] ^ 0x80) - 0x80) * (xp[7] ^ 0x80)
+                            )
+                            fp = ptr8(uint(fp) + 8)
+                            xp = ptr8(uint(xp) + 8)
+                            n -= 8
+                        while n > 0:
+                            total += ((fp[0] ^ 0x80) - 0x80) * (xp[0] ^ 0x80)
+                            fp = ptr8(uint(fp) + 1)
+                            xp = ptr8(uint(xp) + 1)
+                            n -= 1
+                        ky += 1
+                else:
+                    skipped = 0
+                    ky = 0
+                    while ky < k_h:
+                        iy = iy0 + ky * d_h
                         kx = 0
                         while kx < k_w:
                             ix = ix0 + kx * d_w
-                            if 0 <= ix < in_w:
+                            fi = fbase + (ky * k_w + kx) * in_c
+                            fend = fi + in_c
+                            if 0 <= iy < in_h and 0 <= ix < in_w:
                                 xi = (iy * in_w + ix) * in_c
-                                fi = fbase + (ky * k_w + kx) * in_c
-                                end = xi + in_c
-                                while xi < end:
-                                    total += ((f[fi] ^ 0x80) - 0x80) * (
-                                        ((x[xi] ^ 0x80) - 0x80) + off
-                                    )
+                                while fi < fend:
+                                    total += ((f[fi] ^ 0x80) - 0x80) * (x[xi] ^ 0x80)
+                                    fi += 1
                                     xi += 1
+                            else:
+                                while fi < fend:
+                                    skipped += (f[fi] ^ 0x80) - 0x80
                                     fi += 1
                             kx += 1
-                    ky += 1
-                a[out] = a[oc] + total
+                        ky += 1
+                    total -= corr * skipped
+                a[out] = total
                 out += 1
                 oc += 1
             ox += 1

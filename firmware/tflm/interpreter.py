@@ -9,7 +9,7 @@ import struct
 
 from micropython import const
 
-from tflm import conv, move, quant
+from tflm import conv, elementwise, move, pool, quant, reduce
 from tflm import model as tfl
 
 _ALIGN = const(4)
@@ -161,10 +161,6 @@ class Interpreter:
         """The tensor's description, decoded afresh (prepare only: nothing is kept)."""
         return self._sg.tensor(i)
 
-    def _scratch(self, nbytes):
-        self.scratch_bytes += nbytes
-        return bytearray(nbytes)
-
     # -- operators ----------------------------------------------------------------------
 
     def _prepare(self, op):
@@ -206,6 +202,16 @@ class Interpreter:
             self._logistic(op)
         elif code == tfl.QUANTIZE:
             self._quantize(op)
+        elif code == tfl.AVERAGE_POOL_2D:
+            self._pool(op, pool.average_pool)
+        elif code == tfl.MAX_POOL_2D:
+            self._pool(op, pool.max_pool)
+        elif code == tfl.ADD:
+            self._add(op)
+        elif code == tfl.MUL:
+            self._mul(op)
+        elif code == tfl.MEAN:
+            self._mean(op)
         else:
             raise InterpreterError("op %s is not supported" % op.op_name)
 
@@ -472,12 +478,16 @@ class Interpreter:
         out_zp = out_q.zero_point[0]
         lo, hi = quant.activation_range(activation, out_q.scale[0], out_zp, _INT8_MIN, _INT8_MAX)
         table = quant.requant_table(multipliers, out_zp, lo, hi)
-        acc = self._scratch(4 * (out_c + n_out))
+        bias = None
         if len(op.inputs) > 2 and op.inputs[2] >= 0:
             bias = self._view(op.inputs[2])
             if len(bias) != 4 * out_c:
                 raise InterpreterError("bias of %d bytes for %d channels" % (len(bias), out_c))
-            acc[0 : 4 * out_c] = bias
+        acc = conv.accumulators(
+            bias, self._view(op.inputs[1]), out_c, n_out, -in_q.zero_point[0],
+            kernel is conv.depthwise_conv2d,
+        )
+        self.scratch_bytes += len(acc)
         self.steps.append((kernel, self._view(op.inputs[0]), self._view(op.inputs[1]), acc, geom))
         out_acc = memoryview(acc)[4 * out_c :]
         self.steps.append((quant.requantize, out_acc, self._view(op.outputs[0]), n_out, table))
@@ -516,6 +526,170 @@ class Interpreter:
             v = quant.mbqm(x - in_q.zero_point[0], multiplier, shift) + out_q.zero_point[0]
             lut[b] = min(max(v, lo), hi) & 0xFF
         self._lut_step(op, bytes(lut))
+
+    def _pool(self, op, kernel):
+        inp = self._int8(op.inputs[0])
+        out = self._int8(op.outputs[0])
+        if len(inp.shape) != 4:
+            raise InterpreterError("input shape %r: only NHWC" % (tuple(inp.shape),))
+        in_q = self._quant(op.inputs[0])
+        out_q = self._quant(op.outputs[0])
+        if in_q.zero_point[0] != out_q.zero_point[0] or abs(
+            in_q.scale[0] - out_q.scale[0]
+        ) > 1e-6:
+            raise InterpreterError("input and output are quantized differently")
+        o = op.options("Pool2DOptions")
+        batches, in_h, in_w, c = inp.shape
+        pads = []
+        outs = []
+        for n, k, s in ((in_h, o.filter_height, o.stride_h), (in_w, o.filter_width, o.stride_w)):
+            if k < 1 or s < 1:
+                raise InterpreterError("filter %d stride %d" % (k, s))
+            if o.padding == tfl.PADDING_SAME:
+                size = (n + s - 1) // s
+            else:
+                size = (n - k + s) // s
+            outs.append(size)
+            pads.append(max(0, (size - 1) * s + k - n) // 2)
+        if tuple(out.shape) != (batches, outs[0], outs[1], c):
+            raise InterpreterError(
+                "output shape %r, expected %r"
+                % (tuple(out.shape), (batches, outs[0], outs[1], c))
+            )
+        lo, hi = quant.activation_range(
+            o.fused_activation_function, out_q.scale[0], out_q.zero_point[0], _INT8_MIN, _INT8_MAX
+        )
+        geom = pool.geometry(
+            (in_h, in_w, c),
+            (outs[0], outs[1]),
+            (o.filter_height, o.filter_width),
+            (o.stride_h, o.stride_w),
+            tuple(pads),
+            lo,
+            hi,
+        )
+        src = self._view(op.inputs[0])
+        dst = self._view(op.outputs[0])
+        in_n = in_h * in_w * c
+        out_n = outs[0] * outs[1] * c
+        for b in range(batches):
+            self.steps.append(
+                (
+                    kernel,
+                    src[b * in_n : (b + 1) * in_n],
+                    dst[b * out_n : (b + 1) * out_n],
+                    geom,
+                    0,
+                )
+            )
+
+    def _binary(self, op, mode, lut1, lut2, multiplier, activation):
+        """ADD/MUL: int32 accumulators through the broadcast, then requantize."""
+        out_t = self._tensor(op.outputs[0])
+        shape1 = tuple(self._tensor(op.inputs[0]).shape)
+        shape2 = tuple(self._tensor(op.inputs[1]).shape)
+        try:
+            t = elementwise.table(mode, shape1, shape2, lut1, lut2)
+        except ValueError as e:
+            raise InterpreterError(str(e)) from None
+        n = _size(out_t.shape)
+        dims = t[1 : 1 + 4]
+        if _size(dims) != n:
+            raise InterpreterError(
+                "output shape %r for inputs %r and %r" % (tuple(out_t.shape), shape1, shape2)
+            )
+        out_q = self._quant(op.outputs[0])
+        lo, hi = quant.activation_range(
+            activation, out_q.scale[0], out_q.zero_point[0], _INT8_MIN, _INT8_MAX
+        )
+        table = quant.requant_table([multiplier], out_q.zero_point[0], lo, hi)
+        acc = bytearray(4 * n)
+        self.scratch_bytes += len(acc)
+        v1 = self._view(op.inputs[0])
+        v2 = self._view(op.inputs[1])
+        self.steps.append((elementwise.binary, v1, v2, acc, t))
+        self.steps.append((quant.requantize, acc, self._view(op.outputs[0]), n, table))
+
+    def _binary_operands(self, op):
+        for i in (op.inputs[0], op.inputs[1], op.outputs[0]):
+            self._int8(i)
+        return self._quant(op.inputs[0]), self._quant(op.inputs[1]), self._quant(op.outputs[0])
+
+    def _add(self, op):
+        q1, q2, out_q = self._binary_operands(op)
+        s1 = q1.scale[0]
+        s2 = q2.scale[0]
+        twice_max = quant.f32(s1 if s1 > s2 else s2)
+        twice_max = (twice_max[0], twice_max[1] + 1)
+        out_s = quant.f32(out_q.scale[0])
+        luts = []
+        for s, zp in ((s1, q1.zero_point[0]), (s2, q2.zero_point[0])):
+            m, shift = quant.quantize_multiplier(quant.ddiv(quant.f32(s), twice_max))
+            lut = []
+            for b in range(256):
+                x = ((b ^ 0x80) - 0x80 - zp) << 20
+                lut.append(quant.mbqm(x, m, shift))
+            luts.append(lut)
+        multiplier = quant.quantize_multiplier(
+            quant.ddiv(twice_max, (out_s[0], out_s[1] + 20))
+        )
+        if multiplier[1] > 0:
+            raise InterpreterError("output scale too small for the inputs' (multiplier >= 1)")
+        o = op.options("AddOptions")
+        self._binary(op, elementwise.ADD, luts[0], luts[1], multiplier, o.fused_activation_function)
+
+    def _mul(self, op):
+        q1, q2, out_q = self._binary_operands(op)
+        real = quant.ddiv(
+            quant.dmul(quant.f32(q1.scale[0]), quant.f32(q2.scale[0])), quant.f32(out_q.scale[0])
+        )
+        multiplier = quant.quantize_multiplier(real)
+        luts = []
+        biggest = 1
+        for q in (q1, q2):
+            zp = q.zero_point[0]
+            lut = [((b ^ 0x80) - 0x80) - zp for b in range(256)]
+            biggest *= max(abs(lut[127]), abs(lut[128]))
+            luts.append(lut)
+        if multiplier[1] > 0 and (biggest << multiplier[1]) >= 1 << 31:
+            raise InterpreterError("multiplier %d shift %d overflows int32" % multiplier)
+        o = op.options("MulOptions")
+        self._binary(op, elementwise.MUL, luts[0], luts[1], multiplier, o.fused_activation_function)
+
+    def _mean(self, op):
+        inp = self._int8(op.inputs[0])
+        self._int8(op.outputs[0])
+        in_q = self._quant(op.inputs[0])
+        out_q = self._quant(op.outputs[0])
+        shape = tuple(inp.shape)
+        axes = []
+        for a in self._ints(op.inputs[1]):
+            if a < 0:
+                a += len(shape)
+            if a < 0 or a >= len(shape):
+                raise InterpreterError("axis %d for rank %d" % (a, len(shape)))
+            if a not in axes:
+                axes.append(a)
+        try:
+            table, outputs, count = reduce.plan(shape, axes, in_q.zero_point[0])
+        except ValueError as e:
+            raise InterpreterError(str(e)) from None
+        if outputs != len(self._view(op.outputs[0])):
+            raise InterpreterError(
+                "mean into %d outputs for a %d-byte output"
+                % (outputs, len(self._view(op.outputs[0])))
+            )
+        m, shift = quant.quantize_multiplier(
+            quant.ddiv(quant.f32(in_q.scale[0]), quant.f32(out_q.scale[0]))
+        )
+        m, shift = reduce.mean_multiplier(m, shift, count)
+        if shift > 0 and (255 * count) << shift >= 1 << 31:
+            raise InterpreterError("multiplier %d shift %d overflows int32" % (m, shift))
+        rtable = quant.requant_table([(m, shift)], out_q.zero_point[0], _INT8_MIN, _INT8_MAX)
+        acc = bytearray(4 * outputs)
+        self.scratch_bytes += len(acc)
+        self.steps.append((reduce.mean_sums, self._view(op.inputs[0]), acc, table, 0))
+        self.steps.append((quant.requantize, acc, self._view(op.outputs[0]), outputs, rtable))
 
     # -- running ------------------------------------------------------------------------
 

@@ -95,9 +95,12 @@ def layer_cases():
 
 
 def run_kernel(conv, kernel, x, w, bias, geom_args, out_count):
-    acc = np.zeros(len(bias) + out_count, "<i4")
-    acc[: len(bias)] = bias
-    accb = bytearray(acc.tobytes())
+    depthwise = kernel is conv.depthwise_conv2d
+    offset = geom_args[6]
+    bias_bytes = np.asarray(bias, "<i4").tobytes()
+    accb = conv.accumulators(
+        bias_bytes, w.astype(np.int8).tobytes(), len(bias), out_count, offset, depthwise
+    )
     g = conv.geometry(*geom_args)
     kernel(x.astype(np.int8).tobytes(), w.astype(np.int8).tobytes(), accb, g)
     return np.frombuffer(bytes(accb), "<i4")[len(bias) :]
@@ -168,15 +171,15 @@ def test_kernels_on_the_unix_port(mp, tmp_path):
     expected = ref_conv(x, w, bias, stride, dilation, pad, out_hw, offset).reshape(-1)
     (tmp_path / "x.raw").write_bytes(x.astype(np.int8).tobytes())
     (tmp_path / "w.raw").write_bytes(w.astype(np.int8).tobytes())
-    acc = np.concatenate([bias, np.zeros(expected.size)]).astype("<i4")
-    (tmp_path / "acc.raw").write_bytes(acc.tobytes())
+    (tmp_path / "b.raw").write_bytes(np.asarray(bias, "<i4").tobytes())
     args = (in_hwc, (*out_hw, out_c), k_hw, stride, dilation, pad, offset)
     mp.run(
         "import micropython\n"
         "from tflm import conv\n"
         "x = open('x.raw', 'rb').read()\n"
         "w = open('w.raw', 'rb').read()\n"
-        "acc = bytearray(open('acc.raw', 'rb').read())\n"
+        f"acc = conv.accumulators(open('b.raw', 'rb').read(), w, {out_c}, {expected.size}, "
+        f"{offset}, False)\n"
         f"g = conv.geometry(*{args!r})\n"
         "def run(n):\n"
         "    micropython.heap_lock()\n"
