@@ -64,15 +64,18 @@ def accumulators(bias, filt, out_c, n_out, input_offset, depthwise):
     """
     acc = bytearray(4 * (out_c + n_out))
     values = list(struct.unpack("<%di" % out_c, bias)) if bias is not None else [0] * out_c
-    if not depthwise:
-        corr = input_offset - 128
-        per = len(filt) // out_c
-        for oc in range(out_c):
-            total = 0
-            for i in range(oc * per, (oc + 1) * per):
-                w = filt[i]
-                total += w - 256 if w > 127 else w
-            values[oc] += corr * total
+    corr = input_offset - 128
+    per = len(filt) // out_c
+    for oc in range(out_c):
+        total = 0
+        if depthwise:  # filter [1, k_h, k_w, out_c]: a channel's taps are out_c apart
+            taps = range(oc, len(filt), out_c)
+        else:  # filter [out_c, k_h, k_w, in_c]: a channel's taps are contiguous
+            taps = range(oc * per, (oc + 1) * per)
+        for i in taps:
+            w = filt[i]
+            total += w - 256 if w > 127 else w
+        values[oc] += corr * total
     for oc in range(out_c):
         v = values[oc]
         if v > _INT32_LIMIT or v < -_INT32_LIMIT:
@@ -181,7 +184,8 @@ def conv2d(inp, filt, acc, g):
 
 @micropython.viper
 def depthwise_conv2d(inp, filt, acc, g):
-    """DEPTHWISE_CONV_2D: out channel oc = ic * depth_mult + m; filter [1, k_h, k_w, out_c]."""
+    """DEPTHWISE_CONV_2D: out channel oc = ic * depth_mult + m; filter [1, k_h, k_w, out_c].
+    Same biased-input scheme as conv2d; taps are strided, so pointers step per tap."""
     x = ptr8(inp)
     f = ptr8(filt)
     a = ptr32(acc)
@@ -200,33 +204,95 @@ def depthwise_conv2d(inp, filt, acc, g):
     d_w = p[11]
     pad_h = p[12] - _BIAS
     pad_w = p[13] - _BIAS
-    off = p[14] - _BIAS
+    corr = p[14] - _BIAS - 128
     mult = p[15]
+    x_addr = int(uint(x))
+    f_addr = int(uint(f))
+    span_h = (k_h - 1) * d_h
+    span_w = (k_w - 1) * d_w
+    x_step = d_w * in_c
+    x_row = d_h * in_w * in_c - k_w * x_step
     out = out_c
     oy = 0
     while oy < out_h:
         iy0 = oy * s_h - pad_h
+        inside_h = iy0 >= 0 and iy0 + span_h < in_h
         ox = 0
         while ox < out_w:
             ix0 = ox * s_w - pad_w
-            oc = 0
-            while oc < out_c:
-                ic = oc // mult
-                total = 0
+            fast = inside_h and ix0 >= 0 and ix0 + span_w < in_w
+            if fast and mult == 1:
+                # channels are contiguous in input, filter and outputs: per tap, walk them
+                # 4 at a time, accumulating in the output words
+                ap = ptr32(int(uint(a)) + 4 * out)
+                c = 0
+                while c < out_c:
+                    ap[c] = a[c]
+                    c += 1
                 ky = 0
                 while ky < k_h:
-                    iy = iy0 + ky * d_h
-                    if 0 <= iy < in_h:
+                    kx = 0
+                    while kx < k_w:
+                        xp = ptr8(x_addr + ((iy0 + ky * d_h) * in_w + ix0 + kx * d_w) * in_c)
+                        fp = ptr8(f_addr + (ky * k_w + kx) * out_c)
+                        ap = ptr32(int(uint(a)) + 4 * out)
+                        n = out_c
+                        while n >= 4:
+                            ap[0] += ((fp[0] ^ 0x80) - 0x80) * (xp[0] ^ 0x80)
+                            ap[1] += ((fp[1] ^ 0x80) - 0x80) * (xp[1] ^ 0x80)
+                            ap[2] += ((fp[2] ^ 0x80) - 0x80) * (xp[2] ^ 0x80)
+                            ap[3] += ((fp[3] ^ 0x80) - 0x80) * (xp[3] ^ 0x80)
+                            ap = ptr32(uint(ap) + 16)
+                            fp = ptr8(uint(fp) + 4)
+                            xp = ptr8(uint(xp) + 4)
+                            n -= 4
+                        while n > 0:
+                            ap[0] += ((fp[0] ^ 0x80) - 0x80) * (xp[0] ^ 0x80)
+                            ap = ptr32(uint(ap) + 4)
+                            fp = ptr8(uint(fp) + 1)
+                            xp = ptr8(uint(xp) + 1)
+                            n -= 1
+                        kx += 1
+                    ky += 1
+                out += out_c
+                ox += 1
+                continue
+            oc = 0
+            while oc < out_c:
+                ic = oc
+                if mult != 1:
+                    ic = oc // mult
+                total = a[oc]
+                if fast:
+                    xp = ptr8(x_addr + (iy0 * in_w + ix0) * in_c + ic)
+                    fp = ptr8(f_addr + oc)
+                    ky = 0
+                    while ky < k_h:
+                        kx = 0
+                        while kx < k_w:
+                            total += ((fp[0] ^ 0x80) - 0x80) * (xp[0] ^ 0x80)
+                            xp = ptr8(uint(xp) + x_step)
+                            fp = ptr8(uint(fp) + out_c)
+                            kx += 1
+                        xp = ptr8(uint(xp) + x_row)
+                        ky += 1
+                else:
+                    skipped = 0
+                    ky = 0
+                    while ky < k_h:
+                        iy = iy0 + ky * d_h
                         kx = 0
                         while kx < k_w:
                             ix = ix0 + kx * d_w
-                            if 0 <= ix < in_w:
-                                xv = ((x[(iy * in_w + ix) * in_c + ic] ^ 0x80) - 0x80) + off
-                                fv = (f[(ky * k_w + kx) * out_c + oc] ^ 0x80) - 0x80
-                                total += fv * xv
+                            fv = (f[(ky * k_w + kx) * out_c + oc] ^ 0x80) - 0x80
+                            if 0 <= iy < in_h and 0 <= ix < in_w:
+                                total += fv * (x[(iy * in_w + ix) * in_c + ic] ^ 0x80)
+                            else:
+                                skipped += fv
                             kx += 1
-                    ky += 1
-                a[out] = a[oc] + total
+                        ky += 1
+                    total -= corr * skipped
+                a[out] = total
                 out += 1
                 oc += 1
             ox += 1

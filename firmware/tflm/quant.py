@@ -161,7 +161,9 @@ def requantize(acc, out, n: int, table):
         hw = (w >> 16) & 0xFFFF
         if hw >= 0x8000:
             hw -= 0x10000
-        x = ((hw << 16) | (w & 0xFFFF)) << left
+        x = (hw << 16) | (w & 0xFFFF)
+        if left:
+            x = x << left
         # SaturatingRoundingDoublingHighMul(x, M) = sign * floor((|x|*M + 2^30 - neg) / 2^31)
         neg = 0
         if x < 0:
@@ -173,10 +175,16 @@ def requantize(acc, out, n: int, table):
         # the 2^30 nudge enters as 2^15 carried into the second limb (2^30 is no small int)
         s = x0 * m0 - neg
         s = x1 * m0 + x0 * m1 + (s >> 15) + 0x8000
-        s = x2 * m0 + x1 * m1 + x0 * m2 + (s >> 15)
-        d2 = s & 0x7FFF
-        s = x2 * m1 + x1 * m2 + (s >> 15)
-        q = (d2 >> 1) + ((s & 0x7FFF) << 14) + ((x2 * m2 + (s >> 15)) << 29)
+        if x2 == 0:  # |x| < 2^30, the usual case: the x2 terms vanish
+            s = x1 * m1 + x0 * m2 + (s >> 15)
+            d2 = s & 0x7FFF
+            s = x1 * m2 + (s >> 15)
+            q = (d2 >> 1) + ((s & 0x7FFF) << 14) + ((s >> 15) << 29)
+        else:
+            s = x2 * m0 + x1 * m1 + x0 * m2 + (s >> 15)
+            d2 = s & 0x7FFF
+            s = x2 * m1 + x1 * m2 + (s >> 15)
+            q = (d2 >> 1) + ((s & 0x7FFF) << 14) + ((x2 * m2 + (s >> 15)) << 29)
         if neg:
             q = -q
         # RoundingDivideByPOT(q, right)

@@ -31,3 +31,15 @@ def test_map_bytes_applies_the_table(move):
     dst = bytearray(4)
     move.map_bytes(dst, src, lut, 4)
     assert dst == bytes([255, 254, 127, 0])
+
+
+def test_copy_runs_word_and_byte_paths_agree(move):
+    src = bytes((7 * i + 3) & 0xFF for i in range(200))
+    runs = [(0, 0, 64), (64, 100, 36), (5, 140, 13), (101, 153, 4), (120, 160, 20)]
+    dst = bytearray(200)
+    table = move.runs(runs)
+    move.copy_runs(dst, src, table, len(table) // 3)
+    expected = bytearray(200)
+    for s, d, n in runs:
+        expected[d : d + n] = src[s : s + n]
+    assert dst == expected
