@@ -5,6 +5,7 @@
 # each kernel's constant tables, and turn every operator into steps (fn, a, b, c, d) of
 # viper calls over preallocated buffers. invoke() then only calls those steps: it
 # allocates nothing.
+import gc
 import struct
 
 from micropython import const
@@ -34,6 +35,19 @@ def _align(n):
     return (n + _ALIGN - 1) & ~(_ALIGN - 1)
 
 
+def _slice_elements(ranges, strides_in, count):
+    """(src, dst, 1) for each element of a strided slice, generated (runs() merges them)."""
+    rank = len(ranges)
+    for k in range(count):
+        rem = k
+        src = 0
+        for d in range(rank - 1, -1, -1):
+            n = len(ranges[d])
+            src += ranges[d][rem % n] * strides_in[d]
+            rem //= n
+        yield (src, k, 1)
+
+
 class Interpreter:
     """Runs subgraph 0 of a parsed model (tflm.model.Model)."""
 
@@ -41,18 +55,20 @@ class Interpreter:
         self.model = model
         sg = model.subgraphs[0]
         self._sg = sg
-        ops = [sg.operator(i) for i in range(sg.operator_count)]
-        self._ops = ops
+        # Operators and tensors are decoded afresh when needed and dropped, and the arena
+        # is allocated right after a collection: what stays is few, so the heap does not
+        # fragment into holes too small for the buffers (a 128 KB heap has no room to).
         self._views = [None] * sg.tensor_count  # type: list
         self._var_of = {}  # type: dict  # resource tensor index -> variable key
         self.variables = {}  # type: dict  # key -> bytearray
         self._initial = {}  # type: dict  # key -> the initial value, a view into the model
         self.steps = []  # type: list
-        self.op_names = tuple(op.op_name for op in ops)
+        self.op_names = tuple(sg.operator(k).op_name for k in range(sg.operator_count))
         self.scratch_bytes = 0
         self._constants()
         self._plan_arena()
-        for op in ops:
+        for k in range(sg.operator_count):
+            op = sg.operator(k)
             try:
                 self._prepare(op)
             except (InterpreterError, tfl.ModelError) as e:
@@ -65,7 +81,6 @@ class Interpreter:
         self.inputs = tuple(self._views[i] for i in sg.inputs)
         self.outputs = tuple(self._views[i] for i in sg.outputs)
         self._input_runs = tuple(move.runs(((0, 0, len(v)),)) for v in self.inputs)
-        self._ops = []  # prepare only
 
     # -- tensors ------------------------------------------------------------------------
 
@@ -95,13 +110,16 @@ class Interpreter:
 
     def _plan_arena(self):
         """Greedy plan: biggest first, each at the lowest offset free during its lifetime."""
-        n_ops = len(self._ops)
+        sg = self._sg
+        n_ops = sg.operator_count
         first = {}
         last = {}
         for i in self._sg.inputs:
             first[i] = 0
             last[i] = 0
-        for k, op in enumerate(self._ops):
+        op = None
+        for k in range(n_ops):
+            op = sg.operator(k)
             for i in op.outputs:
                 if i >= 0 and i not in first:
                     first[i] = k
@@ -141,6 +159,8 @@ class Interpreter:
             if offset + size > total:
                 total = offset + size
         self.arena_bytes = total
+        del op, placed, items
+        gc.collect()
         try:
             self.arena = bytearray(total)
         except MemoryError:
@@ -336,16 +356,11 @@ class Interpreter:
         strides_in = [1] * len(shape)
         for d in range(len(shape) - 2, -1, -1):
             strides_in[d] = strides_in[d + 1] * shape[d + 1]
-        triples = []
-        for k in range(count):
-            rem = k
-            src = 0
-            for d in range(len(shape) - 1, -1, -1):
-                n = len(ranges[d])
-                src += ranges[d][rem % n] * strides_in[d]
-                rem //= n
-            triples.append((src, k, 1))
-        self._copy(self._view(op.outputs[0]), self._view(op.inputs[0]), triples)
+        self._copy(
+            self._view(op.outputs[0]),
+            self._view(op.inputs[0]),
+            _slice_elements(ranges, strides_in, count),
+        )
 
     def _split_v(self, op):
         src_t = self._tensor(op.inputs[0])

@@ -1,0 +1,633 @@
+# The speech frontend: 40 log-mel features every 10 ms, bit-exact with the TFLite Micro
+# audio "micro frontend" (pymicro-features 2.0.2, ESPHome's micro_wake_word) in the
+# configuration docs/frontend.md lists. Integer only, viper kernels, no allocation after
+# __init__. The tables come from frontend_tables.py (generated, never computed here).
+#
+# Per 480-sample window (160-sample step): Hann window -> shift up to full scale ->
+# 512-point real FFT (kissfft int16: 256-point complex radix-4 + real split) -> energies
+# -> 41 mel bands (64-bit sums) -> rounded sqrt >> shift -> noise reduction -> PCAN gain
+# -> log -> uint16 features, and ESPHome's int8 model input.
+#
+# Word-size rule (see pcm.py): viper ints are 32-bit on the ESP32-S3 and 64-bit on the
+# unix port, so every intermediate stays inside int32 and values the C holds in 32 or 64
+# unsigned bits are carried in 16-bit halves. Only ptr8/ptr16 are used (they load
+# unsigned on both). The FFT buffer holds int16 values biased by 0x8000 (stored as
+# v + 0x8000, truncated to 16 bits = C's int16 wrap), which folds the sign correction of
+# each load into the first multiply.
+import array
+
+import micropython
+from frontend_tables import (
+    FB_BAND_WIDTHS,
+    FB_UNWEIGHTS,
+    FB_WEIGHTS,
+    FFT_PERM,
+    FFT_SUPER_TWIDDLES,
+    FFT_TWIDDLES,
+    LOG_LUT,
+    PCAN_GAIN_LUT,
+    WINDOW,
+)
+from micropython import const
+
+NUM_CHANNELS = const(40)  # features per frame
+WINDOW_SIZE = const(480)  # samples per window (30 ms)
+WINDOW_STEP = const(160)  # samples per frame (10 ms)
+
+_HDR = const(2)  # int16 slots before the samples in the input buffer: one 32-bit word,
+# slot 0 = samples buffered
+_KEEP = const(320)  # WINDOW_SIZE - WINDOW_STEP: samples kept for the next window
+_FB_START = const(5)  # FB_START_INDEX
+_NR_EVEN = const(409)  # NR_EVEN_SMOOTHING
+_NR_ODD = const(983)  # NR_ODD_SMOOTHING
+_NR_ONE = const(16384)  # 1 << NR_BITS
+_NR_MIN = const(819)  # NR_MIN_SIGNAL_REMAINING
+_LOG_COEFF = const(45426)
+# kiss C_FIXDIV(x, 4) = (x * 8191 + 2**14) >> 15; with x = u - 0x8000 (u the biased
+# value) that is (u * 8191 - _FD4) >> 15, and likewise for C_FIXDIV(x, 2).
+_FD4 = const(32768 * 8191 - 16384)
+_FD2 = const(32768 * 16383 - 16384)
+
+
+@micropython.viper
+def _copy_in(pcm, src, start: int, n: int) -> int:
+    """Append up to n int16 samples from src[start:] to the window buffer; returns how
+    many it took (it stops when the window is full)."""
+    d = ptr16(pcm)
+    s = ptr16(src)
+    used = d[0]
+    k = WINDOW_SIZE - used
+    if n < k:
+        k = n
+    j = _HDR + used
+    i = start
+    end = start + k
+    while i < end:
+        d[j] = s[i]
+        j += 1
+        i += 1
+    d[0] = used + k
+    return k
+
+
+@micropython.viper
+def _window(pcm, xin) -> int:
+    """window.c on the full buffer into xin (int16); keeps the last 320 samples for the
+    next window. Returns the FFT input shift, 15 - msb(max |windowed|)."""
+    p = ptr16(pcm)
+    x = ptr16(xin)
+    w = ptr16(WINDOW)
+    top = 0
+    low = 0
+    i = 0
+    while i < WINDOW_SIZE:
+        v = (((p[_HDR + i] ^ 0x8000) - 0x8000) * w[i]) >> 12
+        x[i] = v
+        if v > top:
+            top = v
+        elif v < low:
+            low = v
+        i += 1
+    if low == -32768:  # -(-32768) is -32768 in int16: it never counts
+        low = 0
+        i = 0
+        while i < WINDOW_SIZE:
+            v = (x[i] ^ 0x8000) - 0x8000
+            if v < low and v != -32768:
+                low = v
+            i += 1
+    peak = top
+    if 0 - low > peak:
+        peak = 0 - low
+    # keep the last 320 samples, copied as 32-bit words (raw bits, so the sign of a
+    # ptr32 load does not matter); word 1 is int16 slot _HDR
+    q = ptr32(pcm)
+    i = 1
+    while i < 1 + (_KEEP >> 1):
+        q[i] = q[i + (WINDOW_STEP >> 1)]
+        i += 1
+    p[0] = _KEEP
+    bits = 0
+    while peak:
+        peak >>= 1
+        bits += 1
+    return 15 - bits
+
+
+@micropython.viper
+def _fft_first(xin, buf, shift: int):
+    """fft.cc input shift (wraps to int16) and kissfft's first radix-4 stage (m = 1,
+    twiddle 1 = (32767, 0), an exact identity on these values), reading the 256 complex
+    inputs (even + j*odd) in FFT_PERM order; writes buf biased."""
+    x = ptr16(xin)
+    f = ptr16(buf)
+    perm = ptr8(FFT_PERM)
+    j = 0
+    while j < 256:
+        s = perm[j] << 1
+        ar = ((((x[s] << shift) & 0xFFFF) ^ 0x8000) * 8191 - _FD4) >> 15
+        ai = ((((x[s + 1] << shift) & 0xFFFF) ^ 0x8000) * 8191 - _FD4) >> 15
+        s = perm[j + 1] << 1
+        br = ((((x[s] << shift) & 0xFFFF) ^ 0x8000) * 8191 - _FD4) >> 15
+        bi = ((((x[s + 1] << shift) & 0xFFFF) ^ 0x8000) * 8191 - _FD4) >> 15
+        s = perm[j + 2] << 1
+        cr = ((((x[s] << shift) & 0xFFFF) ^ 0x8000) * 8191 - _FD4) >> 15
+        ci = ((((x[s + 1] << shift) & 0xFFFF) ^ 0x8000) * 8191 - _FD4) >> 15
+        s = perm[j + 3] << 1
+        dr = ((((x[s] << shift) & 0xFFFF) ^ 0x8000) * 8191 - _FD4) >> 15
+        di = ((((x[s + 1] << shift) & 0xFFFF) ^ 0x8000) * 8191 - _FD4) >> 15
+        f0r = ar + cr + 0x8000
+        f0i = ai + ci + 0x8000
+        s5r = ar - cr + 0x8000
+        s5i = ai - ci + 0x8000
+        s3r = br + dr
+        s3i = bi + di
+        s4r = br - dr
+        s4i = bi - di
+        o = j << 1
+        f[o] = f0r + s3r
+        f[o + 1] = f0i + s3i
+        f[o + 2] = s5r + s4i
+        f[o + 3] = s5i - s4r
+        f[o + 4] = f0r - s3r
+        f[o + 5] = f0i - s3i
+        f[o + 6] = s5r - s4i
+        f[o + 7] = s5i + s4r
+        j += 4
+
+
+@micropython.viper
+def _fft_stage(buf, m: int, fstride: int):
+    """kissfft kf_bfly4 over all groups of 4m complex values, in place (biased)."""
+    f = ptr16(buf)
+    t = ptr16(FFT_TWIDDLES)
+    m2 = m << 1  # int16 distance between Fout[k] and Fout[k + m]
+    step = fstride << 1
+    g = 0
+    while g < 512:
+        a = g
+        end = g + m2
+        i1 = 0
+        i2 = 0
+        i3 = 0
+        while a < end:
+            b = a + m2
+            c = b + m2
+            d = c + m2
+            ar = (f[a] * 8191 - _FD4) >> 15
+            ai = (f[a + 1] * 8191 - _FD4) >> 15
+            br = (f[b] * 8191 - _FD4) >> 15
+            bi = (f[b + 1] * 8191 - _FD4) >> 15
+            cr = (f[c] * 8191 - _FD4) >> 15
+            ci = (f[c + 1] * 8191 - _FD4) >> 15
+            dr = (f[d] * 8191 - _FD4) >> 15
+            di = (f[d + 1] * 8191 - _FD4) >> 15
+            tr = (t[i1] ^ 0x8000) - 0x8000
+            ti = (t[i1 + 1] ^ 0x8000) - 0x8000
+            s0r = (br * tr - bi * ti + 16384) >> 15
+            s0i = (br * ti + bi * tr + 16384) >> 15
+            tr = (t[i2] ^ 0x8000) - 0x8000
+            ti = (t[i2 + 1] ^ 0x8000) - 0x8000
+            s1r = (cr * tr - ci * ti + 16384) >> 15
+            s1i = (cr * ti + ci * tr + 16384) >> 15
+            tr = (t[i3] ^ 0x8000) - 0x8000
+            ti = (t[i3 + 1] ^ 0x8000) - 0x8000
+            s2r = (dr * tr - di * ti + 16384) >> 15
+            s2i = (dr * ti + di * tr + 16384) >> 15
+            # int16 sums wrap in C; chains of + and - wrap the same when truncated once
+            f0r = ar + s1r + 0x8000
+            f0i = ai + s1i + 0x8000
+            s5r = ar - s1r + 0x8000
+            s5i = ai - s1i + 0x8000
+            s3r = s0r + s2r
+            s3i = s0i + s2i
+            s4r = s0r - s2r
+            s4i = s0i - s2i
+            f[a] = f0r + s3r
+            f[a + 1] = f0i + s3i
+            f[b] = s5r + s4i
+            f[b + 1] = s5i - s4r
+            f[c] = f0r - s3r
+            f[c + 1] = f0i - s3i
+            f[d] = s5r - s4i
+            f[d + 1] = s5i + s4r
+            i1 += step
+            i2 += step << 1
+            i3 += step + (step << 1)
+            a += 2
+        g += m2 << 2
+
+
+@micropython.viper
+def _fft_split(buf):
+    """kiss_fftr: the 256-point complex FFT into real-FFT bins 0..256, in place (biased;
+    buf holds 257 complex values)."""
+    f = ptr16(buf)
+    st = ptr16(FFT_SUPER_TWIDDLES)
+    dr = (f[0] * 16383 - _FD2) >> 15
+    di = (f[1] * 16383 - _FD2) >> 15
+    f[0] = dr + di + 0x8000
+    f[1] = 0x8000
+    f[512] = dr - di + 0x8000
+    f[513] = 0x8000
+    k = 1
+    while k <= 128:
+        a = k << 1
+        b = 512 - a
+        pr = (f[a] * 16383 - _FD2) >> 15
+        pi = (f[a + 1] * 16383 - _FD2) >> 15
+        nr = (f[b] * 16383 - _FD2) >> 15
+        ni = (((0 - f[b + 1]) & 0xFFFF) * 16383 - _FD2) >> 15  # -imag wraps in int16
+        f1r = pr + nr
+        f1i = pi + ni
+        f2r = pr - nr
+        f2i = pi - ni
+        tr = (st[a - 2] ^ 0x8000) - 0x8000
+        ti = (st[a - 1] ^ 0x8000) - 0x8000
+        twr = ((((f2r * tr - f2i * ti + 16384) >> 15) + 0x8000) & 0xFFFF) - 0x8000
+        twi = ((((f2r * ti + f2i * tr + 16384) >> 15) + 0x8000) & 0xFFFF) - 0x8000
+        f[a] = ((f1r + twr) >> 1) + 0x8000
+        f[a + 1] = ((f1i + twi) >> 1) + 0x8000
+        # at k = 128 this overwrites bin 128, as the C loop does
+        f[b] = ((f1r - twr) >> 1) + 0x8000
+        f[b + 1] = ((twi - f1i) >> 1) + 0x8000
+        k += 1
+
+
+@micropython.viper
+def _filterbank(buf, acc):
+    """filterbank.c: energies re^2 + im^2 (int32, wrapping at 2^31 and sign-extended as
+    the C does) into the 41 mel bands' uint64 sums. acc gets, per channel, the signed sum
+    A (the C's uint64 is A mod 2^64) as 3 int16 slots: A & 0xFFFF, then A >> 16 (int32)
+    in two halves."""
+    f = ptr16(buf)
+    out = ptr16(acc)
+    wt = ptr16(FB_WEIGHTS)
+    ut = ptr16(FB_UNWEIGHTS)
+    widths = ptr8(FB_BAND_WIDTHS)
+    # a sum is hi * 2^16 + lo: lo takes weight * (energy & 0xFFFF) and stays below 2^31
+    # for one band (band weight sums < 2^15), hi takes weight * (energy >> 16)
+    wl = 0
+    wh = 0
+    ul = 0
+    uh = 0
+    j = 0
+    o = (_FB_START << 1) - 2
+    band = 0
+    while band < 41:
+        end = j + widths[band]
+        while j < end:
+            o += 2
+            xr = f[o]
+            xi = f[o + 1]
+            if xr == 0 and xi == 0:  # (-32768, -32768): 2^31 wraps to -2^31
+                el = 0
+                eh = -32768
+            else:
+                xr -= 0x8000
+                xi -= 0x8000
+                e = xr * xr + xi * xi
+                el = e & 0xFFFF
+                eh = e >> 16
+            w = wt[j]
+            u = ut[j]
+            wl += w * el
+            wh += w * eh
+            ul += u * el
+            uh += u * eh
+            j += 1
+        if band > 0:
+            wh += wl >> 16
+            c = 3 * band - 3
+            out[c] = wl
+            out[c + 1] = wh
+            out[c + 2] = wh >> 16
+        wl = ul & 0xFFFF
+        wh = uh + (ul >> 16)
+        ul = 0
+        uh = 0
+        band += 1
+
+
+@micropython.viper
+def _sqrt(acc, sig, shift: int):
+    """filterbank.c FilterbankSqrt: Sqrt64 (bitwise, rounded, saturating) of each uint64
+    sum, >> shift, into sig as uint32 halves (lo, hi)."""
+    a = ptr16(acc)
+    out = ptr16(sig)
+    ch = 0
+    while ch < NUM_CHANNELS:
+        c = 3 * ch
+        lo = a[c]
+        hi = (((a[c + 2] ^ 0x8000) - 0x8000) << 16) | a[c + 1]
+        rl = 0
+        rh = 0
+        if hi >= 0:
+            if hi > 0:
+                # r = isqrt(hi) by Newton's iteration from above (hi < 2^31)
+                v = hi
+                b = 1
+                if v >= 0x10000:
+                    v >>= 16
+                    b = 17
+                if v >= 0x100:
+                    v >>= 8
+                    b += 8
+                if v >= 0x10:
+                    v >>= 4
+                    b += 4
+                if v >= 4:
+                    v >>= 2
+                    b += 2
+                if v >= 2:
+                    b += 1
+                r = 1 << ((b + 1) >> 1)
+                while True:
+                    t = (r + hi // r) >> 1
+                    if t >= r:
+                        break
+                    r = t
+                rem = hi - r * r
+                # then the 16 bits of lo, 8 at a time: with rem <= 2r the next 4 root
+                # bits d are the largest d with d * (32r + d) <= (rem << 8) | byte
+                rem = (rem << 8) | (lo >> 8)
+                d = rem // (r << 5)
+                if d > 15:
+                    d = 15
+                t = (r << 5) + d
+                while d * t > rem:
+                    d -= 1
+                    t -= 1
+                rem -= d * t
+                r = (r << 4) + d
+                rem = (rem << 8) | (lo & 0xFF)
+                d = rem // (r << 5)
+                if d > 15:
+                    d = 15
+                t = (r << 5) + d
+                while d * t > rem:
+                    d -= 1
+                    t -= 1
+                rem -= d * t
+                r = (r << 4) + d
+            else:
+                # digit-by-digit, two bits at a time (rem <= 2r throughout)
+                r = 0
+                rem = 0
+                pos = 14
+                while pos > 0 and (lo >> pos) == 0:
+                    pos -= 2
+                while pos >= 0:
+                    rem = (rem << 2) | ((lo >> pos) & 3)
+                    t = (r << 2) | 1
+                    r <<= 1
+                    if rem >= t:
+                        rem -= t
+                        r |= 1
+                    pos -= 2
+            # rounding; the 32-bit path (hi < 2^16) saturates at 0xFFFF
+            if rem > r and (hi >= 0x10000 or r != 0xFFFF):
+                r += 1
+            r >>= shift
+            rl = r & 0xFFFF
+            rh = r >> 16
+        else:
+            # the sum wrapped (an energy of 2^31): num = 2^64 - d, d = -A <= 2^47.
+            # isqrt(num) = 2^32 - t for the least t with t * (2^33 - t) >= d.
+            if lo:
+                dh = (0 - hi) - 1
+                dl = 0x10000 - lo
+            else:
+                dh = 0 - hi
+                dl = 0
+            if dl:
+                t = (dh >> 17) + 1  # ceil(d / 2^33)
+            else:
+                t = ((dh - 1) >> 17) + 1
+            # rem = t * (2^33 - t) - d as (rh * 2^16 + rl)
+            sq = t * t
+            rl = 0 - dl - (sq & 0xFFFF)
+            rh = (t << 17) - dh - (sq >> 16) + (rl >> 16)
+            rl &= 0xFFFF
+            if rh < 0:  # one more: f(t + 1) = f(t) + 2^33 - 2t - 1
+                rl -= (t << 1) + 1
+                rh += 0x20000 + (rl >> 16)
+                rl &= 0xFFFF
+                t += 1
+            # round up when rem > 2^32 - t, unless the root is already 0xFFFFFFFF
+            rl += t
+            rh += rl >> 16
+            rl &= 0xFFFF
+            if t != 1 and (rh > 0x10000 or (rh == 0x10000 and rl > 0)):
+                t -= 1
+            # result 2^32 - t = 0xFFFFFFFF - (t - 1), then >> shift
+            rl = 0xFFFF - ((t - 1) & 0xFFFF)
+            rh = 0xFFFF
+            if shift:
+                rl = (rl >> shift) | ((rh << (16 - shift)) & 0xFFFF)
+                rh >>= shift
+        out[ch << 1] = rl
+        out[(ch << 1) + 1] = rh
+        ch += 1
+
+
+@micropython.viper
+def _finish(sig, est, frame, frame_int8):
+    """noise_reduction.c, pcan_gain_control.c and log_scale.c per channel (uint32 values
+    in 16-bit halves), then ESPHome's int8 conversion. est: the noise estimate (state)."""
+    s = ptr16(sig)
+    e = ptr16(est)
+    lut = ptr16(PCAN_GAIN_LUT)
+    log_lut = ptr16(LOG_LUT)
+    y16 = ptr16(frame)
+    y8 = ptr8(frame_int8)
+    ch = 0
+    while ch < NUM_CHANNELS:
+        sl = s[ch << 1]
+        sh = s[(ch << 1) + 1]
+        # --- noise reduction: scaled = signal << 10 (uint32, wraps)
+        xl = (sl << 10) & 0xFFFF
+        xh = ((sh << 10) | (sl >> 6)) & 0xFFFF
+        smooth = _NR_EVEN
+        if ch & 1:
+            smooth = _NR_ODD
+        keep = _NR_ONE - smooth
+        # estimate = (scaled * smooth + estimate * keep) >> 14, in 16-bit limbs
+        p = xl * smooth + e[ch << 1] * keep
+        q = xh * smooth + e[(ch << 1) + 1] * keep + (p >> 16)
+        nl = ((q & 0x3FFF) << 2) | ((p & 0xFFFF) >> 14)
+        nh = q >> 14
+        e[ch << 1] = nl
+        e[(ch << 1) + 1] = nh
+        ml = nl
+        mh = nh
+        if nh > xh or (nh == xh and nl > xl):
+            ml = xl
+            mh = xh
+        dl = xl - ml
+        dh = xh - mh
+        if dl < 0:
+            dl += 0x10000
+            dh -= 1
+        out = (dh << 6) | (dl >> 10)  # (scaled - estimate) >> 10
+        floor = ((sh * _NR_MIN) << 2) + ((sl * _NR_MIN) >> 14)  # (signal * 819) >> 14
+        if floor > out:
+            out = floor
+        # --- PCAN: gain = WideDynamicFunction(estimate), int16 (all >= 0 here)
+        if nh == 0 and nl <= 2:
+            gain = (lut[nl] ^ 0x8000) - 0x8000
+        else:
+            if nh:
+                v = nh
+                interval = 16
+            else:
+                v = nl
+                interval = 0
+            if v >= 0x100:
+                v >>= 8
+                interval += 8
+            if v >= 0x10:
+                v >>= 4
+                interval += 4
+            if v >= 4:
+                v >>= 2
+                interval += 2
+            if v >= 2:
+                interval += 2
+            else:
+                interval += 1
+            if nh == 0:
+                if interval < 11:
+                    frac = (nl << (11 - interval)) & 0x3FF
+                else:
+                    frac = (nl >> (interval - 11)) & 0x3FF
+            else:
+                k = interval - 11  # >= 6
+                if k >= 16:
+                    frac = (nh >> (k - 16)) & 0x3FF
+                else:
+                    frac = ((nh << (16 - k)) | (nl >> k)) & 0x3FF
+            b = (interval << 2) - 6
+            r = (((lut[b + 2] ^ 0x8000) - 0x8000) * frac) >> 5
+            r += ((lut[b + 1] ^ 0x8000) - 0x8000) << 5
+            r *= frac
+            r = ((r + 16384) >> 15) + ((lut[b] ^ 0x8000) - 0x8000)
+            gain = ((r + 0x8000) & 0xFFFF) - 0x8000
+        # snr = ((uint64)signal * gain) >> 6, as uint32; out < 2^28, gain < 2^15
+        plo = (out & 0x3FFF) * gain
+        phi = (out >> 14) * gain
+        q = (((phi & 0xFFFFFF) << 2) + (plo >> 12)) & 0x3FFFFFF  # snr >> 6
+        if q < 128:  # PcanShrink: snr < 2^13
+            snr = (q << 6) | ((plo >> 6) & 63)
+            out = (snr * snr) >> 20
+        else:
+            out = q - 64
+        # --- log scale: value = out << 3; 0 when value <= 1
+        y = 0
+        if out:
+            v = out << 3
+            integer = 0
+            x = v
+            if x >= 0x10000:
+                x >>= 16
+                integer = 16
+            if x >= 0x100:
+                x >>= 8
+                integer += 8
+            if x >= 0x10:
+                x >>= 4
+                integer += 4
+            if x >= 4:
+                x >>= 2
+                integer += 2
+            if x >= 2:
+                integer += 1
+            frac = v - (1 << integer)
+            if integer < 16:
+                frac <<= 16 - integer
+            else:
+                frac >>= integer - 16
+            seg = frac >> 9
+            c0 = log_lut[seg]
+            rel = ((log_lut[seg + 1] - c0) * (frac - (seg << 9))) >> 16
+            log2 = (integer << 16) + frac + c0 + rel
+            # loge = (45426 * log2 + 2^15) >> 16, log2 split at bit 15
+            hi = _LOG_COEFF * (log2 >> 15)
+            lo = _LOG_COEFF * (log2 & 0x7FFF) + 32768 + ((hi & 1) << 15)
+            loge = (hi >> 1) + (lo >> 16)
+            y = ((loge << 6) + 32768) >> 16
+            if y > 0xFFFF:
+                y = 0xFFFF
+        y16[ch] = y
+        # --- ESPHome: clamp((v * 256 + 333) // 666 - 128, -128, 127)
+        i8 = 127
+        if y < 665:
+            i8 = (y * 256 + 333) // 666 - 128
+        y8[ch] = i8
+        ch += 1
+
+
+class Frontend:
+    """Streaming frontend: feed int16 samples, get a frame of 40 features every 160.
+
+    feed(buf, start, n) takes samples buf[start:start+n] (buf: bytes, bytearray or a
+    byte memoryview of int16 little-endian; start and n count samples, n defaults to
+    the rest of buf) and returns how many it consumed: it stops right after a frame
+    completes, so call it again with the rest. When `ready` is True after a call, `frame`
+    (array of 40 uint16 features, pymicro-features' values) and `frame_int8` (array of
+    40 int8, ESPHome's model input) hold the new frame until the next frame completes.
+    The first frame comes after 480 samples, then one every 160, as in the C library.
+
+        at = 0
+        while at < n:
+            at += fe.feed(buf, at, n - at)
+            if fe.ready:
+                use(fe.frame_int8)
+
+    Allocates nothing after __init__.
+    """
+
+    def __init__(self):
+        self._pcm = bytearray(2 * (_HDR + WINDOW_SIZE))  # slot 0: samples buffered
+        self._xin = bytearray(1024)  # windowed samples, zero-padded to 512
+        self._fft = bytearray(4 * 257)  # 257 complex int16 (biased)
+        self._acc = bytearray(6 * NUM_CHANNELS)  # band sums
+        self._sig = bytearray(4 * NUM_CHANNELS)  # uint32 halves
+        self._est = bytearray(4 * NUM_CHANNELS)  # noise estimate (uint32 halves)
+        self.frame = array.array("H", bytes(2 * NUM_CHANNELS))
+        self.frame_int8 = array.array("b", bytes(NUM_CHANNELS))
+        self.ready = False
+        self.frames = 0  # frames produced since reset
+
+    def reset(self):
+        """Back to the state of a new frontend (FrontendReset)."""
+        for b in (self._pcm, self._xin, self._est):
+            for i in range(len(b)):
+                b[i] = 0
+        self.ready = False
+        self.frames = 0
+
+    def feed(self, buf, start=0, n=-1):
+        if n < 0:
+            n = (len(buf) >> 1) - start
+        if start < 0 or n < 0 or 2 * (start + n) > len(buf):
+            raise ValueError("samples out of range")
+        k = _copy_in(self._pcm, buf, start, n)
+        self.ready = False
+        if self._pcm[0] | (self._pcm[1] << 8) == WINDOW_SIZE:
+            self._process()
+        return k
+
+    def _process(self):
+        f = self._fft
+        shift = _window(self._pcm, self._xin)
+        _fft_first(self._xin, f, shift)
+        _fft_stage(f, 4, 16)
+        _fft_stage(f, 16, 4)
+        _fft_stage(f, 64, 1)
+        _fft_split(f)
+        _filterbank(f, self._acc)
+        _sqrt(self._acc, self._sig, shift)
+        _finish(self._sig, self._est, self.frame, self.frame_int8)
+        self.ready = True
+        self.frames = (self.frames + 1) & 0x3FFFFFFF
