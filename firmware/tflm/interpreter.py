@@ -71,9 +71,21 @@ class Interpreter:
             op = sg.operator(k)
             try:
                 self._prepare(op)
-            except (InterpreterError, tfl.ModelError) as e:
+            except (InterpreterError, tfl.ModelError, ValueError) as e:
                 raise InterpreterError(
                     "operator %d (%s): %s" % (op.index, op.op_name, e)
+                ) from None
+            except (IndexError, KeyError, ZeroDivisionError, TypeError) as e:
+                # a corrupted model: tensor lists too short, sizes of zero, wrong kinds
+                raise InterpreterError(
+                    "operator %d (%s): malformed (%s: %s)"
+                    % (op.index, op.op_name, type(e).__name__, e)
+                ) from None
+            except MemoryError:
+                gc.collect()
+                raise InterpreterError(
+                    "operator %d (%s): not enough memory to prepare it (%d bytes free)"
+                    % (op.index, op.op_name, gc.mem_free())
                 ) from None
         self.variable_bytes = 0
         for value in self.variables.values():

@@ -219,8 +219,20 @@ def read_file(path):
     """The bytes of a model file in one bytearray (no transient second copy)."""
     import os
 
-    size = os.stat(path)[6]
-    buf = bytearray(size)
+    try:
+        size = os.stat(path)[6]
+    except OSError:
+        raise ModelError("%s: no such file" % path) from None
+    try:
+        buf = bytearray(size)
+    except MemoryError:
+        import gc
+
+        gc.collect()
+        raise ModelError(
+            "%s: the model is %d bytes and does not fit in memory (%d bytes free)"
+            % (path, size, gc.mem_free())
+        ) from None
     mv = memoryview(buf)
     got = 0
     with open(path, "rb") as f:
