@@ -45,6 +45,13 @@ def _cmd_model_check(args: argparse.Namespace) -> int:
     return 0 if report.bit_exact else 1
 
 
+def _cmd_features(args: argparse.Namespace) -> int:
+    from wakeward import features
+
+    print(features.run(args.audio, args.out, reference=args.reference, heap=args.heap))
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from wakeward import demo
 
@@ -105,6 +112,38 @@ def build_parser() -> argparse.ArgumentParser:
         help="MicroPython heap limit profile (default: %(default)s)",
     )
     p.set_defaults(func=_cmd_model_check)
+
+    p = sub.add_parser(
+        "features",
+        help="compute a WAV file's int8 model-input features with the device frontend",
+        description=(
+            "Run the device frontend (firmware/frontend.py) on the MicroPython unix port over "
+            "a WAV file and save its int8 model inputs (ESPHome's conversion of the uint16 "
+            "features) as a .npy array of shape (frames, 40): one frame per 10 ms once the "
+            "first 30 ms are in. --reference computes the same with pymicro-features on this "
+            "PC, fed as pymicro-wakeword feeds it; the two are bit-exact."
+        ),
+        epilog=(
+            "--out must be named .npy and is written atomically. An existing file there is "
+            "replaced only if it is a .npy array; anything else is refused, never overwritten."
+        ),
+    )
+    p.add_argument("audio", type=Path, help="16 kHz mono 16-bit WAV")
+    p.add_argument(
+        "--out", type=Path, required=True, metavar="FRAMES.npy", help="where to save the features"
+    )
+    p.add_argument(
+        "--reference",
+        action="store_true",
+        help="compute them with pymicro-features on the PC instead of the device frontend",
+    )
+    p.add_argument(
+        "--heap",
+        default=unixport.DEFAULT_HEAP_PROFILE,
+        choices=sorted(unixport.HEAP_PROFILES),
+        help="MicroPython heap limit profile (default: %(default)s)",
+    )
+    p.set_defaults(func=_cmd_features)
 
     p = sub.add_parser("demo", help="the main job on one PC (what `make demo` runs)")
     p.add_argument("--workdir", type=Path, default=Path("build/demo"))
