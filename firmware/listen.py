@@ -1,8 +1,11 @@
-# What the device heard: reads the microphone in 10 ms frames, honours the mute button
-# (LED on while listening), and reports each stretch of speech. The wake-word pipeline
-# replaces the reporting once the frontend and the interpreter land.
+# The listening loop: reads the microphone in 10 ms frames, honours the mute button (LED on
+# while listening), computes the speech features, runs every wake-word model on them and
+# reports detections and each stretch of speech. (Streaming clips to the owner's PC is the
+# next stage.)
+import json
 import math
 
+from frontend import Frontend
 from micropython import const
 from pcm import mean_abs
 from vad import END, EnergyVad
@@ -28,13 +31,25 @@ def _report(say, vad, frame_ms):
     )
 
 
-def run(board, say=print):
+def _invocation(say, ww, frames, detected):
+    """One JSON line per model invocation (trace mode): t is the audio time in seconds at the
+    end of the newest frame."""
+    say(json.dumps({"t": _frame_end_s(frames), "model": ww.name, "p": ww.p, "detected": detected}))
+
+
+def _frame_end_s(frames):
+    """Audio time at the end of frame number `frames` (the first ends at 30 ms)."""
+    return (frames * FRAME_SAMPLES + 2 * FRAME_SAMPLES) / 16000
+
+
+def run(board, say=print, wakewords=(), trace=False):
     """Listen until the microphone ends (only a simulated one does).
 
     A press of the mute button toggles listening; returns the number of speech segments."""
     frame = bytearray(2 * FRAME_SAMPLES)
     frame_ms = FRAME_SAMPLES * 1000 // board.mic.rate_hz
     vad = EnergyVad()
+    frontend = Frontend()
     muted = False
     was_pressed = False
     board.led.value(True)
@@ -53,6 +68,19 @@ def run(board, say=print):
             level = 0
         else:
             level = mean_abs(frame, FRAME_SAMPLES)
+            at = 0
+            while at < FRAME_SAMPLES:
+                at += frontend.feed(frame, at, FRAME_SAMPLES - at)
+                if frontend.ready:
+                    for ww in wakewords:
+                        detected = ww.add_frame(frontend.frame_int8)
+                        if detected is None:
+                            continue
+                        if trace:
+                            _invocation(say, ww, frontend.frames, detected)
+                        if detected:
+                            t = _frame_end_s(frontend.frames)
+                            say("detected: %s at %.2f s" % (ww.name, t))
         event = vad.process(level)
         if event == END:
             segments += 1

@@ -7,6 +7,8 @@ import listen
 from board import open_board
 
 CONFIG_PATH = "config.json"
+_DEFAULT_CUTOFF = 0.9
+_DEFAULT_WINDOW = 5
 
 
 class ConfigError(ValueError):
@@ -32,11 +34,41 @@ def load_config(path=CONFIG_PATH):
     return config
 
 
+def load_wakewords(config, say=print):
+    """The configured models; a missing or broken one is reported and left out."""
+    models = config.get("models", [])
+    if not isinstance(models, list):
+        raise ConfigError("%s: field 'models' must be a list" % CONFIG_PATH)
+    if not models:
+        return []
+    import wakeword  # the interpreter's code costs heap: only when there are models
+
+    loaded = []
+    for i, entry in enumerate(models):
+        where = "%s: models[%d]" % (CONFIG_PATH, i)
+        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+            raise ConfigError("%s: needs a 'path' to a .tflite file" % where)
+        name = entry.get("name", entry["path"])
+        cutoff = entry.get("probability_cutoff", _DEFAULT_CUTOFF)
+        window = entry.get("sliding_window_size", _DEFAULT_WINDOW)
+        if not isinstance(cutoff, (int, float)) or not 0 <= cutoff <= 1:
+            raise ConfigError("%s: 'probability_cutoff' must be a number from 0 to 1" % where)
+        if not isinstance(window, int) or window < 1:
+            raise ConfigError("%s: 'sliding_window_size' must be a positive integer" % where)
+        try:
+            cutoff_u8 = wakeword.cutoff_u8(cutoff)
+            loaded.append(wakeword.WakeWord(name, entry["path"], cutoff_u8, window))
+        except (ValueError, OSError, MemoryError) as e:
+            say("wakeward: model %s not loaded: %s" % (name, e))
+    return loaded
+
+
 def main():
     config = load_config()
     board = open_board(config["board"], **config.get("board_options", {}))
     try:
-        listen.run(board)
+        wakewords = load_wakewords(config)
+        listen.run(board, wakewords=wakewords, trace=bool(config.get("trace", False)))
     finally:
         board.close()
 

@@ -20,8 +20,10 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         realtime=args.realtime,
         events=args.events,
         button_ms=button,
+        model_names=args.model,
+        trace=args.json,
         heap=args.heap,
-        say=sim.main_stdout,
+        say=sim.json_lines_stdout if args.json else sim.main_stdout,
     )
 
 
@@ -74,6 +76,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("audio", type=Path, help="16 kHz mono 16-bit WAV")
     p.add_argument("--realtime", action="store_true", help="feed audio at real-time pace")
     p.add_argument("--events", type=Path, help="write LED/button/speaker events (JSON lines)")
+    p.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="NAME_OR_PATH",
+        help="a wake-word model to run (repeatable): a .tflite file with its manifest beside "
+        "it, or alexa, hey_jarvis, hey_mycroft, okay_nabu",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help='print one JSON line per model invocation: {"t", "model", "p", "detected"}',
+    )
     p.add_argument(
         "--button",
         action="append",

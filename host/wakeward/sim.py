@@ -9,9 +9,22 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from wakeward import unixport
+from wakeward import models, unixport
 from wakeward.audio import read_wav
 from wakeward.errors import WakewardError
+
+
+def model_entry(name_or_path: str) -> dict:
+    """A config.json model entry: path, name and the cutoff and window of its manifest
+    (microWakeWord's defaults, 0.9 and 5, when it has none)."""
+    path = models.resolve(name_or_path)
+    micro = (models.manifest(path) or {}).get("micro", {})
+    return {
+        "name": path.stem,
+        "path": str(path.resolve()),
+        "probability_cutoff": micro.get("probability_cutoff", 0.9),
+        "sliding_window_size": micro.get("sliding_window_size", 5),
+    }
 
 
 def sim_config(
@@ -20,13 +33,18 @@ def sim_config(
     realtime: bool = False,
     events: Path | None = None,
     button_ms: Sequence[tuple[int, int]] = (),
+    model_names: Sequence[str] = (),
+    trace: bool = False,
 ) -> dict:
     options: dict = {"wav": str(wav.resolve()), "realtime": realtime}
     if events is not None:
         options["events"] = str(events.resolve())
     if button_ms:
         options["button"] = [list(b) for b in button_ms]
-    return {"board": "sim", "board_options": options}
+    config: dict = {"board": "sim", "board_options": options}
+    config["models"] = [model_entry(m) for m in model_names]
+    config["trace"] = trace
+    return config
 
 
 def run_sim(
@@ -35,6 +53,8 @@ def run_sim(
     realtime: bool = False,
     events: Path | None = None,
     button_ms: Sequence[tuple[int, int]] = (),
+    model_names: Sequence[str] = (),
+    trace: bool = False,
     heap: str = unixport.DEFAULT_HEAP_PROFILE,
     say: Callable[[str], None] = print,
 ) -> int:
@@ -42,7 +62,14 @@ def run_sim(
     wav = Path(wav)
     read_wav(wav)  # refuse a wrong format here, with the host's message
     with tempfile.TemporaryDirectory(prefix="wakeward-sim-") as tmp:
-        config = sim_config(wav, realtime=realtime, events=events, button_ms=button_ms)
+        config = sim_config(
+            wav,
+            realtime=realtime,
+            events=events,
+            button_ms=button_ms,
+            model_names=model_names,
+            trace=trace,
+        )
         (Path(tmp) / "config.json").write_text(json.dumps(config))
         main = unixport.firmware_dir() / "main.py"
         proc = subprocess.Popen(
@@ -59,8 +86,18 @@ def run_sim(
             say(last)
         rc = proc.wait()
     if rc != 0:
-        raise WakewardError(f"the firmware stopped with exit code {rc}: {last}")
+        hint = ""
+        if "MemoryError" in last or "memory" in last:
+            hint = f" (heap profile {heap}: try --heap esp32s3-psram)"
+        raise WakewardError(f"the firmware stopped with exit code {rc}: {last}{hint}")
     return rc
+
+
+def json_lines_stdout(line: str) -> None:
+    """--json: the invocation records on stdout, everything else the firmware says on stderr."""
+    stream = sys.stdout if line.startswith("{") else sys.stderr
+    stream.write(line + "\n")
+    stream.flush()
 
 
 def main_stdout(line: str) -> None:

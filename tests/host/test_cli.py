@@ -63,6 +63,9 @@ def test_demo_runs_end_to_end(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     heard = [line for line in done.stdout.splitlines() if line.startswith("heard: speech")]
     assert len(heard) >= 3, done.stdout  # three sentences, each at least one stretch of speech
+    detected = [line for line in done.stdout.splitlines() if line.startswith("detected: alexa")]
+    assert len(detected) == 2, done.stdout  # "Alexa" in the first and the last sentence
+    assert "2 detections; the recording says the wake word 2 times" in done.stdout
     assert (tmp_path / "demo" / "demo.wav").is_file()
 
 
