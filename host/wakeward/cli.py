@@ -67,6 +67,15 @@ def _button_interval(text: str) -> str:
     return text
 
 
+def _add_heap_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--heap",
+        default=unixport.DEFAULT_HEAP_PROFILE,
+        choices=sorted(unixport.HEAP_PROFILES),
+        help="MicroPython heap limit profile (default: %(default)s)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wakeward", description=__doc__)
     parser.add_argument("--version", action="version", version=f"wakeward {__version__}")
@@ -97,12 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="START_MS-END_MS",
         help="hold the mute button during this stretch of audio (repeatable)",
     )
-    p.add_argument(
-        "--heap",
-        default=unixport.DEFAULT_HEAP_PROFILE,
-        choices=sorted(unixport.HEAP_PROFILES),
-        help="MicroPython heap limit profile (default: %(default)s)",
-    )
+    _add_heap_option(p)
     p.set_defaults(func=_cmd_sim)
 
     p = sub.add_parser("model", help="wake-word model tools")
@@ -120,12 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--invocations", type=int, default=200, help="random invocations to run")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save-outputs", type=Path, help="write the device outputs as .npy")
-    p.add_argument(
-        "--heap",
-        default=unixport.DEFAULT_HEAP_PROFILE,
-        choices=sorted(unixport.HEAP_PROFILES),
-        help="MicroPython heap limit profile (default: %(default)s)",
-    )
+    _add_heap_option(p)
     p.set_defaults(func=_cmd_model_check)
 
     p = sub.add_parser(
@@ -152,12 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="compute them with pymicro-features on the PC instead of the device frontend",
     )
-    p.add_argument(
-        "--heap",
-        default=unixport.DEFAULT_HEAP_PROFILE,
-        choices=sorted(unixport.HEAP_PROFILES),
-        help="MicroPython heap limit profile (default: %(default)s)",
-    )
+    _add_heap_option(p)
     p.set_defaults(func=_cmd_features)
 
     p = sub.add_parser("demo", help="the main job on one PC (what `make demo` runs)")
