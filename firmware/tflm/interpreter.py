@@ -63,9 +63,12 @@ class Interpreter:
         self.variables = {}  # type: dict  # key -> bytearray
         self._initial = {}  # type: dict  # key -> the initial value, a view into the model
         self.steps = []  # type: list
+        self._offset_of = {}  # type: dict  # id(arena view) -> its offset in the arena
+        self._pending = []  # type: list  # arena-to-arena copy runs not yet made a step
         self.op_names = tuple(sg.operator(k).op_name for k in range(sg.operator_count))
         self.scratch_bytes = 0
         self._constants()
+        self._scan_init()
         self._plan_arena()
         for k in range(sg.operator_count):
             op = sg.operator(k)
@@ -87,6 +90,7 @@ class Interpreter:
                     "operator %d (%s): not enough memory to prepare it (%d bytes free)"
                     % (op.index, op.op_name, gc.mem_free())
                 ) from None
+        self._flush_copies()
         self.variable_bytes = 0
         for value in self.variables.values():
             self.variable_bytes += len(value)
@@ -156,9 +160,17 @@ class Interpreter:
         items.sort(reverse=True)
         placed = []  # type: list  # (offset, size, first, last)
         offsets = {}
-        total = 0
+        # the streaming state lives at the start of the arena for the model's whole life, so
+        # every data movement (READ/ASSIGN_VARIABLE included) is arena-to-arena and
+        # consecutive ones become one step
+        var_offsets = {}
+        state = 0
+        for key, value in self._initial.items():
+            var_offsets[key] = state
+            state += _align(len(value))
+        total = state
         for size, i in items:
-            offset = 0
+            offset = state
             for p_off, p_size, p_first, p_last in sorted(placed):
                 if p_last < first[i] or p_first > last[i]:
                     continue
@@ -170,7 +182,7 @@ class Interpreter:
             offsets[i] = offset
             if offset + size > total:
                 total = offset + size
-        self.arena_bytes = total
+        self.arena_bytes = total - state  # activations; the buffer also holds the state
         del op, placed, items
         gc.collect()
         try:
@@ -180,8 +192,15 @@ class Interpreter:
                 "the model needs a %d-byte arena: not enough memory" % total
             ) from None
         mv = memoryview(self.arena)
+        self._arena_mv = mv
         for i, offset in offsets.items():
             self._views[i] = mv[offset : offset + nbytes[i]]
+            self._offset_of[id(self._views[i])] = offset
+        for key, offset in var_offsets.items():
+            view = mv[offset : offset + len(self._initial[key])]
+            view[:] = self._initial[key]
+            self.variables[key] = view
+            self._offset_of[id(view)] = offset
 
     def _view(self, i):
         v = self._views[i]
@@ -198,7 +217,7 @@ class Interpreter:
     def _prepare(self, op):
         code = op.op
         if code == tfl.CALL_ONCE:
-            self._call_once(op)
+            pass  # its init subgraph was run by _scan_init: the state is in the arena
         elif code == tfl.VAR_HANDLE:
             self._var_handle(op)
         elif code == tfl.READ_VARIABLE:
@@ -248,8 +267,26 @@ class Interpreter:
             raise InterpreterError("op %s is not supported" % op.op_name)
 
     def _copy(self, dst, src, triples):
-        table = move.runs(triples)
-        self.steps.append((move.copy_runs, dst, src, table, len(table) // 3))
+        d_off = self._offset_of.get(id(dst))
+        s_off = self._offset_of.get(id(src))
+        if d_off is None or s_off is None:
+            table = move.runs(triples)
+            self._add_step((move.copy_runs, dst, src, table, len(table) // 3))
+            return
+        for s, d, n in triples:
+            self._pending.append((s + s_off, d + d_off, n))
+
+    def _flush_copies(self):
+        """Make the arena-to-arena copies gathered so far one step (runs stay in order)."""
+        if self._pending:
+            table = move.runs(self._pending)
+            self._pending = []
+            mv = self._arena_mv
+            self.steps.append((move.copy_runs, mv, mv, table, len(table) // 3))
+
+    def _add_step(self, step):
+        self._flush_copies()
+        self.steps.append(step)
 
     # resource variables
 
@@ -266,6 +303,17 @@ class Interpreter:
         except KeyError:
             raise InterpreterError("tensor %d is not a variable handle" % i) from None
 
+    def _scan_init(self):
+        """The streaming state: what each CALL_ONCE init subgraph assigns (constants)."""
+        sg = self._sg
+        for k in range(sg.operator_count):
+            op = sg.operator(k)
+            if op.op == tfl.CALL_ONCE:
+                try:
+                    self._call_once(op)
+                except (tfl.ModelError, ValueError, IndexError, KeyError) as e:
+                    raise InterpreterError("operator %d (CALL_ONCE): %s" % (k, e)) from None
+
     def _call_once(self, op):
         index = op.options("CallOnceOptions").init_subgraph_index
         sg = self.model.subgraphs[index]
@@ -280,7 +328,6 @@ class Interpreter:
                 data = self.model.buffer(t.buffer) if t.buffer else None
                 if key is None or data is None or not len(data):
                     raise InterpreterError("init subgraph %d assigns a non-constant" % index)
-                self.variables[key] = bytearray(data)
                 self._initial[key] = data
             else:
                 raise InterpreterError(
@@ -515,13 +562,13 @@ class Interpreter:
             kernel is conv.depthwise_conv2d,
         )
         self.scratch_bytes += len(acc)
-        self.steps.append((kernel, self._view(op.inputs[0]), self._view(op.inputs[1]), acc, geom))
+        self._add_step((kernel, self._view(op.inputs[0]), self._view(op.inputs[1]), acc, geom))
         out_acc = memoryview(acc)[4 * out_c :]
-        self.steps.append((quant.requantize, out_acc, self._view(op.outputs[0]), n_out, table))
+        self._add_step((quant.requantize, out_acc, self._view(op.outputs[0]), n_out, table))
 
     def _lut_step(self, op, lut):
         src = self._view(op.inputs[0])
-        self.steps.append((move.map_bytes, self._view(op.outputs[0]), src, lut, len(src)))
+        self._add_step((move.map_bytes, self._view(op.outputs[0]), src, lut, len(src)))
 
     def _logistic(self, op):
         from tflm import logistic
@@ -600,7 +647,7 @@ class Interpreter:
         in_n = in_h * in_w * c
         out_n = outs[0] * outs[1] * c
         for b in range(batches):
-            self.steps.append(
+            self._add_step(
                 (
                     kernel,
                     src[b * in_n : (b + 1) * in_n],
@@ -634,8 +681,8 @@ class Interpreter:
         self.scratch_bytes += len(acc)
         v1 = self._view(op.inputs[0])
         v2 = self._view(op.inputs[1])
-        self.steps.append((elementwise.binary, v1, v2, acc, t))
-        self.steps.append((quant.requantize, acc, self._view(op.outputs[0]), n, table))
+        self._add_step((elementwise.binary, v1, v2, acc, t))
+        self._add_step((quant.requantize, acc, self._view(op.outputs[0]), n, table))
 
     def _binary_operands(self, op):
         for i in (op.inputs[0], op.inputs[1], op.outputs[0]):
@@ -715,8 +762,8 @@ class Interpreter:
         rtable = quant.requant_table([(m, shift)], out_q.zero_point[0], _INT8_MIN, _INT8_MAX)
         acc = bytearray(4 * outputs)
         self.scratch_bytes += len(acc)
-        self.steps.append((reduce.mean_sums, self._view(op.inputs[0]), acc, table, 0))
-        self.steps.append((quant.requantize, acc, self._view(op.outputs[0]), outputs, rtable))
+        self._add_step((reduce.mean_sums, self._view(op.inputs[0]), acc, table, 0))
+        self._add_step((quant.requantize, acc, self._view(op.outputs[0]), outputs, rtable))
 
     # -- running ------------------------------------------------------------------------
 
@@ -728,5 +775,5 @@ class Interpreter:
         move.copy_runs(dst, data, self._input_runs[index], 1)
 
     def invoke(self):
-        for step in self.steps:
-            step[0](step[1], step[2], step[3], step[4])
+        for fn, a, b, c, d in self.steps:
+            fn(a, b, c, d)
