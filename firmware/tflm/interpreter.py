@@ -5,6 +5,7 @@
 # each kernel's constant tables, and turn every operator into steps (fn, a, b, c, d) of
 # viper calls over preallocated buffers. invoke() then only calls those steps: it
 # allocates nothing.
+import array
 import gc
 import struct
 
@@ -59,17 +60,19 @@ class Interpreter:
         # is allocated right after a collection: what stays is few, so the heap does not
         # fragment into holes too small for the buffers (a 128 KB heap has no room to).
         self._views = [None] * sg.tensor_count  # type: list
+        self._constant = array.array("I", bytes(4 * sg.tensor_count))  # buffer index or 0
         self._var_of = {}  # type: dict  # resource tensor index -> variable key
         self.variables = {}  # type: dict  # key -> bytearray
         self._initial = {}  # type: dict  # key -> the initial value, a view into the model
         self.steps = []  # type: list
         self._offset_of = {}  # type: dict  # id(arena view) -> its offset in the arena
-        self._pending = []  # type: list  # arena-to-arena copy runs not yet made a step
+        self._pending = []  # type: list  # arena-to-arena copy runs (flat) not yet a step
         self.op_names = tuple(sg.operator(k).op_name for k in range(sg.operator_count))
         self.scratch_bytes = 0
         self._constants()
         self._scan_init()
         self._plan_arena()
+        self._constant_views()
         for k in range(sg.operator_count):
             op = sg.operator(k)
             try:
@@ -113,7 +116,14 @@ class Interpreter:
                         "tensor %d (%s): %d bytes of data for shape %r"
                         % (t.index, t.name, len(data), tuple(t.shape))
                     )
-                self._views[t.index] = data
+                self._constant[t.index] = t.buffer
+        # the views into the model are made after the arena is allocated: small objects
+        # made now would sit between the garbage of decoding and fragment the heap
+
+    def _constant_views(self):
+        for i in range(len(self._constant)):
+            if self._constant[i]:
+                self._views[i] = self.model.buffer(self._constant[i])
 
     def _element_bytes(self, t):
         try:
@@ -153,7 +163,7 @@ class Interpreter:
         nbytes = {}
         for i in first:
             t = self._sg.tensor(i)
-            if self._views[i] is not None or t.type == tfl.RESOURCE:
+            if self._constant[i] or t.type == tfl.RESOURCE:
                 continue
             nbytes[i] = _size(t.shape) * self._element_bytes(t)
             items.append((_align(nbytes[i]), i))
@@ -273,13 +283,19 @@ class Interpreter:
             table = move.runs(triples)
             self._add_step((move.copy_runs, dst, src, table, len(table) // 3))
             return
+        pending = self._pending  # flat (src, dst, n) runs, merged as they come
         for s, d, n in triples:
-            self._pending.append((s + s_off, d + d_off, n))
+            s += s_off
+            d += d_off
+            if pending and pending[-3] + pending[-1] == s and pending[-2] + pending[-1] == d:
+                pending[-1] += n
+            elif n > 0:
+                pending.extend((s, d, n))
 
     def _flush_copies(self):
         """Make the arena-to-arena copies gathered so far one step (runs stay in order)."""
         if self._pending:
-            table = move.runs(self._pending)
+            table = array.array("i", self._pending)
             self._pending = []
             mv = self._arena_mv
             self.steps.append((move.copy_runs, mv, mv, table, len(table) // 3))
