@@ -100,6 +100,9 @@ class Interpreter:
         self.inputs = tuple(self._views[i] for i in sg.inputs)
         self.outputs = tuple(self._views[i] for i in sg.outputs)
         self._input_runs = tuple(move.runs(((0, 0, len(v)),)) for v in self.inputs)
+        # what only prepare needed goes, so the running interpreter holds less heap
+        del self._views, self._constant, self._offset_of, self._var_of
+        gc.collect()
 
     # -- tensors ------------------------------------------------------------------------
 
