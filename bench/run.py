@@ -190,8 +190,22 @@ def bench_interpreter(tmp: Path) -> str:
             "| device us | TFLite Micro us |",
             "| --- | --- | --- | --- | --- | --- |",
             *rows,
+            "",
+            ESP32S3_ESTIMATE,
         ]
     )
+
+
+ESP32S3_ESTIMATE = (
+    "Expected on the ESP32-S3 (an estimate, not measured: no board here): viper emits about "
+    "the same number of operations for Xtensa as for x86-64 (it keeps a few locals in "
+    "registers on both and spills the rest), and the LX7 runs simple integer instructions "
+    "at about one per cycle with single-cycle internal SRAM, so ~1.0M instructions per "
+    "alexa invocation should take roughly 4-7 ms at 240 MHz, once per 30 ms of audio: "
+    "~15-25% of one core per model, plus the frontend's ~345k instructions per 10 ms "
+    "(~1.5-2 ms, another ~15-20%). Native code from .mpy files runs from IRAM on the esp32 "
+    "port; models and arena in internal SRAM (no PSRAM) avoid cache misses."
+)
 
 
 FRONTEND_SCRIPT = """
