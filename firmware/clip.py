@@ -19,17 +19,16 @@
 # - MUTED: set_muted(True). Frames fed while muted are dropped, never stored.
 # - OVERRUN: the transport fell backlog_ms behind (see above).
 #
-# Speech is the energy rule of vad.EnergyVad: a frame's level is its mean absolute amplitude;
-# it is speech when above _RATIO x the noise floor and above _MIN_LEVEL. The floor follows the
-# level down at once and up by 1/64 of the gap per frame, 1/1024 during a speech segment
-# (_ATTACK speech frames in a row start one, _SEGMENT_HANGOVER quiet frames end it), so the
-# wake word itself does not lift the floor over the command that follows it.
+# Speech is decided per frame by vad.EnergyVad (its adaptive noise floor rises slowly during
+# a speech segment, so the wake word itself does not lift the floor over the command that
+# follows it).
 #
 # A clip never includes audio from before a mute, from before a dropped frame, or from an
 # earlier clip: the pre-roll of a new clip is only what was stored since the last of those.
 import micropython
 from micropython import const
 from pcm import mean_abs
+from vad import EnergyVad
 
 END_OF_SPEECH = "end_of_speech"
 MAX_LENGTH = "max_length"
@@ -42,12 +41,6 @@ BACKLOG_MS = const(500)
 HANGOVER_MS = const(800)
 MIN_MS = const(1500)
 
-_RATIO = const(4)  # 12 dB above the floor
-_MIN_LEVEL = const(64)  # about -54 dBFS mean absolute amplitude
-_ATTACK = const(3)
-_SEGMENT_HANGOVER = const(30)
-_FLOOR_RISE_SHIFT = const(6)
-_FLOOR_RISE_SHIFT_SPEECH = const(10)
 
 
 class ClipError(ValueError):
@@ -172,36 +165,11 @@ class ClipRecorder:
         self._after = 0  # ring samples newer than the clip's end
         self._since = 0  # samples since the detection
         self._silent = 0  # samples since the last speech frame after the detection
-        self._floor = -1
-        self._run = 0
-        self._quiet = 0
-        self._in_speech = False
+        self._vad = EnergyVad()
 
     def _speech(self, level):
-        floor = self._floor
-        if floor < 0 or level < floor:
-            floor = level
-        elif self._in_speech:
-            floor += ((level - floor) >> _FLOOR_RISE_SHIFT_SPEECH) + 1
-        else:
-            floor += ((level - floor) >> _FLOOR_RISE_SHIFT) + 1
-        self._floor = floor
-        threshold = floor * _RATIO
-        if threshold < _MIN_LEVEL:
-            threshold = _MIN_LEVEL
-        if level > threshold:
-            self._quiet = 0
-            if self._run < _ATTACK:
-                self._run += 1
-            if self._run >= _ATTACK:
-                self._in_speech = True
-            return True
-        self._run = 0
-        if self._quiet < _SEGMENT_HANGOVER:
-            self._quiet += 1
-        if self._quiet >= _SEGMENT_HANGOVER:
-            self._in_speech = False
-        return False
+        self._vad.process(level)
+        return self._vad.speech
 
     def _end(self, reason):
         self.capturing = False

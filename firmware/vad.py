@@ -29,6 +29,7 @@ class EnergyVad:
         self.start_frame = 0
         self.end_frame = 0
         self.peak = 0
+        self.speech = False  # the newest frame's decision
         self._run = 0
         self._quiet = 0
 
@@ -45,6 +46,7 @@ class EnergyVad:
         if threshold < _MIN_LEVEL:
             threshold = _MIN_LEVEL
         speech = level > threshold
+        self.speech = speech
         if not self.in_speech:
             self._run = self._run + 1 if speech else 0
             if self._run >= _ATTACK:
