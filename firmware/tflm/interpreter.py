@@ -62,7 +62,7 @@ class Interpreter:
         self._views = [None] * sg.tensor_count  # type: list
         self._constant = array.array("I", bytes(4 * sg.tensor_count))  # buffer index or 0
         self._var_of = {}  # type: dict  # resource tensor index -> variable key
-        self.variables = {}  # type: dict  # key -> bytearray
+        self.variables = {}  # type: dict  # key -> its view in the arena
         self._initial = {}  # type: dict  # key -> the initial value, a view into the model
         self.steps = []  # type: list
         self._offset_of = {}  # type: dict  # id(arena view) -> its offset in the arena
