@@ -362,7 +362,9 @@ class ClipDataEncoder:
     samples, e.g. `mic.readinto(enc.pcm)`, or copy them in with `put`; then
     `frame(clip_id, seq, nbytes)` returns a memoryview of the whole frame to write out.
     The view stays valid until the next call; a new nbytes costs one view allocation.
-    (On a 32-bit port binascii.crc32 returns a long int when the CRC is >= 2**30.)
+    On MicroPython the CRC is written by crc.crc32_into (binascii.crc32 returns a long int,
+    a heap allocation on the 32-bit device, when the CRC is >= 2**30); on CPython, where
+    that module's viper code cannot run, binascii does it.
     """
 
     def __init__(self, max_bytes=MAX_PCM_BYTES):
@@ -380,6 +382,11 @@ class ClipDataEncoder:
         self._nbytes = -1
         self._body = self._mv[0:0]
         self._frame = self._mv[0:0]
+        try:
+            from crc import crc32_into
+        except ImportError:  # CPython: no viper
+            crc32_into = None
+        self._crc32_into = crc32_into
 
     def put(self, samples):
         """Copy int16 LE sample bytes into the payload; returns their length."""
@@ -410,7 +417,10 @@ class ClipDataEncoder:
             "<BBHII", buf, 2, VERSION, CLIP_DATA, _CLIP_DATA_HEAD + nbytes, clip_id, seq
         )
         end = HEADER_SIZE + _CLIP_DATA_HEAD + nbytes
-        struct.pack_into("<I", buf, end, binascii.crc32(self._body))
+        if self._crc32_into is not None:
+            self._crc32_into(buf, end, end)
+        else:
+            struct.pack_into("<I", buf, end, binascii.crc32(self._body))
         return self._frame
 
 
