@@ -382,11 +382,13 @@ class ClipDataEncoder:
         self._nbytes = -1
         self._body = self._mv[0:0]
         self._frame = self._mv[0:0]
+        self._crc32_into = None
         try:
-            from crc import crc32_into
+            import crc
+
+            self._crc32_into = crc.crc32_into
         except ImportError:  # CPython: no viper
-            crc32_into = None
-        self._crc32_into = crc32_into
+            pass
 
     def put(self, samples):
         """Copy int16 LE sample bytes into the payload; returns their length."""
