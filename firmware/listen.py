@@ -42,7 +42,7 @@ def _frame_end_s(frames):
     return (frames * FRAME_SAMPLES + 2 * FRAME_SAMPLES) / 16000
 
 
-def run(board, say=print, wakewords=(), trace=False):
+def run(board, say=print, wakewords=(), trace=False, link=None):
     """Listen until the microphone ends (only a simulated one does).
 
     A press of the mute button toggles listening; returns the number of speech segments."""
@@ -62,12 +62,16 @@ def run(board, say=print, wakewords=(), trace=False):
         if pressed and not was_pressed:
             muted = not muted
             board.led.value(not muted)
+            if link is not None:
+                link.set_muted(muted)
             say("muted" if muted else "listening")
         was_pressed = pressed
         if muted:
             level = 0
         else:
             level = mean_abs(frame, FRAME_SAMPLES)
+            if link is not None:
+                link.frame(frame, level)
             at = 0
             while at < FRAME_SAMPLES:
                 at += frontend.feed(frame, at, FRAME_SAMPLES - at)
@@ -81,10 +85,14 @@ def run(board, say=print, wakewords=(), trace=False):
                         if detected:
                             t = _frame_end_s(frontend.frames)
                             say("detected: %s at %.2f s" % (ww.name, t))
+                            if link is not None:
+                                link.detected(ww.name, ww.p)
         event = vad.process(level)
         if event == END:
             segments += 1
             _report(say, vad, frame_ms)
+    if link is not None:
+        link.close()
     if vad.flush() == END:
         segments += 1
         _report(say, vad, frame_ms)

@@ -9,6 +9,8 @@ from board import open_board
 CONFIG_PATH = "config.json"
 _DEFAULT_CUTOFF = 0.9
 _DEFAULT_WINDOW = 5
+_NETWORK_TIMEOUT_MS = 15000
+_ACK_DRAIN_BYTES = 256
 
 
 class ConfigError(ValueError):
@@ -63,14 +65,55 @@ def load_wakewords(config, say=print):
     return loaded
 
 
+def open_link(config, board, wakewords):
+    """The link to the receiver: config "link": {"tcp": "HOST:PORT"} (no TLS yet)."""
+    spec = config.get("link")
+    if spec is None:
+        return None, None
+    where = "%s: field 'link'" % CONFIG_PATH
+    if not isinstance(spec, dict) or not isinstance(spec.get("tcp"), str):
+        raise ConfigError('%s must be {"tcp": "HOST:PORT"}' % where)
+    host, sep, port = spec["tcp"].rpartition(":")
+    if not sep or not port.isdigit():
+        raise ConfigError("%s: %r is not HOST:PORT" % (where, spec["tcp"]))
+    if not board.network_up(_NETWORK_TIMEOUT_MS):
+        raise OSError("no network for the link to %s" % spec["tcp"])
+    import socket
+
+    import link
+
+    sock = socket.socket()
+    sock.connect(socket.getaddrinfo(host, int(port))[0][-1])
+    names = [ww.name for ww in wakewords]
+    return link.Link(sock, config.get("device_id", board.name), names), sock
+
+
 def main():
     config = load_config()
     board = open_board(config["board"], **config.get("board_options", {}))
+    sock = None
     try:
         wakewords = load_wakewords(config)
-        listen.run(board, wakewords=wakewords, trace=bool(config.get("trace", False)))
+        clip_link, sock = open_link(config, board, wakewords)
+        listen.run(
+            board, wakewords=wakewords, trace=bool(config.get("trace", False)), link=clip_link
+        )
     finally:
+        if sock is not None:
+            _close_quietly(sock)
         board.close()
+
+
+def _close_quietly(sock):
+    """Read what the receiver sent (its acks) before closing, so the close is a clean FIN
+    rather than a reset that could discard the last clip's frames on the way."""
+    sock.setblocking(False)
+    try:
+        while sock.recv(_ACK_DRAIN_BYTES):
+            pass
+    except OSError:
+        pass  # nothing more waiting
+    sock.close()
 
 
 if __name__ == "__main__":

@@ -53,7 +53,8 @@ ERROR = const(8)
 END_OF_SPEECH = const(0)
 MAX_LENGTH = const(1)
 MUTED = const(2)
-REASONS = ("end_of_speech", "max_length", "muted")
+OVERRUN = const(3)
+REASONS = ("end_of_speech", "max_length", "muted", "overrun")
 
 # ERROR codes (either direction).
 ERR_VERSION = const(1)

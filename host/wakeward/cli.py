@@ -22,6 +22,7 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         button_ms=button,
         model_names=args.model,
         trace=args.json,
+        link_tcp=args.link,
         heap=args.heap,
         say=sim.json_lines_stdout if args.json else sim.main_stdout,
     )
@@ -51,6 +52,18 @@ def _cmd_features(args: argparse.Namespace) -> int:
     from wakeward import features
 
     print(features.run(args.audio, args.out, reference=args.reference, heap=args.heap))
+    return 0
+
+
+def _cmd_listen(args: argparse.Namespace) -> int:
+    from wakeward import receiver
+
+    host, sep, port = args.tcp.rpartition(":")
+    if not sep or not port.isdigit():
+        raise WakewardError(f"--tcp {args.tcp!r} is not HOST:PORT")
+    receiver.serve_tcp(
+        host or "127.0.0.1", int(port), args.out, connections=1 if args.once else None
+    )
     return 0
 
 
@@ -97,6 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--json",
         action="store_true",
         help='print one JSON line per model invocation: {"t", "model", "p", "detected"}',
+    )
+    p.add_argument(
+        "--link",
+        metavar="HOST:PORT",
+        help="stream detected clips to a receiver (`wakeward listen --tcp`) over TCP",
     )
     p.add_argument(
         "--button",
@@ -153,6 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_heap_option(p)
     p.set_defaults(func=_cmd_features)
+
+    p = sub.add_parser("listen", help="receive clips from the speaker (TCP; no TLS yet)")
+    p.add_argument("--tcp", required=True, metavar="HOST:PORT", help="address to listen on")
+    p.add_argument("--out", type=Path, default=Path("clips"), help="folder for the clips")
+    p.add_argument("--once", action="store_true", help="stop after one device connection")
+    p.set_defaults(func=_cmd_listen)
 
     p = sub.add_parser("demo", help="the main job on one PC (what `make demo` runs)")
     p.add_argument("--workdir", type=Path, default=Path("build/demo"))

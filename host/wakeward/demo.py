@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wakeward import sim, tts
+from wakeward import receiver, sim, tts
 from wakeward.audio import RATE_HZ, write_wav
 
 DEMO_SENTENCES = (
@@ -58,17 +58,27 @@ def run(workdir: Path) -> int:
         lines.append(line)
         sim.main_stdout(line)
 
+    clips_dir = workdir / "clips"
+    port, thread, result = receiver.serve_in_background(
+        clips_dir, lambda line: sim.main_stdout("receiver: " + line)
+    )
     rc = sim.run_sim(
         wav,
         events=workdir / "events.jsonl",
         model_names=[DEMO_MODEL],
+        link_tcp=f"127.0.0.1:{port}",
         heap=DEMO_HEAP,
         say=say,
     )
+    thread.join(30)
     detections = [line for line in lines if line.startswith("detected:")]
     expected = sum(1 for text in DEMO_SENTENCES if "Alexa" in text)
     print(
         f"wakeward demo: {len(detections)} detections; "
         f"the recording says the wake word {expected} times"
     )
+    clips = result[0].clips if result else []
+    print(f"wakeward demo: {len(clips)} clips received:")
+    for path in clips:
+        print(f"  {path}")
     return rc

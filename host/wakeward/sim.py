@@ -35,6 +35,7 @@ def sim_config(
     button_ms: Sequence[tuple[int, int]] = (),
     model_names: Sequence[str] = (),
     trace: bool = False,
+    link_tcp: str | None = None,
 ) -> dict:
     options: dict = {"wav": str(wav.resolve()), "realtime": realtime}
     if events is not None:
@@ -44,6 +45,8 @@ def sim_config(
     config: dict = {"board": "sim", "board_options": options}
     config["models"] = [model_entry(m) for m in model_names]
     config["trace"] = trace
+    if link_tcp is not None:
+        config["link"] = {"tcp": link_tcp}
     return config
 
 
@@ -55,6 +58,7 @@ def run_sim(
     button_ms: Sequence[tuple[int, int]] = (),
     model_names: Sequence[str] = (),
     trace: bool = False,
+    link_tcp: str | None = None,
     heap: str = unixport.DEFAULT_HEAP_PROFILE,
     say: Callable[[str], None] = print,
 ) -> int:
@@ -69,6 +73,7 @@ def run_sim(
             button_ms=button_ms,
             model_names=model_names,
             trace=trace,
+            link_tcp=link_tcp,
         )
         (Path(tmp) / "config.json").write_text(json.dumps(config))
         main = unixport.firmware_dir() / "main.py"

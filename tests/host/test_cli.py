@@ -66,6 +66,8 @@ def test_demo_runs_end_to_end(tmp_path):
     detected = [line for line in done.stdout.splitlines() if line.startswith("detected: alexa")]
     assert len(detected) == 2, done.stdout  # "Alexa" in the first and the last sentence
     assert "2 detections; the recording says the wake word 2 times" in done.stdout
+    assert "2 clips received" in done.stdout
+    assert len(list((tmp_path / "demo" / "clips").glob("*.wav"))) == 2
     assert (tmp_path / "demo" / "demo.wav").is_file()
 
 

@@ -210,7 +210,7 @@ BAD_FRAMES = [
     (raw_frame(1, P.DETECTION, b"\x02\x00\xff\xfe\x01\x00\x00\x00\x00"), r"model: not UTF-8"),
     (raw_frame(1, P.HELLO, b"\x00\x00\x00\x00\x01\x02\x01\x00a"), r"hello\.models: truncated"),
     (raw_frame(1, P.CLIP_DATA, bytes(8) + b"\x01"), r"clip_data\.pcm: odd length 1"),
-    (raw_frame(1, P.CLIP_END, bytes(8) + b"\x03"), r"clip_end\.reason: unknown reason 3"),
+    (raw_frame(1, P.CLIP_END, bytes(8) + b"\x04"), r"clip_end\.reason: unknown reason 4"),
 ]
 
 

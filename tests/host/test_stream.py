@@ -1,0 +1,91 @@
+"""The whole loop on one PC: the firmware on the sim board detects the wake word and streams
+the clip (pre-roll included) over loopback TCP to the receiver, which writes it as a WAV."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from wakeward import features, models, receiver, sim
+from wakeward.audio import RATE_HZ, read_wav, write_wav
+
+from tests.conftest import require_tools
+
+
+def speech_wav(tmp: Path, texts: list[str]) -> Path:
+    require_tools("espeak-ng", "sox")
+    from wakeward import tts
+
+    rng = np.random.default_rng(8)
+    parts = []
+    for i, text in enumerate(texts):
+        parts.append(rng.normal(0, 30, RATE_HZ).astype(np.int16))
+        voice = tts.espeak(text, tmp / f"t{i}.wav", voice="en-us", rate_wpm=150)
+        parts.append((voice.astype(np.float64) * 0.5).astype(np.int16))
+    parts.append(rng.normal(0, 30, RATE_HZ).astype(np.int16))
+    return write_wav(tmp / "speech.wav", np.concatenate(parts))
+
+
+def run_loop(wav: Path, out: Path) -> tuple[receiver.Receiver, list[str]]:
+    lines: list[str] = []
+    port, thread, result = receiver.serve_in_background(out, lines.append)
+    sim.run_sim(
+        wav,
+        model_names=["alexa"],
+        link_tcp=f"127.0.0.1:{port}",
+        heap="esp32s3-psram",
+        say=lines.append,
+    )
+    thread.join(30)
+    assert result, "the receiver did not finish"
+    return result[0], lines
+
+
+def alexa_peak(samples: np.ndarray) -> int:
+    """The reference pipeline's highest alexa output over a clip."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    it = runtime.Interpreter.from_bytes(models.resolve("alexa").read_bytes())
+    peak = 0
+    for chunk in features.model_inputs(features.reference_features(samples)):
+        it.set_input(chunk, 0)
+        it.invoke()
+        peak = max(peak, int(it.get_output(0).reshape(-1)[0]))
+    return peak
+
+
+def test_two_wake_words_give_two_clips_with_pre_roll(tmp_path):
+    wav = speech_wav(
+        tmp_path,
+        ["Alexa, what time is it?", "The kettle is on.", "Alexa, turn off the lights."],
+    )
+    rec, lines = run_loop(wav, tmp_path / "clips")
+    detections = [line for line in lines if line.startswith("detected: alexa at ")]
+    assert len(detections) == 2, lines
+    assert len(rec.clips) == 2, lines
+    audio = read_wav(wav)
+    for path, line in zip(rec.clips, detections, strict=True):
+        meta = json.loads(path.with_suffix(".json").read_text())
+        clip = read_wav(path)
+        assert meta["pre_roll_ms"] == 1000 and meta["samples"] == len(clip)
+        # the clip is a stretch of the input, bit-exact, starting a second before the detection
+        detected_at = float(line.split()[-2])
+        start = int(round((detected_at - 1.0) * RATE_HZ))
+        assert np.array_equal(clip, audio[start : start + len(clip)])
+        assert alexa_peak(clip) >= int(0.9 * 255)  # the wake word is in it
+
+
+def test_no_wake_word_sends_no_audio(tmp_path):
+    wav = speech_wav(tmp_path, ["The kettle is on.", "I like my coffee hot."])
+    rec, lines = run_loop(wav, tmp_path / "clips")
+    assert rec.clips == [] and rec.audio_bytes == 0
+    assert any(line.startswith("hello from") for line in lines)  # the link was up all along
+
+
+@pytest.mark.parametrize("spec", ["nohost", "host:port"])
+def test_a_bad_link_address_is_a_clear_error(tmp_path, spec):
+    wav = write_wav(tmp_path / "s.wav", np.zeros(RATE_HZ, np.int16))
+    with pytest.raises(Exception, match="link"):
+        sim.run_sim(wav, link_tcp=spec, say=lambda line: None)
