@@ -65,7 +65,7 @@ def load_wakewords(config, say=print):
     return loaded
 
 
-def open_link(config, board, wakewords):
+def open_link(config, board):
     """The link to the receiver: config "link": {"tcp": "HOST:PORT"} (no TLS yet)."""
     spec = config.get("link")
     if spec is None:
@@ -84,7 +84,7 @@ def open_link(config, board, wakewords):
 
     sock = socket.socket()
     sock.connect(socket.getaddrinfo(host, int(port))[0][-1])
-    names = [ww.name for ww in wakewords]
+    names = [m.get("name", m.get("path")) for m in config.get("models", []) if isinstance(m, dict)]
     return link.Link(sock, config.get("device_id", board.name), names), sock
 
 
@@ -93,8 +93,9 @@ def main():
     board = open_board(config["board"], **config.get("board_options", {}))
     sock = None
     try:
+        # the link's clip ring (tens of KB) first, while the heap is still in one piece
+        clip_link, sock = open_link(config, board)
         wakewords = load_wakewords(config)
-        clip_link, sock = open_link(config, board, wakewords)
         listen.run(
             board, wakewords=wakewords, trace=bool(config.get("trace", False)), link=clip_link
         )

@@ -85,6 +85,10 @@ class Receiver:
             )
         elif kind == "clip_start":
             self._open[item["clip_id"]] = {**item, "pcm": bytearray(), "received": time.time()}
+            self.say(
+                f"clip {item['clip_id']} started: {item['model']} (score {item['score']}), "
+                f"{item['pre_roll_ms']} ms of pre-roll"
+            )
         elif kind == "clip_data":
             clip = self._open.get(item["clip_id"])
             if clip is None:
