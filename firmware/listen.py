@@ -5,6 +5,7 @@
 import json
 import math
 
+import chime
 from frontend import Frontend
 from micropython import const
 from pcm import mean_abs
@@ -50,6 +51,7 @@ def run(board, say=print, wakewords=(), trace=False, link=None):
     frame_ms = FRAME_SAMPLES * 1000 // board.mic.rate_hz
     vad = EnergyVad()
     frontend = Frontend()
+    ding = chime.make() if wakewords else None
     muted = False
     was_pressed = False
     board.led.value(True)
@@ -87,6 +89,7 @@ def run(board, say=print, wakewords=(), trace=False, link=None):
                             say("detected: %s at %.2f s" % (ww.name, t))
                             if link is not None:
                                 link.detected(ww.name, ww.p)
+                            board.speaker.play(ding)
         event = vad.process(level)
         if event == END:
             segments += 1

@@ -76,3 +76,20 @@ def test_help_and_version(tmp_path, args):
     done = wakeward(*args, cwd=tmp_path)
     assert done.returncode == 0
     assert "wakeward" in done.stdout
+
+
+def test_a_closed_pipe_is_not_a_crash(tmp_path):
+    """`wakeward sim ... --json | head -1`: the reader leaves early; no traceback."""
+    bursts_wav(tmp_path / "in.wav", [(0.5, 1.5)], 20.0)
+    proc = subprocess.Popen(
+        [*WAKEWARD, "sim", "in.wav", "--model", "alexa", "--json", "--heap", "esp32s3-psram"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline().startswith("{")
+    proc.stdout.close()
+    proc.wait(timeout=120)
+    assert "Traceback" not in proc.stderr.read()

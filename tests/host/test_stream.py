@@ -28,7 +28,9 @@ def speech_wav(tmp: Path, texts: list[str]) -> Path:
     return write_wav(tmp / "speech.wav", np.concatenate(parts))
 
 
-def run_loop(wav: Path, out: Path) -> tuple[receiver.Receiver, list[str]]:
+def run_loop(
+    wav: Path, out: Path, button_ms=(), events: Path | None = None
+) -> tuple[receiver.Receiver, list[str]]:
     lines: list[str] = []
     port, thread, result = receiver.serve_in_background(out, lines.append)
     sim.run_sim(
@@ -36,6 +38,8 @@ def run_loop(wav: Path, out: Path) -> tuple[receiver.Receiver, list[str]]:
         model_names=["alexa"],
         link_tcp=f"127.0.0.1:{port}",
         heap="esp32s3-psram",
+        button_ms=button_ms,
+        events=events,
         say=lines.append,
     )
     thread.join(30)
@@ -75,6 +79,29 @@ def test_two_wake_words_give_two_clips_with_pre_roll(tmp_path):
         start = int(round((detected_at - 1.0) * RATE_HZ))
         assert np.array_equal(clip, audio[start : start + len(clip)])
         assert alexa_peak(clip) >= int(0.9 * 255)  # the wake word is in it
+
+
+def test_a_chime_plays_on_each_detection_and_mute_stops_listening(tmp_path):
+    wav = speech_wav(
+        tmp_path,
+        ["Alexa, what time is it?", "The kettle is on.", "Alexa, turn off the lights."],
+    )
+    events = tmp_path / "events.jsonl"
+    rec, lines = run_loop(wav, tmp_path / "clips", events=events)
+    log = [json.loads(x) for x in events.read_text().splitlines()]
+    detected_ms = [round(float(x.split()[-2]) * 1000) for x in lines if x.startswith("detected:")]
+    assert [e["t_ms"] for e in log if e["dev"] == "speaker"] == detected_ms
+    assert len(detected_ms) == 2
+    # press the mute button after the first clip: no second detection, clip or chime
+    press_ms = detected_ms[0] + 2500
+    rec, lines = run_loop(
+        wav, tmp_path / "clips2", button_ms=[(press_ms, press_ms + 100)], events=events
+    )
+    log = [json.loads(x) for x in events.read_text().splitlines()]
+    assert len(rec.clips) == 1
+    assert len([e for e in log if e["dev"] == "speaker"]) == 1
+    assert {"t_ms": press_ms, "dev": "led", "value": 0} in log
+    assert "muted" in lines
 
 
 def test_no_wake_word_sends_no_audio(tmp_path):
