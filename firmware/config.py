@@ -1,0 +1,147 @@
+# config.json, validated at boot: every bad field gets a message that names it, before any
+# hardware is touched. Fields (all but "board" optional):
+#   board          a board profile name (board/profiles.py) or "sim"
+#   board_options  object passed to the board (sim: wav, pcm_socket, realtime, events, button)
+#   device_id      string sent to the receiver (default: the board name)
+#   models         list of {"path", "name", "probability_cutoff" 0..1, "sliding_window_size"}
+#   trace          true: one JSON line per model invocation
+#   link           {"tcp": "HOST:PORT"}: where to stream clips
+#   wifi           {"ssid", "password"}
+#   clip           {"pre_roll_ms", "max_ms"}
+import json
+
+from micropython import const
+
+PATH = "config.json"
+DEFAULT_CUTOFF = 0.9
+_DEFAULT_WINDOW = const(5)
+_DEFAULT_PRE_ROLL_MS = const(1000)
+_DEFAULT_MAX_MS = const(8000)
+_MAX_PRE_ROLL_MS = const(5000)
+_MAX_CLIP_MS = const(60000)
+_FIELDS = ("board", "board_options", "device_id", "models", "trace", "link", "wifi", "clip")
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _fail(path, field, why):
+    raise ConfigError("%s: field '%s': %s" % (path, field, why))
+
+
+def _object(path, config, field):
+    value = config.get(field, {})
+    if not isinstance(value, dict):
+        _fail(path, field, "must be an object")
+    return value
+
+
+def _string(path, field, value):
+    if not isinstance(value, str) or not value:
+        _fail(path, field, "must be a non-empty string")
+    return value
+
+
+def _int(path, field, value, lo, hi):
+    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+        _fail(path, field, "must be a whole number from %d to %d" % (lo, hi))
+    return value
+
+
+def _models(path, config):
+    models = config.get("models", [])
+    if not isinstance(models, list):
+        _fail(path, "models", "must be a list")
+    out = []
+    for i, entry in enumerate(models):
+        field = "models[%d]" % i
+        if not isinstance(entry, dict):
+            _fail(path, field, "must be an object")
+        model_path = _string(path, field + ".path", entry.get("path"))
+        name = _string(path, field + ".name", entry.get("name", model_path))
+        cutoff = entry.get("probability_cutoff", DEFAULT_CUTOFF)
+        if isinstance(cutoff, bool) or not isinstance(cutoff, (int, float)) or not 0 <= cutoff <= 1:
+            _fail(path, field + ".probability_cutoff", "must be a number from 0 to 1")
+        window = _int(
+            path,
+            field + ".sliding_window_size",
+            entry.get("sliding_window_size", _DEFAULT_WINDOW),
+            1,
+            100,
+        )
+        out.append(
+            {
+                "path": model_path,
+                "name": name,
+                "probability_cutoff": cutoff,
+                "sliding_window_size": window,
+            }
+        )
+    return out
+
+
+def _link(path, config):
+    link = config.get("link")
+    if link is None:
+        return None
+    if not isinstance(link, dict) or set(link) != {"tcp"}:
+        _fail(path, "link", 'must be {"tcp": "HOST:PORT"}')
+    host, sep, port = _string(path, "link.tcp", link["tcp"]).rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        _fail(path, "link.tcp", "%r is not HOST:PORT" % link["tcp"])
+    return (host, int(port))
+
+
+def validate(config, path=PATH):
+    """The config with defaults filled in; ConfigError naming the first bad field."""
+    if not isinstance(config, dict):
+        raise ConfigError("%s: the top level must be an object" % path)
+    for field in config:
+        if field not in _FIELDS:
+            _fail(path, field, "unknown field (known: %s)" % ", ".join(_FIELDS))
+    board = config.get("board")
+    if board != "sim":
+        from board import profiles
+
+        if board not in profiles.PROFILES:
+            known = ", ".join(sorted(profiles.PROFILES))
+            _fail(path, "board", "%r is not 'sim' or a board profile (%s)" % (board, known))
+    options = _object(path, config, "board_options")
+    wifi = _object(path, config, "wifi")
+    for key in wifi:
+        if key not in ("ssid", "password"):
+            _fail(path, "wifi." + key, "unknown field (known: ssid, password)")
+        _string(path, "wifi." + key, wifi[key])
+    clip = _object(path, config, "clip")
+    pre_roll = _int(
+        path, "clip.pre_roll_ms", clip.get("pre_roll_ms", _DEFAULT_PRE_ROLL_MS), 0, _MAX_PRE_ROLL_MS
+    )
+    max_ms = _int(path, "clip.max_ms", clip.get("max_ms", _DEFAULT_MAX_MS), 1, _MAX_CLIP_MS)
+    if max_ms <= pre_roll:
+        _fail(path, "clip.max_ms", "must be longer than clip.pre_roll_ms")
+    trace = config.get("trace", False)
+    if not isinstance(trace, bool):
+        _fail(path, "trace", "must be true or false")
+    return {
+        "board": board,
+        "board_options": options,
+        "device_id": _string(path, "device_id", config.get("device_id", board)),
+        "models": _models(path, config),
+        "trace": trace,
+        "link": _link(path, config),
+        "wifi": wifi,
+        "pre_roll_ms": pre_roll,
+        "max_clip_ms": max_ms,
+    }
+
+
+def load(path=PATH):
+    try:
+        with open(path) as f:
+            config = json.load(f)
+    except OSError:
+        raise ConfigError("%s: cannot be read" % path) from None
+    except ValueError as e:
+        raise ConfigError("%s: not valid JSON (%s)" % (path, e)) from None
+    return validate(config, path)

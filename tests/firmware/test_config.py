@@ -1,0 +1,80 @@
+"""config.json is validated at boot: each bad field gets a message naming it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import output
+
+CHECK = """
+import json, config
+try:
+    print(json.dumps(config.load()))
+except config.ConfigError as e:
+    print("ERROR", e)
+"""
+
+GOOD = {"board": "sim", "board_options": {"wav": "x.wav"}}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"board": "esp32"}, "field 'board': 'esp32' is not 'sim' or a board profile"),
+        ({"bord": "sim"}, "field 'bord': unknown field"),
+        ({"board_options": []}, "field 'board_options': must be an object"),
+        ({"models": {}}, "field 'models': must be a list"),
+        ({"models": [{}]}, "field 'models[0].path': must be a non-empty string"),
+        (
+            {"models": [{"path": "a.tflite", "probability_cutoff": 1.5}]},
+            "field 'models[0].probability_cutoff': must be a number from 0 to 1",
+        ),
+        (
+            {"models": [{"path": "a.tflite", "sliding_window_size": 0}]},
+            "field 'models[0].sliding_window_size': must be a whole number from 1 to 100",
+        ),
+        ({"trace": "yes"}, "field 'trace': must be true or false"),
+        ({"link": {"tcp": "nohost"}}, "field 'link.tcp': 'nohost' is not HOST:PORT"),
+        ({"link": {"tls": "a:1"}}, "field 'link': must be {\"tcp\": \"HOST:PORT\"}"),
+        ({"wifi": {"ssid": ""}}, "field 'wifi.ssid': must be a non-empty string"),
+        ({"wifi": {"pass": "x"}}, "field 'wifi.pass': unknown field"),
+        ({"clip": {"pre_roll_ms": -1}}, "field 'clip.pre_roll_ms': must be a whole number"),
+        (
+            {"clip": {"pre_roll_ms": 2000, "max_ms": 1500}},
+            "field 'clip.max_ms': must be longer than clip.pre_roll_ms",
+        ),
+        ({"device_id": 7}, "field 'device_id': must be a non-empty string"),
+    ],
+)
+def test_each_bad_field_is_named(mp, change, message):
+    (mp.cwd / "config.json").write_text(json.dumps({**GOOD, **change}))
+    out = mp.output(CHECK)
+    assert out.startswith("ERROR config.json: "), out
+    assert message in out
+
+
+def test_defaults_are_filled_in(mp):
+    cfg = {**GOOD, "models": [{"path": "a.tflite"}], "link": {"tcp": "127.0.0.1:7000"}}
+    (mp.cwd / "config.json").write_text(json.dumps(cfg))
+    got = json.loads(mp.output(CHECK))
+    assert got["models"] == [
+        {"path": "a.tflite", "name": "a.tflite", "probability_cutoff": 0.9,
+         "sliding_window_size": 5}
+    ]
+    assert got["link"] == ["127.0.0.1", 7000]
+    assert (got["pre_roll_ms"], got["max_clip_ms"], got["device_id"]) == (1000, 8000, "sim")
+
+
+def test_not_json_and_missing_file(mp):
+    out = mp.output(CHECK)
+    assert "ERROR config.json: cannot be read" in out
+    (mp.cwd / "config.json").write_text("{board: sim")
+    assert "ERROR config.json: not valid JSON" in mp.output(CHECK)
+
+
+def test_main_prints_the_error_and_exits_1(mp):
+    (mp.cwd / "config.json").write_text(json.dumps({"board": "sim", "trace": 1}))
+    done = mp.run("import main\nmain.main()\n", expect_ok=False)
+    assert "field 'trace'" in output(done)
