@@ -145,17 +145,9 @@ def device_frames(
     code = DEVICE_RUNNER.replace("CHUNK_BYTES", str(CHUNK_BYTES))
     with tempfile.TemporaryDirectory(prefix="wakeward-features-") as tmp:
         (Path(tmp) / "audio.raw").write_bytes(samples.astype("<i2").tobytes())
-        done = unixport.run(code=code, heap=heap, cwd=tmp, timeout_s=timeout_s)
-        text = (done.stdout + done.stderr).decode(errors="replace").strip()
-        if done.returncode != 0:
-            last = text.splitlines()[-1] if text else f"exit code {done.returncode}"
-            hint = ""
-            if "MemoryError" in text:
-                hint = (
-                    f" (the {heap} heap profile is {unixport.heap_bytes(heap):,} bytes; "
-                    "try --heap esp32s3-psram)"
-                )
-            raise WakewardError(f"the device frontend failed: {last}{hint}")
+        text = unixport.run_or_fail(
+            "the device frontend", code, heap=heap, cwd=tmp, timeout_s=timeout_s
+        )
         raw = (Path(tmp) / "frames.raw").read_bytes()
     rec = np.frombuffer(raw, _RECORD)
     want = frame_count(len(samples))

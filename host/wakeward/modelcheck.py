@@ -179,17 +179,9 @@ def check(
     with tempfile.TemporaryDirectory(prefix="wakeward-check-") as tmp:
         (Path(tmp) / "inputs.raw").write_bytes(np.ascontiguousarray(inputs).tobytes())
         code = DEVICE_RUNNER.replace("MODEL_PATH", repr(str(model.resolve())))
-        done = unixport.run(code=code, heap=heap, cwd=tmp, timeout_s=3600)
-        text = (done.stdout + done.stderr).decode(errors="replace").strip()
-        if done.returncode != 0:
-            last = text.splitlines()[-1] if text else f"exit code {done.returncode}"
-            hint = ""
-            if "MemoryError" in text:
-                hint = (
-                    f" (the {heap} heap profile is {unixport.heap_bytes(heap):,} bytes; "
-                    "try --heap esp32s3-psram)"
-                )
-            raise WakewardError(f"{model}: the device interpreter failed: {last}{hint}")
+        text = unixport.run_or_fail(
+            f"{model}: the device interpreter", code, heap=heap, cwd=tmp, timeout_s=3600
+        )
         info = json.loads(text.splitlines()[-1])
         raw = np.frombuffer((Path(tmp) / "outputs.raw").read_bytes(), np.uint8)
     reference, ref_us = _reference(model, inputs)

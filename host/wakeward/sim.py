@@ -91,9 +91,7 @@ def run_sim(
             say(last)
         rc = proc.wait()
     if rc != 0:
-        hint = ""
-        if "MemoryError" in last or "memory" in last:
-            hint = f" (heap profile {heap}: try --heap esp32s3-psram)"
+        hint = unixport.memory_hint(heap, last)
         raise WakewardError(f"the firmware stopped with exit code {rc}: {last}{hint}")
     return rc
 

@@ -159,3 +159,20 @@ def run(
         timeout=timeout_s,
         check=False,
     )
+
+
+def memory_hint(heap: str, text: str) -> str:
+    """What to try when a run on the unix port ran out of heap ("" if it did not)."""
+    if "MemoryError" not in text:
+        return ""
+    return f" (the {heap} heap profile is {heap_bytes(heap):,} bytes; try --heap esp32s3-psram)"
+
+
+def run_or_fail(what: str, code: str, *, heap: str, cwd: str | Path, timeout_s: float) -> str:
+    """Run firmware code; its output, or WakewardError naming `what` with the last line."""
+    done = run(code=code, heap=heap, cwd=cwd, timeout_s=timeout_s)
+    text = (done.stdout + done.stderr).decode(errors="replace").strip()
+    if done.returncode != 0:
+        last = text.splitlines()[-1] if text else f"exit code {done.returncode}"
+        raise WakewardError(f"{what} failed: {last}{memory_hint(heap, text)}")
+    return text
