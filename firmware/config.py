@@ -5,7 +5,8 @@
 #   device_id      string sent to the receiver (default: the board name)
 #   models         list of {"path", "name", "probability_cutoff" 0..1, "sliding_window_size"}
 #   trace          true: one JSON line per model invocation
-#   link           {"tcp": "HOST:PORT"}: where to stream clips
+#   link           {"tcp": "HOST:PORT", ...}: where to stream clips, and how (_LINK_INTS:
+#                  the clip queue on flash, reconnect backoff, timeouts, status interval)
 #   wifi           {"ssid", "password"}
 #   clip           {"pre_roll_ms", "max_ms"}
 import json
@@ -19,6 +20,20 @@ _DEFAULT_PRE_ROLL_MS = const(1000)
 _DEFAULT_MAX_MS = const(8000)
 _MAX_PRE_ROLL_MS = const(5000)
 _MAX_CLIP_MS = const(60000)
+# link fields: (name, default, lowest, highest). The queue defaults suit an ESP32-S3's flash
+# (a few MB; the file system also holds the models): 1 MB is 32 s of audio, four clips of the
+# longest default length (8 s).
+_LINK_INTS = (
+    ("queue_max_clips", 16, 1, 255),  # status.queued is a u8
+    ("queue_max_kb", 1024, 1, 65536),
+    ("retry_min_ms", 1000, 10, 600000),
+    ("retry_max_ms", 60000, 10, 3600000),
+    ("timeout_ms", 200, 10, 60000),  # a connect or a write; see transport.py
+    ("ack_timeout_ms", 10000, 100, 600000),
+    ("status_interval_ms", 30000, 100, 600000),
+)
+_CLIP_FRAME_BYTES = const(1042)  # one CLIP_DATA frame of link.CHUNK_BYTES (1024) of audio
+_CLIP_OVERHEAD_BYTES = const(1024)  # clip_start and clip_end, with room to spare
 _FIELDS = ("board", "board_options", "device_id", "models", "trace", "link", "wifi", "clip")
 
 
@@ -81,16 +96,38 @@ def _models(path, config):
     return out
 
 
-def _link(path, config):
+def _link(path, config, max_clip_ms):
     link = config.get("link")
     if link is None:
         return None
-    if not isinstance(link, dict) or set(link) != {"tcp"}:
-        _fail(path, "link", 'must be {"tcp": "HOST:PORT"}')
+    if not isinstance(link, dict) or "tcp" not in link:
+        _fail(path, "link", 'must be {"tcp": "HOST:PORT", ...}')
+    names = ["tcp"] + [field[0] for field in _LINK_INTS]
+    for key in link:
+        if key not in names:
+            _fail(path, "link." + key, "unknown field (known: %s)" % ", ".join(names))
     host, sep, port = _string(path, "link.tcp", link["tcp"]).rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         _fail(path, "link.tcp", "%r is not HOST:PORT" % link["tcp"])
-    return (host, int(port))
+    out = {"host": host, "port": int(port)}
+    for name, default, lo, hi in _LINK_INTS:
+        out[name] = _int(path, "link." + name, link.get(name, default), lo, hi)
+    if out["retry_max_ms"] < out["retry_min_ms"]:
+        _fail(path, "link.retry_max_ms", "must be at least link.retry_min_ms")
+    clip_kb = _clip_kb(max_clip_ms)
+    if out["queue_max_kb"] < clip_kb:
+        _fail(
+            path,
+            "link.queue_max_kb",
+            "must hold one clip of clip.max_ms (%d ms needs %d)" % (max_clip_ms, clip_kb),
+        )
+    return out
+
+
+def _clip_kb(max_ms):
+    """KB of flash one clip of max_ms takes in the queue, framing included."""
+    frames = (max_ms * 32 + 1023) // 1024  # 32 bytes of audio per ms
+    return (frames * _CLIP_FRAME_BYTES + _CLIP_OVERHEAD_BYTES + 1023) // 1024
 
 
 def validate(config, path=PATH):
@@ -129,7 +166,7 @@ def validate(config, path=PATH):
         "device_id": _string(path, "device_id", config.get("device_id", board)),
         "models": _models(path, config),
         "trace": trace,
-        "link": _link(path, config),
+        "link": _link(path, config, max_ms),
         "wifi": wifi,
         "pre_roll_ms": pre_roll,
         "max_clip_ms": max_ms,

@@ -1,56 +1,203 @@
 # The link stage: after a detection, the clip (pre-roll included) goes to the receiver on the
-# owner's PC as protocol frames, streamed while it is captured. Nothing is sent before a
-# detection but the hello. The transport is any object with write(bytes) (a TCP socket's
-# stream, or the USB serial console's sys.stdout.buffer); the board opens it.
+# owner's PC as protocol frames. Nothing is sent before a detection but hello and status.
+#
+# Every clip is written to the outbox on flash while it is captured (outbox.py) and, while
+# the receiver is connected and has been sent every earlier clip, streamed to it at the same
+# time (latency). A clip's file is deleted only when the receiver acknowledges the clip.
+# After each connect the device sends hello and status, then every queued clip, oldest
+# first, _RESEND_BYTES per audio frame (six times the audio rate) so the audio loop keeps
+# its pace; a clip captured meanwhile is queued behind them.
+#
+# The stream comes from `connect` (transport.open_stream: the one place it is opened), tried
+# again with exponential backoff on the board's clock while the receiver is unreachable:
+# retry_min_ms, doubling up to retry_max_ms, and back to retry_min_ms after a connect. Any
+# error reading or writing ends the connection, and so does an ack that has not come
+# ack_timeout_ms after a clip went out (a receiver that vanished without closing); every
+# clip the receiver has not acknowledged is sent again after the next connect.
+#
+# Acks are read without blocking: each audio frame polls the stream (select.poll, zero
+# timeout) and reads only what has arrived. A status message (protocol STATUS: uptime, clips
+# sent, acked, dropped and queued, audio bytes sent, mute) goes out on each connect and every
+# status_interval_ms.
+#
+# Per audio frame nothing here allocates, connected or not, while a clip is captured and
+# streamed too: the frames go to flash and to the stream from the recorder's preallocated
+# encoder. Allocations happen once per event: a detection, a clip's last short chunk, an
+# ack, a status, a connect, the last piece of a resent clip.
+import gc
+import select
+import time
+
 import protocol
 from clip import ClipRecorder
 from micropython import const
 
 CHUNK_BYTES = const(1024)  # 32 ms of audio per CLIP_DATA frame
 RATE_HZ = const(16000)
+FIRMWARE = "wakeward-0.1"
+_RESEND_BYTES = const(2048)  # of a queued clip, per audio frame
+_RX_BYTES = const(64)
+_CLOSE_WAIT_MS = const(2000)  # at the end of the input (sim): how long to wait for acks
+_QUEUED_MAX = const(255)  # status.queued is a u8
+_U32_WRAP = 0x100000000  # not a const: a long int on the device
 
 
 class Link:
-    def __init__(self, stream, device_id, model_names, pre_roll_ms=1000, max_ms=8000):
-        self._stream = stream
+    def __init__(
+        self,
+        connect,
+        outbox,
+        clock_ms,
+        device_id,
+        model_names,
+        pre_roll_ms=1000,
+        max_ms=8000,
+        retry_min_ms=1000,
+        retry_max_ms=60000,
+        ack_timeout_ms=10000,
+        status_interval_ms=30000,
+        say=print,
+    ):
+        self._connect = connect
+        self.outbox = outbox
+        self._clock = clock_ms
+        self._say = say
+        self._hello = protocol.encode_hello(device_id, FIRMWARE, list(model_names))
         self.recorder = ClipRecorder(pre_roll_ms=pre_roll_ms, max_ms=max_ms)
         self._encoder = protocol.ClipDataEncoder(CHUNK_BYTES)
+        self._resend_buf = bytearray(_RESEND_BYTES)
+        self._resend_view = memoryview(self._resend_buf)
+        self._rx = bytearray(_RX_BYTES)
+        self._retry_min_ms = retry_min_ms
+        self._retry_max_ms = retry_max_ms
+        self._ack_timeout_ms = ack_timeout_ms
+        self._status_interval_ms = status_interval_ms
+        self._poller = select.poll()
+        self._stream = None
+        self._decoder = protocol.Decoder()
+        now = clock_ms()
+        self._retry_at = now  # the first attempt: at the first poll
+        self._retry_ms = retry_min_ms
+        self._tick_at = now  # uptime is counted up to here
+        self._uptime_ms = 0
+        self._status_due = False
+        # the clip being captured
         self.clip_id = 0
         self._seq = 0
-        self._open = False  # a clip_start went out and its clip_end has not
+        self._open = False  # its clip_end has not been written
+        self._keep = False  # it is being written to flash
+        self._live = False  # it is being streamed as it is captured
+        # this connection
+        self._sent_upto = 0  # every queued clip up to this id has gone out on it
+        self._resending = 0  # the queued clip going out now
+        self._unsent = False  # a queued clip may not have gone out on it yet
+        self._waiting = False  # a clip that went out on it awaits its ack
+        self._wait_since = 0
+        # counters, reported in status
         self.clips_sent = 0
+        self.clips_acked = 0
         self.audio_bytes_sent = 0
-        self._write(protocol.encode_hello(device_id, "wakeward-0.1", list(model_names)))
+        self.muted = False
 
-    def _write(self, data):
-        n = self._stream.write(data)
-        if n is None or n == len(data):
-            return
-        view = memoryview(data)[n:]  # a short write: the rest, slice by slice
-        while len(view):
-            n = self._stream.write(view)
-            view = view[len(view) if n is None else n :]
+    def connected(self):
+        return self._stream is not None
 
     def frame(self, pcm, level):
-        """Every 10 ms frame of audio (the recorder keeps the pre-roll)."""
+        """Every 10 ms frame of audio while listening (the recorder keeps the pre-roll)."""
         self.recorder.feed(pcm, level)
         self._drain()
 
+    def poll(self):
+        """Every 10 ms frame, muted or not: acks, status, resends and reconnects."""
+        now = self._clock()
+        if time.ticks_diff(now, self._tick_at) >= self._status_interval_ms:
+            self._uptime_ms += time.ticks_diff(now, self._tick_at)
+            self._tick_at = now
+            self._status_due = self._stream is not None
+        if self._stream is None:
+            if time.ticks_diff(now, self._retry_at) >= 0:
+                self._try_connect()
+            return
+        self._read()
+        if self._stream is None:
+            return
+        if self._waiting and time.ticks_diff(now, self._wait_since) >= self._ack_timeout_ms:
+            self._drop("no ack within %d ms" % self._ack_timeout_ms)
+            return
+        if self._unsent and not self._live:
+            self._resend()
+        if self._status_due and not self._resending:
+            # not between two pieces of a resent clip: they are not cut at frame boundaries
+            self._send_status()
+
     def detected(self, model, score):
-        """A detection: start a clip unless one is still going out."""
+        """A detection: start a clip unless one is still being captured or sent."""
         if not self.recorder.start():
             return False
-        self.clip_id += 1
         self._seq = 0
         self._open = True
+        self._keep = True
+        self._live = False
+        try:
+            self.clip_id = self.outbox.begin()
+        except OSError as e:
+            self._say("link: clip not stored (%s): dropped" % e)
+            self.outbox.dropped += 1
+            self._keep = False
+            self._drain()
+            return True
         pre_ms = self.recorder.pre_samples * 1000 // RATE_HZ
-        self._write(protocol.encode_clip_start(self.clip_id, model, score, RATE_HZ, pre_ms))
+        start = protocol.encode_clip_start(self.clip_id, model, score, RATE_HZ, pre_ms)
+        self._store(start)
+        self._live = self._stream is not None and not self._unsent
+        if self._live:
+            self._write(start)
         self._drain()
         return True
 
     def set_muted(self, muted):
+        self.muted = muted
         self.recorder.set_muted(muted)
         self._drain()
+
+    def close(self):
+        """At the end of the input (sim): finish an open clip as it stands, send what is
+        queued if connected, wait a moment for the acks, send a last status and close.
+        Whatever is not acknowledged stays queued on flash for the next boot."""
+        if self._open and self.recorder.capturing:
+            self.recorder.set_muted(True)
+            self._drain()
+        while self._stream is not None and self._unsent:
+            self._resend()
+        deadline = time.ticks_add(time.ticks_ms(), _CLOSE_WAIT_MS)
+        while self._stream is not None and self._waiting:
+            left = time.ticks_diff(deadline, time.ticks_ms())
+            if left <= 0:
+                break
+            self._poller.poll(left)
+            self._read()
+        stream = self._stream
+        if stream is None:
+            self.outbox.stop_reading()
+            if self.outbox.ids:
+                self._say("link: %d clips wait on flash for the receiver" % len(self.outbox.ids))
+            return
+        self._send_status()
+        self._stream = None
+        self._poller.unregister(stream)
+        _close_cleanly(stream, self._rx)
+
+    # --- the clip being captured ---------------------------------------------------------
+
+    def _store(self, data):
+        if not self._keep:
+            return
+        try:
+            self.outbox.write(data)
+        except OSError as e:
+            self._say("link: clip %d not stored (%s): dropped" % (self.clip_id, e))
+            self._keep = False
+            self.outbox.abandon()
 
     def _drain(self):
         if not self._open:
@@ -60,17 +207,200 @@ class Link:
         # whole chunks while capturing; whatever is left once the clip has ended
         while rec.ready() >= CHUNK_BYTES // 2 or (rec.ready() and not rec.capturing):
             n = rec.next_chunk(enc.pcm)
-            self._write(enc.frame(self.clip_id, self._seq, n))
+            frame = enc.frame(self.clip_id, self._seq, n)
             self._seq += 1
-            self.audio_bytes_sent += n
-        if not rec.pending:
-            reason = protocol.REASONS.index(rec.reason)
-            self._write(protocol.encode_clip_end(self.clip_id, rec.length, reason))
-            self._open = False
-            self.clips_sent += 1
+            self._store(frame)
+            if self._live and self._write(frame):
+                self.audio_bytes_sent += n
+        if rec.pending:
+            return
+        self._open = False
+        reason = protocol.REASONS.index(rec.reason)
+        end = protocol.encode_clip_end(self.clip_id, rec.length, reason)
+        self._store(end)
+        stored = self._keep
+        if stored:
+            self._keep = False
+            try:
+                self.outbox.finish(rec.length)
+            except OSError as e:
+                self._say("link: clip %d not stored (%s): dropped" % (self.clip_id, e))
+                stored = False
+        if self._live and self._write(end):
+            self._sent_upto = self.clip_id
+            self._went_out(0)
+        elif stored:
+            self._unsent = True
+        self._live = False
 
-    def close(self):
-        """At the end of the input (sim): finish an open clip as it stands."""
-        if self._open and self.recorder.capturing:
-            self.recorder.set_muted(True)
-            self._drain()
+    # --- the connection ------------------------------------------------------------------
+
+    def _try_connect(self):
+        try:
+            stream = self._connect()
+        except OSError as e:
+            self._say("link: cannot connect (%s); next try in %d ms" % (e, self._retry_ms))
+            self._retry_at = time.ticks_add(self._clock(), self._retry_ms)
+            self._retry_ms = min(2 * self._retry_ms, self._retry_max_ms)
+            return
+        self._stream = stream
+        self._poller.register(stream, select.POLLIN)
+        self._decoder = protocol.Decoder()
+        self._retry_ms = self._retry_min_ms
+        self._sent_upto = 0
+        self._resending = 0
+        self._unsent = len(self.outbox.ids) > 0
+        self._waiting = False
+        self._say("link: connected, %d clips queued" % len(self.outbox.ids))
+        if self._write(self._hello):
+            self._send_status()
+
+    def _drop(self, reason):
+        stream = self._stream
+        if stream is None:
+            return
+        self._stream = None
+        self._poller.unregister(stream)
+        self.outbox.stop_reading()
+        self._resending = 0
+        self._live = False
+        self._waiting = False
+        try:
+            stream.close()
+        except OSError:
+            pass  # it is gone either way
+        self._retry_at = time.ticks_add(self._clock(), self._retry_ms)
+        self._say("link: connection lost (%s), %d clips queued" % (reason, len(self.outbox.ids)))
+
+    def _write(self, data):
+        """Write all of data; False (and the connection dropped) when that fails."""
+        stream = self._stream
+        if stream is None:
+            return False
+        try:
+            n = stream.write(data)
+            if n is not None and n != len(data):
+                view = memoryview(data)[n:]  # a short write: the rest, slice by slice
+                while len(view):
+                    n = stream.write(view)
+                    view = view[len(view) if n is None else n :]
+        except OSError as e:
+            self._drop("write failed: %s" % e)
+            return False
+        return True
+
+    def _read(self):
+        """Whatever the receiver has sent (acks), without waiting for more."""
+        ready = False
+        for _ in self._poller.ipoll(0):
+            ready = True
+        stream = self._stream
+        if not ready or stream is None:
+            return
+        try:
+            # recv: what has arrived (readinto would wait to fill the buffer)
+            data = stream.recv(_RX_BYTES)
+        except OSError as e:
+            self._drop("read failed: %s" % e)
+            return
+        if not data:
+            self._drop("closed by the receiver")
+            return
+        decoder = self._decoder
+        decoder.feed(data)
+        for kind, msg in decoder:
+            if kind != protocol.MSG:
+                continue
+            if msg["type"] == "ack":
+                self._acked(msg["clip_id"])
+            elif msg["type"] == "error":
+                self._say("link: the receiver says: %s" % msg["message"])
+
+    def _acked(self, clip_id):
+        if not self.outbox.ack(clip_id):
+            return  # not queued (any more): acknowledged before, or dropped
+        self.clips_acked += 1
+        self._wait_since = self._clock()
+        ids = self.outbox.ids
+        self._waiting = len(ids) > 0 and ids[0] <= self._sent_upto
+
+    def _went_out(self, audio_bytes):
+        """A whole clip went out on this connection; its ack is awaited."""
+        self.clips_sent += 1
+        self.audio_bytes_sent += audio_bytes
+        if not self._waiting:
+            self._waiting = True
+            self._wait_since = self._clock()
+
+    def _resend(self):
+        """The next piece of the oldest queued clip that has not gone out on this
+        connection."""
+        box = self.outbox
+        if not self._resending:
+            clip_id = 0
+            for queued in box.ids:
+                if queued > self._sent_upto:
+                    clip_id = queued
+                    break
+            if not clip_id:
+                self._unsent = False
+                return
+            self._resending = clip_id
+            try:
+                box.start_reading(clip_id)
+            except OSError as e:
+                self._unreadable(e)
+                return
+        elif box.reading != self._resending:
+            # dropped from the full queue while going out: its frames on the wire stop short
+            self._drop("clip %d dropped from the full queue while sent" % self._resending)
+            return
+        try:
+            n = box.read(self._resend_buf)
+        except OSError as e:
+            self._unreadable(e)
+            return
+        if n:
+            self._write(self._resend_view if n == _RESEND_BYTES else self._resend_view[:n])
+            return
+        clip_id = self._resending
+        box.stop_reading()
+        self._resending = 0
+        self._sent_upto = clip_id
+        self._went_out(2 * box.samples(clip_id))
+
+    def _unreadable(self, error):
+        """The flash fails to read the clip being resent: it is dropped (what of it went
+        out is an unfinished clip the receiver does not keep)."""
+        clip_id = self._resending
+        self._resending = 0
+        self.outbox.discard(clip_id, "cannot read it (%s)" % error)
+
+    def _send_status(self):
+        self._status_due = False
+        box = self.outbox
+        uptime_ms = self._uptime_ms + time.ticks_diff(self._clock(), self._tick_at)
+        self._write(
+            protocol.encode_status(
+                uptime_ms % _U32_WRAP,
+                self.clips_sent,
+                self.clips_acked,
+                box.dropped,
+                min(len(box.ids), _QUEUED_MAX),
+                self.muted,
+                self.audio_bytes_sent % _U32_WRAP,
+                gc.mem_free(),
+            )
+        )
+
+
+def _close_cleanly(stream, scratch):
+    """Read what is left (acks) before closing, so the close is a clean FIN rather than a
+    reset that could discard the last frames on their way."""
+    try:
+        stream.setblocking(False)
+        while stream.readinto(scratch):
+            pass
+    except OSError:
+        pass  # nothing more waiting, or the connection is gone
+    stream.close()

@@ -1,7 +1,8 @@
 # The listening loop: reads the microphone in 10 ms frames, honours the mute button (LED on
 # while listening), computes the speech features, runs every wake-word model on them and
-# reports detections and each stretch of speech. (Streaming clips to the owner's PC is the
-# next stage.)
+# reports detections and each stretch of speech; with a link (link.py), each detection's clip
+# goes to the owner's PC, and the link is polled once per frame, muted or not (acks, status,
+# reconnects).
 import json
 import math
 
@@ -94,6 +95,8 @@ def run(board, say=print, wakewords=(), trace=False, link=None):
         if event == END:
             segments += 1
             _report(say, vad, frame_ms)
+        if link is not None:
+            link.poll()
     if link is not None:
         link.close()
     if vad.flush() == END:

@@ -7,7 +7,6 @@ import listen
 from board import open_board
 
 _NETWORK_TIMEOUT_MS = 15000
-_ACK_DRAIN_BYTES = 256
 
 
 def load_wakewords(cfg, say=print):
@@ -30,24 +29,33 @@ def load_wakewords(cfg, say=print):
     return loaded
 
 
-def open_link(cfg, board):
-    """The link to the receiver (plain TCP for now), or (None, None) without one."""
-    if cfg["link"] is None:
-        return None, None
-    host, port = cfg["link"]
-    if not board.network_up(_NETWORK_TIMEOUT_MS):
-        raise OSError("no network for the link to %s:%d" % (host, port))
-    import socket
-
+def open_link(cfg, board, say=print):
+    """The link to the receiver with its clip queue on flash, or None without one. It
+    connects (and reconnects) by itself; clips wait on flash meanwhile."""
+    link_cfg = cfg["link"]
+    if link_cfg is None:
+        return None
     import link
+    import outbox
+    import transport
 
-    sock = socket.socket()
-    sock.connect(socket.getaddrinfo(host, port)[0][-1])
-    names = [m["name"] for m in cfg["models"]]
-    stream = link.Link(
-        sock, cfg["device_id"], names, pre_roll_ms=cfg["pre_roll_ms"], max_ms=cfg["max_clip_ms"]
+    if not board.network_up(_NETWORK_TIMEOUT_MS):
+        say("wakeward: no network yet; clips wait on flash until there is")
+    box = outbox.Outbox(link_cfg["queue_max_clips"], 1024 * link_cfg["queue_max_kb"], say=say)
+    return link.Link(
+        lambda: transport.open_stream(link_cfg, board),
+        box,
+        board.ticks_ms,
+        cfg["device_id"],
+        [m["name"] for m in cfg["models"]],
+        pre_roll_ms=cfg["pre_roll_ms"],
+        max_ms=cfg["max_clip_ms"],
+        retry_min_ms=link_cfg["retry_min_ms"],
+        retry_max_ms=link_cfg["retry_max_ms"],
+        ack_timeout_ms=link_cfg["ack_timeout_ms"],
+        status_interval_ms=link_cfg["status_interval_ms"],
+        say=say,
     )
-    return stream, sock
 
 
 def main():
@@ -57,28 +65,13 @@ def main():
         options["wifi_ssid"] = cfg["wifi"].get("ssid")
         options["wifi_password"] = cfg["wifi"].get("password")
     board = open_board(cfg["board"], **options)
-    sock = None
     try:
         # the link's clip ring (tens of KB) first, while the heap is still in one piece
-        clip_link, sock = open_link(cfg, board)
+        clip_link = open_link(cfg, board)
         wakewords = load_wakewords(cfg)
         listen.run(board, wakewords=wakewords, trace=cfg["trace"], link=clip_link)
     finally:
-        if sock is not None:
-            _close_quietly(sock)
         board.close()
-
-
-def _close_quietly(sock):
-    """Read what the receiver sent (its acks) before closing, so the close is a clean FIN
-    rather than a reset that could discard the last clip's frames on the way."""
-    sock.setblocking(False)
-    try:
-        while sock.recv(_ACK_DRAIN_BYTES):
-            pass
-    except OSError:
-        pass  # nothing more waiting
-    sock.close()
 
 
 if __name__ == "__main__":

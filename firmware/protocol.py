@@ -27,7 +27,7 @@ except ImportError:  # CPython: the receiver loads this module by path
         return x
 
 
-VERSION = const(1)
+VERSION = const(2)  # 2: status gained clips_acked and audio_bytes
 MAX_PAYLOAD = const(4096)
 SYNC = b"\xf5\xc1"
 _SYNC0 = const(0xF5)
@@ -97,9 +97,11 @@ SCHEMA = {
         (
             ("uptime_ms", "I"),
             ("clips_sent", "I"),
+            ("clips_acked", "I"),
             ("clips_dropped", "I"),
             ("queued", "B"),
             ("muted", "B"),
+            ("audio_bytes", "I"),
             ("free_heap", "I"),
         ),
     ),
@@ -334,15 +336,19 @@ def encode_clip_end(clip_id, samples, reason):
     )
 
 
-def encode_status(uptime_ms, clips_sent, clips_dropped, queued, muted, free_heap):
+def encode_status(
+    uptime_ms, clips_sent, clips_acked, clips_dropped, queued, muted, audio_bytes, free_heap
+):
     return encode_message(
         {
             "type": "status",
             "uptime_ms": uptime_ms,
             "clips_sent": clips_sent,
+            "clips_acked": clips_acked,
             "clips_dropped": clips_dropped,
             "queued": queued,
             "muted": 1 if muted else 0,
+            "audio_bytes": audio_bytes,
             "free_heap": free_heap,
         }
     )

@@ -7,6 +7,9 @@
 #   board.led.value(on)              the state LED
 #   board.speaker.play(pcm)          int16 LE mono samples at 16 kHz, blocking
 #   board.network_up(timeout_ms)     -> bool, the link to the owner's PC is possible
+#                                    (0: do not wait; a join under way goes on)
+#   board.ticks_ms() -> int          the clock the link's timers use, wrapping like
+#                                    time.ticks_ms() (the sim board: its audio clock)
 #   board.close()
 
 

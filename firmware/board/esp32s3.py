@@ -16,6 +16,7 @@ _MIC_DMA_BYTES = const(16000)  # 0.25 s of 32-bit slots buffered by the driver
 _AMP_DMA_BYTES = const(8000)
 MAX_CHUNK_SAMPLES = const(1024)
 _WIFI_POLL_MS = const(100)
+_WIFI_JOIN_MS = const(10000)  # a join not done by then is started again
 
 
 class I2SMic:
@@ -114,20 +115,31 @@ class Esp32S3Board:
         self._ssid = wifi_ssid
         self._password = wifi_password
         self._wlan = None
+        self._join_ms = time.ticks_ms()
+        self._joining = False
+
+    def ticks_ms(self):
+        return time.ticks_ms()
 
     def network_up(self, timeout_ms):
-        """Join the configured Wi-Fi network; False if there is none or it timed out."""
+        """Join the configured Wi-Fi network; False if there is none or it is not up within
+        timeout_ms. With 0 it does not wait: a join under way goes on in the background
+        (and is started again after _WIFI_JOIN_MS), so the audio loop can ask every time."""
         if self._ssid is None:
             return False
         if self._wlan is None:
             self._wlan = network.WLAN(network.STA_IF)
             self._wlan.active(True)
         if self._wlan.isconnected():
+            self._joining = False
             return True
-        self._wlan.connect(self._ssid, self._password)
         start = time.ticks_ms()
+        if not self._joining or time.ticks_diff(start, self._join_ms) > _WIFI_JOIN_MS:
+            self._wlan.connect(self._ssid, self._password)
+            self._join_ms = start
+            self._joining = True
         while not self._wlan.isconnected():
-            if time.ticks_diff(time.ticks_ms(), start) > timeout_ms:
+            if time.ticks_diff(time.ticks_ms(), start) >= timeout_ms:
                 return False
             time.sleep_ms(_WIFI_POLL_MS)
         return True

@@ -159,6 +159,11 @@ class SimBoard:
     def network_up(self, timeout_ms):
         return True
 
+    def ticks_ms(self):
+        """The audio clock, so that the link's timers (backoff, status, ack timeout) run on
+        audio time: the same in fast mode as at real-time pace, and deterministic."""
+        return self.mic.t_ms()
+
     def close(self):
         self.mic.close()
         self._log.close()

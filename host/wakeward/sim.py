@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -60,12 +61,22 @@ def run_sim(
     trace: bool = False,
     link_tcp: str | None = None,
     heap: str = unixport.DEFAULT_HEAP_PROFILE,
+    flash: Path | None = None,
     say: Callable[[str], None] = print,
 ) -> int:
-    """Run firmware/main.py on the sim board over `wav`, passing each output line to `say`."""
+    """Run firmware/main.py on the sim board over `wav`, passing each output line to `say`.
+
+    `flash` is the device's flash (its working directory: config.json, the clip queue and
+    the clip counter), kept from run to run like a real device's; by default each run gets
+    a new, empty one."""
     wav = Path(wav)
     read_wav(wav)  # refuse a wrong format here, with the host's message
-    with tempfile.TemporaryDirectory(prefix="wakeward-sim-") as tmp:
+    with contextlib.ExitStack() as stack:
+        if flash is None:
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="wakeward-sim-"))
+        else:
+            flash.mkdir(parents=True, exist_ok=True)
+            tmp = str(flash)
         config = sim_config(
             wav,
             realtime=realtime,

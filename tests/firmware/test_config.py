@@ -37,7 +37,36 @@ GOOD = {"board": "sim", "board_options": {"wav": "x.wav"}}
         ),
         ({"trace": "yes"}, "field 'trace': must be true or false"),
         ({"link": {"tcp": "nohost"}}, "field 'link.tcp': 'nohost' is not HOST:PORT"),
-        ({"link": {"tls": "a:1"}}, "field 'link': must be {\"tcp\": \"HOST:PORT\"}"),
+        ({"link": {"tls": "a:1"}}, "field 'link': must be {\"tcp\": \"HOST:PORT\", ...}"),
+        ({"link": {"tcp": "a:1", "tls": 1}}, "field 'link.tls': unknown field (known: tcp, "),
+        (
+            {"link": {"tcp": "a:1", "queue_max_clips": 0}},
+            "field 'link.queue_max_clips': must be a whole number from 1 to 255",
+        ),
+        (
+            {"link": {"tcp": "a:1", "queue_max_kb": 100}},
+            "field 'link.queue_max_kb': must hold one clip of clip.max_ms (8000 ms needs 256)",
+        ),
+        (
+            {"link": {"tcp": "a:1", "retry_min_ms": 5000, "retry_max_ms": 2000}},
+            "field 'link.retry_max_ms': must be at least link.retry_min_ms",
+        ),
+        (
+            {"link": {"tcp": "a:1", "timeout_ms": 1.5}},
+            "field 'link.timeout_ms': must be a whole number from 10 to 60000",
+        ),
+        (
+            {"link": {"tcp": "a:1", "ack_timeout_ms": True}},
+            "field 'link.ack_timeout_ms': must be a whole number from 100 to 600000",
+        ),
+        (
+            {"link": {"tcp": "a:1", "status_interval_ms": 0}},
+            "field 'link.status_interval_ms': must be a whole number from 100 to 600000",
+        ),
+        (
+            {"link": {"tcp": "a:1", "retry_min_ms": "1s"}},
+            "field 'link.retry_min_ms': must be a whole number from 10 to 600000",
+        ),
         ({"wifi": {"ssid": ""}}, "field 'wifi.ssid': must be a non-empty string"),
         ({"wifi": {"pass": "x"}}, "field 'wifi.pass': unknown field"),
         ({"clip": {"pre_roll_ms": -1}}, "field 'clip.pre_roll_ms': must be a whole number"),
@@ -63,8 +92,31 @@ def test_defaults_are_filled_in(mp):
         {"path": "a.tflite", "name": "a.tflite", "probability_cutoff": 0.9,
          "sliding_window_size": 5}
     ]
-    assert got["link"] == ["127.0.0.1", 7000]
+    assert got["link"] == {
+        "host": "127.0.0.1",
+        "port": 7000,
+        "queue_max_clips": 16,
+        "queue_max_kb": 1024,
+        "retry_min_ms": 1000,
+        "retry_max_ms": 60000,
+        "timeout_ms": 200,
+        "ack_timeout_ms": 10000,
+        "status_interval_ms": 30000,
+    }
     assert (got["pre_roll_ms"], got["max_clip_ms"], got["device_id"]) == (1000, 8000, "sim")
+
+
+def test_the_clip_queue_must_hold_one_clip_of_the_longest_length(mp):
+    link = {"tcp": "127.0.0.1:7000", "queue_max_kb": 66, "queue_max_clips": 3}
+    cfg = {**GOOD, "clip": {"max_ms": 2000}, "link": link}
+    (mp.cwd / "config.json").write_text(json.dumps(cfg))
+    got = json.loads(mp.output(CHECK))
+    assert (got["link"]["queue_max_kb"], got["link"]["queue_max_clips"]) == (66, 3)
+    cfg["clip"]["max_ms"] = 2100
+    (mp.cwd / "config.json").write_text(json.dumps(cfg))
+    assert "field 'link.queue_max_kb': must hold one clip of clip.max_ms (2100 ms needs 69)" in (
+        mp.output(CHECK)
+    )
 
 
 def test_not_json_and_missing_file(mp):

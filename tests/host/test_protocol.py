@@ -32,6 +32,7 @@ def load_protocol() -> ModuleType:
 
 
 P = load_protocol()
+V = P.VERSION
 
 # One of every message, with values at the edges of their fields.
 SAMPLES: list[dict] = [
@@ -39,10 +40,10 @@ SAMPLES: list[dict] = [
         "type": "hello",
         "device_id": "esp32s3-7c:df:a1:00:11:22",
         "firmware": "0.3.0+g7e6a8bd",
-        "protocol": 1,
+        "protocol": P.VERSION,
         "models": ["alexa", "hey_jarvis", "okay_nabu"],
     },
-    {"type": "hello", "device_id": "", "firmware": "ü€😀", "protocol": 1, "models": []},
+    {"type": "hello", "device_id": "", "firmware": "ü€😀", "protocol": P.VERSION, "models": []},
     {"type": "detection", "model": "alexa", "score": 255, "time_ms": 0xFFFFFFFF},
     {"type": "detection", "model": "okay_nabu", "score": 0, "time_ms": 0},
     {
@@ -63,9 +64,11 @@ SAMPLES: list[dict] = [
         "type": "status",
         "uptime_ms": 123456,
         "clips_sent": 42,
+        "clips_acked": 40,
         "clips_dropped": 1,
         "queued": 2,
         "muted": 1,
+        "audio_bytes": 0xFFFFFFFF,
         "free_heap": 61234,
     },
     {"type": "ack", "clip_id": 0},
@@ -115,8 +118,9 @@ def messages(items) -> list[dict]:
 
 def test_frame_layout_matches_the_documented_schema():
     frame = P.encode_ack(0x01020304)
-    assert frame == raw_frame(1, 7, b"\x04\x03\x02\x01")
-    assert frame.hex() == "f5c10107040004030201" + struct.pack("<I", zlib.crc32(frame[:-4])).hex()
+    assert frame == raw_frame(V, 7, b"\x04\x03\x02\x01")
+    head = f"f5c1{P.VERSION:02x}07040004030201"
+    assert frame.hex() == head + struct.pack("<I", zlib.crc32(frame[:-4])).hex()
     assert P.HEADER_SIZE == 6 and P.CRC_SIZE == 4 and P.MAX_PAYLOAD == 4096
     assert P.SYNC == b"\xf5\xc1"
 
@@ -125,7 +129,8 @@ def test_control_payloads_are_little_endian_with_length_prefixed_strings():
     frame = P.encode_detection("alexa", 200, 0x11223344)
     assert frame[6:-4] == b"\x05\x00alexa" + b"\xc8" + b"\x44\x33\x22\x11"
     frame = P.encode_hello("d", "1", ["a", "bc"])
-    assert frame[6:-4] == b"\x01\x00d" + b"\x01\x001" + b"\x01" + b"\x02" + b"\x01\x00a\x02\x00bc"
+    version = bytes([P.VERSION])
+    assert frame[6:-4] == b"\x01\x00d" + b"\x01\x001" + version + b"\x02" + b"\x01\x00a\x02\x00bc"
 
 
 @pytest.mark.parametrize("msg", SAMPLES, ids=lambda m: m["type"])
@@ -200,17 +205,20 @@ def test_bad_values_raise_protocol_error_naming_the_field(call, match):
 
 # Intact frames (good CRC) that this end cannot understand.
 BAD_FRAMES = [
-    (raw_frame(2, P.ACK, b"\x01\x00\x00\x00"), r"version: frame is protocol version 2"),
+    (
+        raw_frame(V + 1, P.ACK, b"\x01\x00\x00\x00"),
+        rf"version: frame is protocol version {V + 1}, this end speaks {V}",
+    ),
     (raw_frame(0, P.ACK, b"\x01\x00\x00\x00"), r"version: frame is protocol version 0"),
-    (raw_frame(1, 0x42, b"hello"), r"type: unknown message type 66"),
-    (raw_frame(1, 0, b""), r"type: unknown message type 0"),
-    (raw_frame(1, P.ACK, b"\x01\x00\x00"), r"ack\.clip_id: truncated"),
-    (raw_frame(1, P.ACK, b"\x01\x00\x00\x00\x00"), r"ack: 1 bytes after the last field"),
-    (raw_frame(1, P.DETECTION, b"\x20\x00alexa\x01\x00\x00\x00\x00"), r"detection\.model: trunc"),
-    (raw_frame(1, P.DETECTION, b"\x02\x00\xff\xfe\x01\x00\x00\x00\x00"), r"model: not UTF-8"),
-    (raw_frame(1, P.HELLO, b"\x00\x00\x00\x00\x01\x02\x01\x00a"), r"hello\.models: truncated"),
-    (raw_frame(1, P.CLIP_DATA, bytes(8) + b"\x01"), r"clip_data\.pcm: odd length 1"),
-    (raw_frame(1, P.CLIP_END, bytes(8) + b"\x04"), r"clip_end\.reason: unknown reason 4"),
+    (raw_frame(V, 0x42, b"hello"), r"type: unknown message type 66"),
+    (raw_frame(V, 0, b""), r"type: unknown message type 0"),
+    (raw_frame(V, P.ACK, b"\x01\x00\x00"), r"ack\.clip_id: truncated"),
+    (raw_frame(V, P.ACK, b"\x01\x00\x00\x00\x00"), r"ack: 1 bytes after the last field"),
+    (raw_frame(V, P.DETECTION, b"\x20\x00alexa\x01\x00\x00\x00\x00"), r"detection\.model: trunc"),
+    (raw_frame(V, P.DETECTION, b"\x02\x00\xff\xfe\x01\x00\x00\x00\x00"), r"model: not UTF-8"),
+    (raw_frame(V, P.HELLO, b"\x00\x00\x00\x00\x01\x02\x01\x00a"), r"hello\.models: truncated"),
+    (raw_frame(V, P.CLIP_DATA, bytes(8) + b"\x01"), r"clip_data\.pcm: odd length 1"),
+    (raw_frame(V, P.CLIP_END, bytes(8) + b"\x04"), r"clip_end\.reason: unknown reason 4"),
 ]
 
 
@@ -230,7 +238,7 @@ def test_intact_frames_that_cannot_be_understood_are_reported(frame, match):
 @pytest.mark.parametrize(
     ("frame", "match"),
     [
-        (raw_frame(1, P.ACK, bytes(4097)), r"length: 4097 exceeds the maximum 4096"),
+        (raw_frame(V, P.ACK, bytes(4097)), r"length: 4097 exceeds the maximum 4096"),
         (P.encode_ack(1)[:-1] + b"\x00", r"crc: frame damaged"),
         (P.encode_ack(1)[:-1], r"length: header says 4 payload bytes, frame has 3"),
         (b"\xf5\xc1\x01", r"frame: 3 bytes, shorter than a header"),
@@ -337,8 +345,8 @@ def damage(rng: random.Random, frame: bytes) -> bytes:
     if how == 0:  # one flipped bit
         i = rng.randrange(len(frame))
         return frame[:i] + bytes([frame[i] ^ (1 << rng.randrange(8))]) + frame[i + 1 :]
-    if how == 1:  # one dropped byte
-        i = rng.randrange(len(frame))
+    if how == 1:  # one dropped byte (not the first: after a noise byte F5 that rebuilds it)
+        i = rng.randrange(1, len(frame))
         return frame[:i] + frame[i + 1 :]
     return frame[: rng.randrange(1, len(frame))]  # truncated
 

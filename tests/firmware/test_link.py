@@ -1,0 +1,165 @@
+"""The link (firmware/link.py) on the unix port against a receiver stand-in on loopback: per
+audio frame it allocates nothing, neither while idle and connected (polling for acks) nor
+while a clip streams to flash and to the receiver, nor while the receiver is unreachable and
+the clip goes to flash only; the receiver gets hello, status, the clip and a last status; the
+ack deletes the clip from flash."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+
+import numpy as np
+
+from tests.host.test_protocol import P
+
+CODE = """
+import micropython, os, socket
+from link import Link
+from outbox import Outbox
+now = [0]
+def clock():
+    return now[0]
+def connect():
+    s = socket.socket()
+    s.connect(socket.getaddrinfo('127.0.0.1', PORT)[0][-1])
+    return s
+said = []
+box = Outbox(8, 1 << 20, say=said.append)
+link = Link(connect, box, clock, 'dev', ['m'], status_interval_ms=100000, say=said.append)
+quiet = bytearray(320)
+loud = bytearray(open('loud.raw', 'rb').read())
+def frames(n, pcm, level):
+    for _ in range(n):
+        now[0] += 10
+        link.frame(pcm, level)
+        link.poll()
+frames(5, quiet, 0)
+connected = link.connected()
+micropython.heap_lock()
+frames(200, quiet, 0)
+micropython.heap_unlock()
+link.detected('m', 200)
+frames(3, loud, 9000)
+micropython.heap_lock()
+frames(60, loud, 9000)
+micropython.heap_unlock()
+queued_while_capturing = os.listdir('outbox.d')
+frames(300, quiet, 0)
+link.close()
+import json
+print(json.dumps([connected, link.clip_id, sorted(queued_while_capturing),
+                  os.listdir('outbox.d'), link.clips_sent, link.clips_acked,
+                  link.audio_bytes_sent, said]))
+"""
+
+
+class Stand_in:
+    """A receiver on loopback that records the device's bytes and acks each clip_end."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.server.settimeout(30)
+        self.port = self.server.getsockname()[1]
+        self.data = bytearray()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        conn, _ = self.server.accept()
+        decoder = P.Decoder()
+        with conn:
+            while chunk := conn.recv(65536):
+                self.data += chunk
+                decoder.feed(chunk)
+                for kind, msg in decoder:
+                    if kind == "msg" and msg["type"] == "clip_end":
+                        conn.sendall(P.encode_ack(msg["clip_id"]))
+
+    def messages(self) -> list[dict]:
+        self.thread.join(30)
+        self.server.close()
+        decoder = P.Decoder()
+        decoder.feed(bytes(self.data))
+        decoder.finish()
+        return [m for kind, m in decoder if kind == "msg"]
+
+
+def test_link_streams_a_clip_without_allocating_per_frame(mp, tmp_path):
+    rng = np.random.default_rng(3)
+    loud = rng.integers(-12000, 12000, 160).astype("<i2")
+    (tmp_path / "loud.raw").write_bytes(loud.tobytes())
+    receiver = Stand_in()
+    out = mp.output(CODE.replace("PORT", str(receiver.port)))
+    connected, clip_id, queued, after, sent, acked, audio_bytes, said = json.loads(
+        out.strip().splitlines()[-1]
+    )
+    msgs = receiver.messages()
+    assert connected
+    assert queued == [f"{clip_id}.part", "state.json"]  # on flash while it is captured
+    assert after == ["state.json"]  # deleted once acknowledged
+    assert [m["type"] for m in msgs[:3]] == ["hello", "status", "clip_start"]
+    assert msgs[1]["clips_sent"] == 0 and msgs[1]["queued"] == 0
+    data = [m for m in msgs if m["type"] == "clip_data"]
+    end = [m for m in msgs if m["type"] == "clip_end"]
+    assert [m["seq"] for m in data] == list(range(len(data)))
+    pcm = b"".join(m["pcm"] for m in data)
+    assert len(end) == 1 and end[0]["clip_id"] == clip_id and len(pcm) == 2 * end[0]["samples"]
+    # the pre-roll: 5 + 200 quiet frames (only the last second of them), then the loud ones
+    assert pcm[: 2 * 16000] == bytes(2 * 16000)
+    assert pcm[2 * 16000 : 2 * 16000 + 320] == loud.tobytes()
+    last = msgs[-1]
+    assert last["type"] == "status"
+    assert (last["clips_sent"], last["clips_acked"], last["queued"]) == (1, 1, 0)
+    assert last["audio_bytes"] == audio_bytes == len(pcm) and (sent, acked) == (1, 1)
+    assert said[0] == "link: connected, 0 clips queued"
+
+
+OFFLINE = """
+import micropython, os
+from link import Link
+from outbox import Outbox
+now = [0]
+def clock():
+    return now[0]
+def connect():
+    raise OSError('no network')
+said = []
+box = Outbox(8, 1 << 20, say=said.append)
+link = Link(connect, box, clock, 'dev', ['m'], retry_min_ms=100000, say=said.append)
+quiet = bytearray(320)
+loud = bytearray(open('loud.raw', 'rb').read())
+def frames(n, pcm, level):
+    for _ in range(n):
+        now[0] += 10
+        link.frame(pcm, level)
+        link.poll()
+frames(5, quiet, 0)
+link.detected('m', 200)
+frames(3, loud, 9000)
+micropython.heap_lock()
+frames(100, loud, 9000)
+micropython.heap_unlock()
+frames(300, quiet, 0)  # the clip ends (its last, shorter frame and clip_end allocate)
+link.close()
+import json
+print(json.dumps([link.clip_id, box.ids, os.listdir('outbox.d'), said]))
+"""
+
+
+def test_offline_a_clip_goes_to_flash_without_allocating_per_frame(mp, tmp_path):
+    rng = np.random.default_rng(4)
+    (tmp_path / "loud.raw").write_bytes(rng.integers(-12000, 12000, 160).astype("<i2").tobytes())
+    out = mp.output(OFFLINE)
+    clip_id, ids, files, said = json.loads(out.strip().splitlines()[-1])
+    assert ids == [clip_id] and sorted(files) == [f"{clip_id}.clip", "state.json"]
+    assert said[0] == "link: cannot connect (no network); next try in 100000 ms"
+    assert said[-1] == "link: 1 clips wait on flash for the receiver"
+    frames = (tmp_path / "outbox.d" / f"{clip_id}.clip").read_bytes()
+    decoder = P.Decoder()
+    decoder.feed(frames)
+    msgs = [m for kind, m in decoder if kind == "msg"]
+    assert [m["type"] for m in (msgs[0], msgs[-1])] == ["clip_start", "clip_end"]
+    pcm = b"".join(m["pcm"] for m in msgs if m["type"] == "clip_data")
+    assert len(pcm) == 2 * msgs[-1]["samples"] and msgs[-1]["reason"] == 0  # end of speech
