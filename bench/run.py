@@ -58,9 +58,12 @@ def callgrind_instructions(argv: list[str], cwd: Path, env: dict[str, str]) -> i
 
 
 def micropython_argv(script: Path, heap: str = unixport.DEFAULT_HEAP_PROFILE) -> list[str]:
-    """The unix port's `micropython` is a Python entry point: run it under this Python."""
+    """PyPI's `micropython` is a Python entry point: run it under this Python (so valgrind
+    sees one process); a built port (WAKEWARD_MICROPYTHON) is an executable of its own."""
     exe = unixport.command(script, heap=heap)
-    return [sys.executable, *exe]
+    if Path(exe[0]).read_bytes()[:2] == b"#!":
+        return [sys.executable, *exe]
+    return exe
 
 
 def median_wall_s(argv: list[str], cwd: Path, env: dict[str, str], runs: int = 7) -> float:
@@ -278,16 +281,40 @@ def bench_frontend(tmp: Path) -> str:
     )
 
 
-def _loop_runs(wav: Path, heap: str, realtime: bool) -> tuple[bool, float, list[float]]:
+def smallest_heap(fits: Callable[[str], bool], lo: int, hi: int, within: int) -> int | None:
+    """The smallest MicroPython heap in bytes (to `within`) at which fits(profile) holds,
+    by bisection between lo (taken to fail) and hi; fits gets the name of a heap profile
+    of the size to try. None when even hi does not fit."""
+    try:
+        unixport.HEAP_PROFILES["bench"] = hi
+        if not fits("bench"):
+            return None
+        while hi - lo > within:
+            mid = (lo + hi) // 2
+            unixport.HEAP_PROFILES["bench"] = mid
+            if fits("bench"):
+                hi = mid
+            else:
+                lo = mid
+    finally:
+        unixport.HEAP_PROFILES.pop("bench", None)
+    return hi
+
+
+def loop_runs(wav: Path, heap: str, realtime: bool) -> tuple[bool, float, list[float]]:
     """One run of the firmware on the sim board with the alexa model, streaming to an
-    in-process receiver: (ran, wall seconds, detection-to-clip_start latencies in s)."""
+    in-process receiver: (ran, wall seconds, detection-to-clip_start latencies in s).
+    A run in which the model was not loaded (main.py reports a MemoryError and goes on
+    without it) did not run the loop."""
     from wakeward import receiver, sim
 
-    seen: dict[str, list[float]] = {"detected": [], "clip": []}
+    seen: dict[str, list[float]] = {"detected": [], "clip": [], "not_loaded": []}
 
     def device(line: str) -> None:
         if line.startswith("detected:"):
             seen["detected"].append(time.monotonic())
+        if line.startswith("wakeward: model") and "not loaded" in line:
+            seen["not_loaded"].append(time.monotonic())
 
     def host(line: str) -> None:
         if line.startswith("clip ") and "started" in line:
@@ -308,6 +335,8 @@ def _loop_runs(wav: Path, heap: str, realtime: bool) -> tuple[bool, float, list[
         return False, 0.0, []
     wall = time.perf_counter() - start
     thread.join(30)
+    if seen["not_loaded"]:
+        return False, wall, []
     latencies = [c - d for d, c in zip(seen["detected"], seen["clip"], strict=False)]
     return True, wall, latencies
 
@@ -318,18 +347,12 @@ def bench_loop(tmp: Path) -> str:
 
     wav = demo.make_recording(tmp / "loop" / "demo.wav")
     seconds = len(np.frombuffer(wav.read_bytes()[44:], "<i2")) / RATE_HZ
-    ok, wall, _ = _loop_runs(wav, "esp32s3-psram", realtime=False)
-    lo, hi = 64_000, 1_000_000
-    unixport.HEAP_PROFILES["bench"] = hi
-    while hi - lo > 8_000:
-        mid = (lo + hi) // 2
-        unixport.HEAP_PROFILES["bench"] = mid
-        if _loop_runs(wav, "bench", realtime=False)[0]:
-            hi = mid
-        else:
-            lo = mid
-    del unixport.HEAP_PROFILES["bench"]
-    _, _, latencies = _loop_runs(wav, "esp32s3-psram", realtime=True)
+    ok, wall, _ = loop_runs(wav, "esp32s3-psram", realtime=False)
+    smallest = smallest_heap(
+        lambda heap: loop_runs(wav, heap, realtime=False)[0], 64_000, 1_000_000, 8_000
+    )
+    smallest_text = f"{smallest:,} bytes" if smallest else "over 1,000,000 bytes"
+    _, _, latencies = loop_runs(wav, "esp32s3-psram", realtime=True)
     latency = (
         f"within {1000 * max(abs(x) for x in latencies):.1f} ms ({len(latencies)} clips; the "
         "clip_start frame goes out in the same 10 ms frame as the detection, so this is the "
@@ -348,8 +371,8 @@ def bench_loop(tmp: Path) -> str:
             "| --- | --- |",
             f"| real-time factor (audio s / wall s, process start included) | "
             f"{seconds / wall:.1f}x |" if ok else "| real-time factor | the run failed |",
-            f"| smallest MicroPython heap that runs it (64-bit unix port, within 8 KB) | "
-            f"{hi:,} bytes |",
+            f"| smallest MicroPython heap that runs it ({port_bits()}-bit unix port, within "
+            f"8 KB) | {smallest_text} |",
             f"| detection line on the device to clip_start at the receiver (real-time pace) | "
             f"{latency} |",
         ]
@@ -362,6 +385,12 @@ BENCHMARKS: list[Callable[[Path], str]] = [
     bench_interpreter,
     bench_loop,
 ]
+
+
+def port_bits() -> int:
+    """The word size of the unix port in use (64 for PyPI's, 32 for a 32-bit build)."""
+    done = unixport.run(code="import sys; print(64 if sys.maxsize > 2**32 else 32)", timeout_s=30)
+    return int(done.stdout.decode().split()[-1])
 
 
 def machine_line() -> str:

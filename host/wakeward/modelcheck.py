@@ -168,7 +168,7 @@ def check(
     inputs: np.ndarray | None = None,
     invocations: int = 200,
     seed: int = 0,
-    heap: str = unixport.DEFAULT_HEAP_PROFILE,
+    heap: str = unixport.MODEL_HEAP_PROFILE,
 ) -> Report:
     model = models.resolve(model_name_or_path)
     shape, dtype = input_details(model)

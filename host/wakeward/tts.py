@@ -38,7 +38,8 @@ def espeak(
         )
     try:
         conv = subprocess.run(
-            [sox, str(raw), "-r", str(RATE_HZ), "-c", "1", "-b", "16", str(out)],
+            # -R: sox dithers with a fixed seed, so the same text gives the same file
+            [sox, "-R", str(raw), "-r", str(RATE_HZ), "-c", "1", "-b", "16", str(out)],
             capture_output=True,
             text=True,
             check=False,

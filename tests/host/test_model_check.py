@@ -23,7 +23,7 @@ def test_check_saves_outputs_and_reports(tmp_path):
     inputs = np.random.default_rng(1).integers(-128, 128, (30, 1, 3, 40)).astype(np.int8)
     np.save(tmp_path / "in.npy", inputs)
     done = wakeward(
-        "model", "check", "hey_jarvis", "--heap", "esp32s3-psram",
+        "model", "check", "hey_jarvis",  # default heap: the PSRAM board's
         "--inputs", "in.npy", "--save-outputs", "out.npy", cwd=tmp_path,
     )
     assert done.returncode == 0, done.stdout + done.stderr
@@ -59,4 +59,12 @@ def test_a_broken_model_gets_the_readers_message(tmp_path):
     done = wakeward("model", "check", "bad.tflite", "--heap", "esp32s3-psram", cwd=tmp_path)
     assert done.returncode == 1
     assert done.stderr.startswith("wakeward: ")
+    assert "Traceback" not in done.stderr
+
+
+def test_a_model_too_big_for_the_no_psram_heap_says_so(tmp_path):
+    done = wakeward("model", "check", "okay_nabu", "--heap", "esp32s3", cwd=tmp_path)
+    assert done.returncode == 1
+    assert "does not fit in memory" in done.stderr or "not enough memory" in done.stderr
+    assert "try --heap esp32s3-psram" in done.stderr
     assert "Traceback" not in done.stderr
