@@ -5,11 +5,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from wakeward import __version__, unixport
 from wakeward.errors import WakewardError
+
+if TYPE_CHECKING:
+    from wakeward.store import ClipStore
 
 
 def _cmd_sim(args: argparse.Namespace) -> int:
@@ -25,6 +29,7 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         trace=args.json,
         link_tcp=args.link,
         heap=args.heap,
+        flash=args.flash,
         say=sim.json_lines_stdout if args.json else sim.main_stdout,
     )
 
@@ -74,6 +79,152 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return demo.run(args.workdir)
 
 
+def _open_store(args: argparse.Namespace, *, create: bool = False) -> ClipStore:
+    from wakeward import store
+
+    clips = store.ClipStore(args.store, create=create)
+    for line in clips.recovery.lines():
+        print(f"wakeward: clip store: {line}", file=sys.stderr)
+    return clips
+
+
+def _cmd_clips_list(args: argparse.Namespace) -> int:
+    import json
+
+    from wakeward import store
+
+    since = store.parse_since(args.since) if args.since is not None else None
+    if args.label is not None and args.label != "none":
+        store.check_label(args.label)
+    if not store.store_exists(args.store):
+        print("[]" if args.json else f"no clips yet in {args.store or store.default_dir()}")
+        return 0
+    with _open_store(args) as clips:
+        found = clips.clips(
+            device=args.device,
+            model=args.model,
+            label=args.label,
+            since=since,
+            include_deleted=not args.hide_deleted,
+        )
+        if args.json:
+            print(json.dumps([c.to_json() for c in found], indent=1))
+        elif not found:
+            print(f"no clips match in {clips.folder}")
+        else:
+            print("\n".join(store.table_lines(found)))
+    return 0
+
+
+def _cmd_clips_show(args: argparse.Namespace) -> int:
+    import json
+
+    from wakeward import store
+
+    with _open_store(args) as clips:
+        clip = clips.get(args.id)
+    lines = [json.dumps(clip.to_json(), indent=1)] if args.json else store.detail_lines(clip)
+    print("\n".join(lines))
+    return 0
+
+
+def _cmd_clips_play(args: argparse.Namespace) -> int:
+    import shlex
+    import subprocess
+
+    from wakeward import store
+
+    with _open_store(args) as clips:
+        clip = clips.get(args.id)
+    if clip.deleted:
+        raise WakewardError(
+            f"clip {clip.id}: its audio was deleted at {store.local_time(clip.deleted_at or 0)}"
+        )
+    command = store.player_command(clip.path)
+    if args.print_command:
+        print(shlex.join(command))
+        return 0
+    done = subprocess.run(command, check=False)
+    if done.returncode != 0:
+        raise WakewardError(f"{command[0]} exited with {done.returncode} playing {clip.path}")
+    return 0
+
+
+def _cmd_clips_label(args: argparse.Namespace) -> int:
+    with _open_store(args) as clips:
+        clip = clips.label(args.id, args.label)
+    print(f"clip {clip.id}: labelled {clip.label}")
+    return 0
+
+
+def _cmd_clips_delete(args: argparse.Namespace) -> int:
+    with _open_store(args) as clips:
+        gone = clips.delete(args.ids)
+    for clip in gone:
+        print(f"clip {clip.id}: deleted {clip.path}; its record stays (wakeward clips list)")
+    return 0
+
+
+def _cmd_clips_purge(args: argparse.Namespace) -> int:
+    from wakeward import store
+
+    age = store.parse_age(args.older_than, "--older-than")
+    if not store.store_exists(args.store):
+        print("no clips to purge")
+        return 0
+    with _open_store(args) as clips:
+        gone = clips.purge(age)
+    print(f"deleted {_n_clips(len(gone))} received more than {args.older_than} ago", end="")
+    print(f": {', '.join(str(c.id) for c in gone)}" if gone else "")
+    return 0
+
+
+def _cmd_clips_retention(args: argparse.Namespace) -> int:
+    from wakeward import store
+
+    change = args.max_age is not None or args.max_mb is not None
+    max_age: float | None = None
+    if args.max_age not in (None, "off"):
+        max_age = store.parse_age(args.max_age, "--max-age")
+    max_bytes = _max_bytes(args.max_mb) if args.max_mb is not None else None
+    if not change and not store.store_exists(args.store):
+        print(store.Retention().describe())
+        return 0
+    with _open_store(args, create=change) as clips:
+        rule = clips.retention()
+        if change:
+            rule = clips.set_retention(
+                store.Retention(
+                    max_age_s=rule.max_age_s if args.max_age is None else max_age,
+                    max_bytes=rule.max_bytes if args.max_mb is None else max_bytes,
+                )
+            )
+        print(rule.describe())
+        if args.apply:
+            gone = clips.apply_retention()
+            print(f"deleted {_n_clips(len(gone))}", end="")
+            print(f": {', '.join(str(c.id) for c in gone)}" if gone else "")
+        elif due := clips.retention_victims():
+            print(f"{_n_clips(len(due))} past it now (--apply deletes them now)")
+    return 0
+
+
+def _n_clips(n: int) -> str:
+    return f"{n} clip" if n == 1 else f"{n} clips"
+
+
+def _max_bytes(text: str) -> int | None:
+    if text == "off":
+        return None
+    try:
+        mb = float(text)
+    except ValueError:
+        mb = 0.0
+    if not mb > 0:
+        raise WakewardError(f"--max-mb {text!r}: a number of megabytes (1 MB = 10^6 bytes) or off")
+    return int(mb * 1_000_000)
+
+
 def _button_interval(text: str) -> str:
     start, sep, end = text.partition("-")
     if not sep or not start.isdigit() or not end.isdigit() or int(end) <= int(start):
@@ -81,10 +232,12 @@ def _button_interval(text: str) -> str:
     return text
 
 
-def _add_heap_option(p: argparse.ArgumentParser) -> None:
+def _add_heap_option(
+    p: argparse.ArgumentParser, default: str = unixport.DEFAULT_HEAP_PROFILE
+) -> None:
     p.add_argument(
         "--heap",
-        default=unixport.DEFAULT_HEAP_PROFILE,
+        default=default,
         choices=sorted(unixport.HEAP_PROFILES),
         help="MicroPython heap limit profile (default: %(default)s)",
     )
@@ -118,6 +271,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="stream detected clips to a receiver (`wakeward listen --tcp`) over TCP",
     )
     p.add_argument(
+        "--flash",
+        type=Path,
+        metavar="DIR",
+        help="the device's flash (clip queue, clip counter), kept between runs "
+        "(default: a new, empty one per run)",
+    )
+    p.add_argument(
         "--button",
         action="append",
         default=[],
@@ -125,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="START_MS-END_MS",
         help="hold the mute button during this stretch of audio (repeatable)",
     )
-    _add_heap_option(p)
+    _add_heap_option(p, unixport.MODEL_HEAP_PROFILE)
     p.set_defaults(func=_cmd_sim)
 
     p = sub.add_parser("model", help="wake-word model tools")
@@ -143,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--invocations", type=int, default=200, help="random invocations to run")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save-outputs", type=Path, help="write the device outputs as .npy")
-    _add_heap_option(p)
+    _add_heap_option(p, unixport.MODEL_HEAP_PROFILE)
     p.set_defaults(func=_cmd_model_check)
 
     p = sub.add_parser(
@@ -182,7 +342,330 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="the main job on one PC (what `make demo` runs)")
     p.add_argument("--workdir", type=Path, default=Path("build/demo"))
     p.set_defaults(func=_cmd_demo)
+
+    _add_clips_parser(sub)
+    _add_pairing_parsers(sub)
+    _add_board_parsers(sub)
+    _add_train_data_parser(sub)
     return parser
+
+
+def _add_clips_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "clips",
+        help="review, play, label and delete the clips the speaker sent",
+        description=(
+            "The clip store: an SQLite index and the WAV files beside it, in --store, else "
+            "$WAKEWARD_DATA_DIR/clips, else the user data directory's wakeward/clips. A deleted "
+            "clip's audio file is removed; its row stays, so you can see what was sent and "
+            "when it went."
+        ),
+    )
+    clips_sub = p.add_subparsers(dest="clips_command", required=True, metavar="ACTION")
+
+    def action(
+        name: str, text: str, func: Callable[[argparse.Namespace], int]
+    ) -> argparse.ArgumentParser:
+        a = clips_sub.add_parser(name, help=text, description=text)
+        a.add_argument("--store", type=Path, metavar="DIR", help="the clip store folder")
+        a.set_defaults(func=func)
+        return a
+
+    a = action("list", "list the clips (deleted ones too, and when they went)", _cmd_clips_list)
+    a.add_argument("--device", help="only clips from this device")
+    a.add_argument("--model", help="only clips this wake-word model triggered")
+    a.add_argument("--label", metavar="LABEL", help="wake, false-wake, unsure or none")
+    a.add_argument("--since", metavar="AGE_OR_DATE", help="received since: 7d, 12h, 2026-05-01")
+    a.add_argument("--hide-deleted", action="store_true", help="leave out deleted clips")
+    a.add_argument("--json", action="store_true", help="print a JSON array")
+
+    a = action("show", "print everything recorded about one clip", _cmd_clips_show)
+    a.add_argument("id", metavar="ID")
+    a.add_argument("--json", action="store_true", help="print a JSON object")
+
+    a = action("play", "play a clip (aplay, paplay, sox's play or ffplay)", _cmd_clips_play)
+    a.add_argument("id", metavar="ID")
+    a.add_argument("--print-command", action="store_true", help="print the command, do not play")
+
+    a = action("label", "label a clip: wake, false-wake or unsure", _cmd_clips_label)
+    a.add_argument("id", metavar="ID")
+    a.add_argument("label", metavar="LABEL", help="wake, false-wake or unsure")
+
+    a = action("delete", "delete clips' audio (their records stay)", _cmd_clips_delete)
+    a.add_argument("ids", nargs="+", metavar="ID")
+
+    a = action("purge", "delete the audio of every clip older than AGE", _cmd_clips_purge)
+    a.add_argument("--older-than", required=True, metavar="AGE", help="30d, 12h, 90m, 2w")
+
+    a = action(
+        "retention",
+        "show or set what the receiver deletes as each new clip arrives",
+        _cmd_clips_retention,
+    )
+    a.add_argument("--max-age", metavar="AGE", help="delete clips older than this (or off)")
+    a.add_argument("--max-mb", metavar="N", help="keep at most N MB of clips, the newest (or off)")
+    a.add_argument("--apply", action="store_true", help="delete what the setting says now")
+
+
+def _cmd_pair(args: argparse.Namespace) -> int:
+    from wakeward import pairing
+
+    pairs = pairing.Pairing(args.dir)
+    if pairs.ensure_identity():
+        print(f"made the receiver's TLS key and certificate in {pairs.folder}")
+    pairs.pair(args.device_id, renew=args.renew)
+    print(
+        f"paired {args.device_id}: its secret and the receiver's certificate go into the "
+        "device's config.json at the next `wakeward flash`/`wakeward deploy`"
+    )
+    return 0
+
+
+def _cmd_devices(args: argparse.Namespace) -> int:
+    from wakeward import pairing
+
+    pairs = pairing.Pairing(args.dir)
+    if args.revoke:
+        pairs.revoke(args.revoke)
+        print(f"revoked {args.revoke}: the receiver refuses it from now on")
+        return 0
+    found = pairs.devices()
+    if not found:
+        print(f"no paired devices in {pairs.folder} (wakeward pair DEVICE_ID)")
+    for d in found:
+        state = "paired" if d.active else f"revoked {d.revoked_at}"
+        print(f"{d.device_id:<32}  paired {d.paired_at}  {state}")
+    return 0
+
+
+def _add_pairing_parsers(sub: argparse._SubParsersAction) -> None:
+    where = "the pairing folder (default: $WAKEWARD_CONFIG_DIR/pairing or the user config dir)"
+    p = sub.add_parser(
+        "pair",
+        help="pair a device: the receiver's TLS identity and a secret for the device",
+        description="Make the receiver's TLS key and certificate (once) and a secret for "
+        "DEVICE_ID; both reach the device at its next flash/deploy. Files are readable by "
+        "you alone.",
+    )
+    p.add_argument("device_id", metavar="DEVICE_ID", help="the device id in its config.json")
+    p.add_argument("--renew", action="store_true", help="replace the device's secret")
+    p.add_argument("--dir", type=Path, metavar="DIR", help=where)
+    p.set_defaults(func=_cmd_pair)
+
+    p = sub.add_parser("devices", help="list paired devices, or revoke one")
+    p.add_argument("--revoke", metavar="DEVICE_ID", help="refuse this device from now on")
+    p.add_argument("--dir", type=Path, metavar="DIR", help=where)
+    p.set_defaults(func=_cmd_devices)
+
+
+def _wifi_password(ssid: str | None) -> str | None:
+    """The Wi-Fi password: $WAKEWARD_WIFI_PASSWORD (for scripts), else asked without echo."""
+    from wakeward import deploy
+
+    if ssid is None:
+        return None
+    password = os.environ.get(deploy.WIFI_PASSWORD_ENV)
+    if password is not None:
+        return password
+    if not sys.stdin.isatty():
+        raise WakewardError(
+            f"--wifi {ssid}: no terminal to ask the password on: set {deploy.WIFI_PASSWORD_ENV}"
+        )
+    import getpass
+
+    return getpass.getpass(f"Wi-Fi password for {ssid} (empty for an open network): ")
+
+
+def _bundle_options(args: argparse.Namespace) -> dict:
+    return {
+        "board": args.board,
+        "models": args.model,
+        "wifi_ssid": args.wifi,
+        "wifi_password": _wifi_password(args.wifi),
+        "link": args.link,
+        "device_id": args.device_id,
+    }
+
+
+def _cmd_flash(args: argparse.Namespace) -> int:
+    from wakeward import flash
+
+    image = args.firmware or flash.find_image(args.board)
+    flash.check_image(image)  # before asking for a password
+    flash.flash(
+        args.port, firmware=image, baud=args.baud, erase=not args.no_erase, **_bundle_options(args)
+    )
+    return 0
+
+
+def _cmd_deploy(args: argparse.Namespace) -> int:
+    from wakeward import deploy
+
+    with deploy.prepare(**_bundle_options(args)) as bundle:
+        deploy.deploy(
+            args.port,
+            bundle,
+            soft_reset=not args.no_soft_reset,
+            reset=not args.no_reset,
+            clean=args.clean,
+            dry_run=args.dry_run,
+        )
+    return 0
+
+
+def _add_deploy_options(p: argparse.ArgumentParser) -> None:
+    from wakeward import deploy
+
+    p.add_argument("--port", required=True, help="the board's serial port (e.g. /dev/ttyACM0)")
+    p.add_argument(
+        "--board",
+        default=deploy.DEFAULT_BOARD,
+        metavar="PROFILE",
+        help="the board's pin map (firmware/board/profiles.py; default: %(default)s)",
+    )
+    p.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="NAME_OR_PATH",
+        help="a wake-word model to copy (repeatable): alexa, hey_jarvis, hey_mycroft, "
+        "okay_nabu or a .tflite file (its JSON manifest beside it sets cutoff and window)",
+    )
+    p.add_argument(
+        "--wifi",
+        metavar="SSID",
+        help=f"the Wi-Fi network; the password is asked without echo, or taken from "
+        f"${deploy.WIFI_PASSWORD_ENV}",
+    )
+    p.add_argument(
+        "--link", metavar="HOST:PORT", help="the receiver (`wakeward listen`) to stream clips to"
+    )
+    p.add_argument("--device-id", help="the device's name at the receiver (default: the board)")
+
+
+def _add_board_parsers(sub: argparse._SubParsersAction) -> None:
+    from wakeward import flash
+
+    p = sub.add_parser(
+        "flash",
+        help="write MicroPython to an ESP32-S3, then deploy the firmware onto it",
+        description="Check the image (an ESP32-S3 MicroPython build), the port and the chip "
+        "(esptool read-mac), then erase the flash, write the image at 0 with esptool, wait "
+        "for the MicroPython REPL and deploy as `wakeward deploy` does. Nothing is written "
+        "unless every check passes. Without --firmware the image is looked for in "
+        f"{flash.images_dir()}; none there: you are told which one to download.",
+    )
+    p.add_argument(
+        "--firmware",
+        type=Path,
+        metavar="MICROPYTHON.bin",
+        help="the official ESP32_GENERIC_S3 build from micropython.org",
+    )
+    p.add_argument("--baud", type=int, default=flash.DEFAULT_BAUD, help="(default: %(default)s)")
+    p.add_argument(
+        "--no-erase", action="store_true", help="keep the board's files (no erase-flash)"
+    )
+    _add_deploy_options(p)
+    p.set_defaults(func=_cmd_flash)
+
+    p = sub.add_parser(
+        "deploy",
+        help="copy the firmware, models and config.json to a board that runs MicroPython",
+        description="Compile firmware/ to .mpy (mpy-cross -march=xtensawin), generate "
+        "config.json, copy what differs from the board (sha256 read on the board), verify "
+        "every file and reset the board. Files wakeward does not deploy are left alone "
+        "unless --clean.",
+    )
+    _add_deploy_options(p)
+    p.add_argument(
+        "--clean",
+        action="store_true",
+        help="remove every other file on the board (boot.py and the clip queue stay)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="say what would change; write nothing")
+    p.add_argument(
+        "--no-soft-reset",
+        action="store_true",
+        help="do not soft-reset the board first (where that hangs, e.g. the unix port)",
+    )
+    p.add_argument("--no-reset", action="store_true", help="do not reset the board at the end")
+    p.set_defaults(func=_cmd_deploy)
+
+
+def _cmd_train_data(args: argparse.Namespace) -> int:
+    from wakeward_train import command  # the trainer loads only for this command
+
+    return command.train_data(
+        args.phrase,
+        args.out,
+        seed=args.seed,
+        positives=args.positives,
+        negatives=args.negatives,
+        heldout_fraction=args.heldout_fraction,
+        owner=args.owner,
+        false_wakes=args.false_wakes,
+        words=args.words,
+        engines=args.engine,
+        save_audio=args.save_audio,
+    )
+
+
+def _add_train_data_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train-data",
+        help="build a wake word's training data offline (TTS voices, confusables, noise)",
+        description=(
+            "Synthesise the phrase with every offline TTS voice installed (espeak-ng and its "
+            "variants, MBROLA voices through espeak-ng, flite, festival), generate confusable "
+            "negatives from it, add ordinary speech, noise and silence, augment (noise at an "
+            "SNR, reverberation, gain, time shift, speed) and save the device's int8 features "
+            "with a manifest. Speakers are split into train and held-out, never one speaker "
+            "in both. Seeded: the same arguments give the same files."
+        ),
+    )
+    p.add_argument("phrase", help='the wake phrase, e.g. "hey wakeward"')
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--positives", type=int, default=1000, metavar="N", help="TTS positives")
+    p.add_argument("--negatives", type=int, default=1000, metavar="N", help="TTS/noise negatives")
+    p.add_argument(
+        "--heldout-fraction",
+        type=float,
+        default=0.2,
+        metavar="F",
+        help="share of the speakers (and clips) held out (default: %(default)s)",
+    )
+    p.add_argument(
+        "--owner",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="WAV_OR_DIR",
+        help="your own recordings of the phrase (16 kHz mono WAV files or folders; repeatable)",
+    )
+    p.add_argument(
+        "--false-wakes",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="WAV_OR_DIR",
+        help="clips that woke the speaker by mistake, as hard negatives (repeatable)",
+    )
+    p.add_argument(
+        "--words",
+        type=Path,
+        metavar="FILE",
+        help="word list for confusables (default: /usr/share/dict/words, Debian wamerican)",
+    )
+    p.add_argument(
+        "--engine",
+        action="append",
+        default=[],
+        choices=["espeak-ng", "mbrola", "flite", "festival"],
+        help="use only this TTS engine (repeatable; default: every one installed)",
+    )
+    p.add_argument("--save-audio", action="store_true", help="also save every clip as a WAV")
+    p.set_defaults(func=_cmd_train_data)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

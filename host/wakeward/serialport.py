@@ -1,0 +1,53 @@
+"""The board's serial port: can we open it? A missing, busy or forbidden port gets a message
+that names it and says what to do, before esptool or mpremote touch the board."""
+
+from __future__ import annotations
+
+import errno
+
+from wakeward.errors import WakewardError
+
+# pyserial's exclusive open takes a flock (LOCK_EX | LOCK_NB): EAGAIN/EWOULDBLOCK when another
+# program (mpremote, esptool, a terminal that locks) holds it; EBUSY when a program set TIOCEXCL.
+_BUSY = {errno.EBUSY, errno.EAGAIN, errno.EWOULDBLOCK}
+
+
+def available_ports() -> list[str]:
+    """The serial ports pyserial sees on this computer."""
+    from serial.tools import list_ports  # type: ignore[import-untyped]
+
+    return sorted(p.device for p in list_ports.comports())
+
+
+def _ports_hint() -> str:
+    ports = available_ports()
+    if not ports:
+        return "no serial ports are present"
+    return "serial ports here: " + ", ".join(ports)
+
+
+def check_port(port: str) -> None:
+    """Open and close `port` exclusively; WakewardError naming it when that fails."""
+    import serial  # type: ignore[import-untyped]
+
+    try:
+        handle = serial.Serial(port, 115200, exclusive=True, timeout=0)
+    except serial.SerialException as e:
+        code = e.errno
+        if code == errno.ENOENT:
+            raise WakewardError(
+                f"{port}: no such serial port: is the board plugged in (with a data cable)? "
+                f"({_ports_hint()})"
+            ) from None
+        if code in _BUSY:
+            raise WakewardError(
+                f"{port} is busy: another program has it open (a serial terminal, "
+                "`mpremote repl`, another wakeward); close it and try again"
+            ) from None
+        if code == errno.EACCES:
+            raise WakewardError(
+                f"{port}: permission denied: add yourself to the group that owns it "
+                f"(`sudo usermod -aG dialout $USER`, then log in again)"
+            ) from None
+        raise WakewardError(f"{port}: cannot open the serial port ({e})") from None
+    handle.close()

@@ -1,0 +1,893 @@
+"""The clip store: every clip the speaker sent, kept on the owner's PC until the owner
+deletes it (or a retention setting does).
+
+One folder holds an SQLite index, ``clips.sqlite3``, and one WAV file per stored clip beside
+it. The folder is ``--store``, else ``$WAKEWARD_DATA_DIR/clips``, else the platform's user data
+directory (platformdirs) + ``/clips``; it is created readable by the user alone.
+
+A clip's row goes through three states: ``pending`` (being written; never shown) ->
+``stored`` -> ``deleted`` (the audio file removed, the row kept as the record of what was
+sent, when it went and why: ``delete``, ``purge``, ``retention`` or ``missing``).
+
+Adding a clip (`ClipStore.add`), under the store's lock file:
+
+1. the row is committed as ``pending`` with everything known about the clip, the SHA-256
+   of its PCM and its final file name;
+2. the WAV goes to a temporary name (``.<name>.part``), is flushed and fsynced;
+3. it is renamed to its final name and the folder is fsynced;
+4. the row is committed as ``stored``.
+
+Opening the store finishes or undoes whatever a killed writer left (`Recovery`), in the same
+order every time: a pending row whose final file, else whose temporary file, holds exactly
+the recorded audio (same SHA-256) is adopted (the file put in place, the row stored);
+otherwise its files are removed and the row dropped. A deleted row whose file is still there
+(killed between the commit and the unlink) loses the file; a stored row whose file has gone
+is marked deleted (``missing``); a temporary file no row owns is removed; any other file is
+reported and left alone. So no row is ever ``stored`` without its full file, and no file the
+store wrote stays unknown to it.
+
+A clip is stored once per (device, device clip id, audio): a device that resends a clip it
+saw no acknowledgement for gets the same row back. The audio is part of the key because the
+device numbers its clips from 1 again after each boot.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import fcntl
+import hashlib
+import io
+import os
+import re
+import shutil
+import sqlite3
+import sys
+import threading
+import time
+import wave
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from wakeward.errors import WakewardError
+
+SCHEMA_VERSION = 1
+DB_NAME = "clips.sqlite3"
+LOCK_NAME = ".lock"
+LABELS = ("wake", "false-wake", "unsure")
+PENDING, STORED, DELETED = "pending", "stored", "deleted"
+DELETED_BY = ("delete", "purge", "retention", "missing")
+# Test hook: the writer stops (sleeps) at this step of `add`, so a test can kill it there.
+PAUSE_ENV = "WAKEWARD_STORE_PAUSE_AT"
+PAUSE_STEPS = ("pending", "temp-partial", "temp-synced", "renamed", "stored")
+MB = 1_000_000
+
+_DIR_MODE = 0o700
+_FILE_MODE = 0o600
+_TEMP = re.compile(r"^\..+\.part$")
+_DB_FILES = {DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm", DB_NAME + "-journal", LOCK_NAME}
+_AGE = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
+_AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_SETTING_MAX_AGE = "retention.max_age_s"
+_SETTING_MAX_BYTES = "retention.max_bytes"
+
+_SCHEMA = """
+CREATE TABLE clips (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    device TEXT NOT NULL,
+    device_clip_id INTEGER NOT NULL,
+    model TEXT NOT NULL,
+    score INTEGER NOT NULL,
+    received_at REAL NOT NULL,          -- Unix time (seconds, UTC)
+    rate_hz INTEGER NOT NULL CHECK (rate_hz > 0),
+    samples INTEGER NOT NULL CHECK (samples >= 0),
+    duration_s REAL GENERATED ALWAYS AS (CAST(samples AS REAL) / rate_hz) VIRTUAL,
+    pre_roll_ms INTEGER NOT NULL,
+    end_reason TEXT NOT NULL,
+    file TEXT NOT NULL,                 -- WAV file name in the store folder
+    bytes INTEGER NOT NULL,             -- its size
+    sha256 TEXT NOT NULL,               -- of the PCM samples
+    status TEXT NOT NULL CHECK (status IN ('pending', 'stored', 'deleted')),
+    label TEXT CHECK (label IN ('wake', 'false-wake', 'unsure')),
+    labeled_at REAL,
+    deleted_at REAL,
+    deleted_by TEXT CHECK (deleted_by IN ('delete', 'purge', 'retention', 'missing')),
+    UNIQUE (device, device_clip_id, sha256)
+);
+CREATE INDEX clips_by_time ON clips (received_at);
+CREATE INDEX clips_by_status ON clips (status);
+CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+# MIGRATIONS[v] takes a store from schema version v to v + 1.
+MIGRATIONS: dict[int, str] = {}
+
+
+def default_dir() -> Path:
+    """Where the clips live: $WAKEWARD_DATA_DIR/clips, else the user data directory's."""
+    override = os.environ.get("WAKEWARD_DATA_DIR")
+    if override:
+        return Path(override) / "clips"
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("wakeward")) / "clips"
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One row of the store (a stored clip, or the record of a deleted one)."""
+
+    id: int
+    device: str
+    device_clip_id: int
+    model: str
+    score: int
+    received_at: float
+    rate_hz: int
+    samples: int
+    pre_roll_ms: int
+    end_reason: str
+    path: Path
+    bytes: int
+    sha256: str
+    status: str
+    label: str | None
+    labeled_at: float | None
+    deleted_at: float | None
+    deleted_by: str | None
+
+    @property
+    def duration_s(self) -> float:
+        return self.samples / self.rate_hz
+
+    @property
+    def deleted(self) -> bool:
+        return self.status == DELETED
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "device": self.device,
+            "device_clip_id": self.device_clip_id,
+            "model": self.model,
+            "score": self.score,
+            "received_at": iso_time(self.received_at),
+            "duration_s": round(self.duration_s, 3),
+            "samples": self.samples,
+            "rate_hz": self.rate_hz,
+            "pre_roll_ms": self.pre_roll_ms,
+            "end_reason": self.end_reason,
+            "file": str(self.path),
+            "bytes": self.bytes,
+            "sha256": self.sha256,
+            "label": self.label,
+            "labeled_at": iso_time(self.labeled_at),
+            "status": self.status,
+            "deleted_at": iso_time(self.deleted_at),
+            "deleted_by": self.deleted_by,
+        }
+
+
+class AddResult(NamedTuple):
+    clip: Clip
+    added: bool  # False: the store already had this clip (a resend); nothing was written
+
+
+@dataclass(frozen=True)
+class Retention:
+    """Clips older than max_age_s, and the oldest beyond max_bytes in all, are deleted."""
+
+    max_age_s: float | None = None
+    max_bytes: int | None = None
+
+    def describe(self) -> str:
+        if self.max_age_s is None and self.max_bytes is None:
+            return "retention: off (clips are kept until you delete them)"
+        rules = []
+        if self.max_age_s is not None:
+            rules.append(f"clips older than {format_age(self.max_age_s)}")
+        if self.max_bytes is not None:
+            rules.append(f"the oldest clips beyond {self.max_bytes / MB:g} MB in all")
+        return f"retention: {' and '.join(rules)} are deleted as each new clip is stored"
+
+
+@dataclass
+class Recovery:
+    """What opening the store did about a writer that was killed (empty: nothing)."""
+
+    adopted: list[int] = field(default_factory=list)
+    discarded: list[int] = field(default_factory=list)
+    finished_deletes: list[int] = field(default_factory=list)
+    missing: list[int] = field(default_factory=list)
+    removed_temp: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return any(getattr(self, name) for name in self.__dataclass_fields__)
+
+    def lines(self) -> list[str]:
+        out = [
+            f"clip {i}: its write was interrupted with the audio complete; kept"
+            for i in self.adopted
+        ]
+        out += [
+            f"clip {i}: its write was interrupted before the audio was complete; dropped "
+            "(the device resends a clip it saw no acknowledgement for)"
+            for i in self.discarded
+        ]
+        out += [f"clip {i}: finished deleting its audio file" for i in self.finished_deletes]
+        out += [f"clip {i}: its audio file has gone; marked deleted" for i in self.missing]
+        out += [f"{name}: removed (an unfinished write)" for name in self.removed_temp]
+        out += [f"{name}: not a file of the clip store; left alone" for name in self.unknown]
+        return out
+
+
+# -- parsing the owner's input --------------------------------------------------------------
+
+
+def parse_age(text: str, what: str = "age") -> float:
+    """'30d', '12h', '90m', '45s', '2w' -> seconds (more than 0)."""
+    m = _AGE.match(text.strip())
+    seconds = float(m.group(1)) * _AGE_UNITS[m.group(2)] if m else 0.0
+    if seconds <= 0:
+        raise WakewardError(
+            f"{what} {text!r}: not an age like 30d, 12h, 90m, 45s or 2w (more than 0)"
+        )
+    return seconds
+
+
+def format_age(seconds: float) -> str:
+    for unit in "wdhm":
+        n = seconds / _AGE_UNITS[unit]
+        if n >= 1 and n == int(n):
+            return f"{int(n)}{unit}"
+    return f"{seconds:g}s"
+
+
+def parse_since(text: str, what: str = "--since", now: float | None = None) -> float:
+    """An age ('7d': that long ago) or a local date/time ('2026-05-01', '2026-05-01T08:00')."""
+    now = time.time() if now is None else now
+    if _AGE.match(text.strip()):
+        return now - parse_age(text, what)
+    try:
+        return datetime.datetime.fromisoformat(text.strip()).timestamp()
+    except ValueError:
+        raise WakewardError(
+            f"{what} {text!r}: give an age (7d, 12h) or a date (2026-05-01 or 2026-05-01T08:00)"
+        ) from None
+
+
+def parse_clip_id(text: str | int) -> int:
+    if isinstance(text, int):
+        return text
+    if not text.strip().isdigit():
+        raise WakewardError(f"clip id {text!r}: not a number (see `wakeward clips list`)")
+    return int(text)
+
+
+def check_label(label: str) -> str:
+    if label not in LABELS:
+        raise WakewardError(f"label {label!r}: use one of {', '.join(LABELS)}")
+    return label
+
+
+def iso_time(t: float | None) -> str | None:
+    if t is None:
+        return None
+    return datetime.datetime.fromtimestamp(t, datetime.UTC).isoformat(timespec="seconds")
+
+
+def local_time(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
+
+
+# -- files ----------------------------------------------------------------------------------
+
+
+def wav_bytes(pcm: bytes, rate_hz: int) -> bytes:
+    """A mono 16-bit WAV file's bytes for little-endian int16 PCM."""
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate_hz)
+        w.writeframes(pcm)
+    return buf.getvalue()
+
+
+def _pcm_of(path: Path, rate_hz: int) -> bytes | None:
+    """The PCM of a mono 16-bit WAV at rate_hz, or None if it is not one (or is cut short)."""
+    try:
+        with wave.open(str(path), "rb") as w:
+            if (w.getnchannels(), w.getsampwidth(), w.getframerate()) != (1, 2, rate_hz):
+                return None
+            return w.readframes(w.getnframes())
+    except (OSError, wave.Error, EOFError):
+        return None
+
+
+def _audio_matches(path: Path, row: sqlite3.Row) -> bool:
+    pcm = _pcm_of(path, row["rate_hz"])
+    return (
+        pcm is not None
+        and len(pcm) == 2 * row["samples"]
+        and hashlib.sha256(pcm).hexdigest() == row["sha256"]
+        and path.stat().st_size == row["bytes"]
+    )
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _temp_name(name: str) -> str:
+    return f".{name}.part"
+
+
+def _file_name(clip_id: int, device: str, received_at: float) -> str:
+    safe = re.sub(r"[^A-Za-z0-9_-]", "_", device)[:32] or "device"
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(received_at))
+    return f"{clip_id:06d}-{safe}-{stamp}.wav"
+
+
+def _pause_at(step: str) -> None:
+    """The crash tests' hook: with WAKEWARD_STORE_PAUSE_AT=step, say so and wait to be killed."""
+    if os.environ.get(PAUSE_ENV) != step:
+        return
+    print(f"wakeward store: paused at {step}", file=sys.stderr, flush=True)
+    while True:
+        time.sleep(60)
+
+
+# -- showing clips --------------------------------------------------------------------------
+
+TABLE_COLUMNS = ("ID", "RECEIVED", "DEVICE", "MODEL", "SCORE", "DURATION", "LABEL", "STATUS")
+
+
+def status_text(clip: Clip) -> str:
+    if not clip.deleted:
+        return clip.status
+    return f"deleted {local_time(clip.deleted_at or 0)} ({clip.deleted_by})"
+
+
+def table_lines(clips: Sequence[Clip]) -> list[str]:
+    """`wakeward clips list`: one line per clip under a header; times are local."""
+    rows = [TABLE_COLUMNS] + [
+        (
+            str(c.id),
+            local_time(c.received_at),
+            c.device,
+            c.model,
+            str(c.score),
+            f"{c.duration_s:.2f} s",
+            c.label or "-",
+            status_text(c),
+        )
+        for c in clips
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(TABLE_COLUMNS))]
+    right = {0, 4, 5}  # numbers
+    return [
+        "  ".join(
+            cell.rjust(w) if i in right else cell.ljust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+        for row in rows
+    ]
+
+
+def detail_lines(clip: Clip) -> list[str]:
+    """`wakeward clips show`: every field of one clip."""
+    audio = f"{clip.path} ({clip.bytes} bytes)"
+    if clip.deleted:
+        audio = f"none: {clip.path.name} was deleted at {local_time(clip.deleted_at or 0)}"
+    labeled = f" (at {local_time(clip.labeled_at)})" if clip.labeled_at is not None else ""
+    return [
+        f"clip {clip.id}",
+        f"  status:      {status_text(clip)}",
+        f"  device:      {clip.device} (its clip {clip.device_clip_id})",
+        f"  model:       {clip.model}, score {clip.score}",
+        f"  received:    {local_time(clip.received_at)} ({iso_time(clip.received_at)})",
+        f"  duration:    {clip.duration_s:.2f} s ({clip.samples} samples at {clip.rate_hz} Hz), "
+        f"pre-roll {clip.pre_roll_ms} ms",
+        f"  ended by:    {clip.end_reason or '-'}",
+        f"  label:       {clip.label or '-'}{labeled}",
+        f"  audio:       {audio}",
+        f"  sha256:      {clip.sha256} (of the samples)",
+    ]
+
+
+# -- players --------------------------------------------------------------------------------
+
+PLAYERS = (
+    ("aplay", ("-q",), "alsa-utils"),
+    ("paplay", (), "pulseaudio-utils"),
+    ("play", ("-q",), "sox"),
+    ("ffplay", ("-nodisp", "-autoexit", "-loglevel", "error"), "ffmpeg"),
+)
+
+
+def player_command(path: Path) -> list[str]:
+    """The command that plays a WAV with the first player found on PATH."""
+    for name, options, _package in PLAYERS:
+        exe = shutil.which(name)
+        if exe is not None:
+            return [exe, *options, str(path)]
+    names = ", ".join(f"{name} ({package})" for name, _options, package in PLAYERS)
+    raise WakewardError(f"no audio player found: install one of {names}; the clip is {path}")
+
+
+# -- the store ------------------------------------------------------------------------------
+
+
+def store_exists(folder: Path | None = None) -> bool:
+    return ((Path(folder) if folder is not None else default_dir()) / DB_NAME).is_file()
+
+
+class ClipStore:
+    """The clip store in `folder` (default: `default_dir()`); see the module's text.
+
+    Opening it recovers from a killed writer (`self.recovery` says what was done). Safe to use
+    from several threads and processes at once (the receiver and `wakeward clips`).
+    """
+
+    def __init__(self, folder: Path | None = None, *, create: bool = True) -> None:
+        self.folder = Path(folder) if folder is not None else default_dir()
+        self.db_path = self.folder / DB_NAME
+        if not self.db_path.is_file():
+            if not create:
+                raise WakewardError(
+                    f"no clip store in {self.folder} yet: `wakeward listen` makes it when the "
+                    "first clip arrives"
+                )
+            self._make_folder()
+        self._thread_lock = threading.RLock()
+        self._lock_depth = 0
+        self._db = self._connect()
+        try:
+            with self._locked():
+                self._init_schema()
+                self.recovery = self._recover()
+        except BaseException:
+            self._db.close()
+            raise
+
+    def __enter__(self) -> ClipStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- opening ---------------------------------------------------------------------------
+
+    def _make_folder(self) -> None:
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True, mode=_DIR_MODE)
+        except OSError as e:
+            raise WakewardError(
+                f"{self.folder}: cannot make the clip store ({e.strerror})"
+            ) from None
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            db = sqlite3.connect(
+                self.db_path, timeout=30, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as e:
+            raise WakewardError(f"{self.db_path}: cannot open the clip store ({e})") from None
+        db.row_factory = sqlite3.Row
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+        except sqlite3.DatabaseError as e:
+            db.close()
+            raise WakewardError(f"{self.db_path}: not a wakeward clip store ({e})") from None
+        return db
+
+    def _init_schema(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise WakewardError(
+                f"{self.db_path}: the clip store has schema version {version}, newer than this "
+                f"wakeward knows ({SCHEMA_VERSION}); use the newer wakeward that wrote it"
+            )
+        if version == 0:
+            if self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                raise WakewardError(
+                    f"{self.db_path}: an SQLite database but not a wakeward clip store"
+                )
+            self._db.executescript(
+                f"BEGIN IMMEDIATE; {_SCHEMA}; PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            )
+            return
+        for v in range(version, SCHEMA_VERSION):
+            self._db.executescript(
+                f"BEGIN IMMEDIATE; {MIGRATIONS[v]}; PRAGMA user_version = {v + 1}; COMMIT;"
+            )
+
+    # -- locking and transactions ----------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """This process's threads and other processes: one writer at a time (flock is
+        released by the kernel when a writer dies, so recovery never waits on a dead one)."""
+        with self._thread_lock:
+            if self._lock_depth:
+                self._lock_depth += 1
+                try:
+                    yield
+                finally:
+                    self._lock_depth -= 1
+                return
+            fd = os.open(self.folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, _FILE_MODE)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                self._lock_depth = 1
+                yield
+            finally:
+                self._lock_depth = 0
+                os.close(fd)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # -- recovery --------------------------------------------------------------------------
+
+    def _recover(self) -> Recovery:
+        report = Recovery()
+        pending = self._db.execute("SELECT * FROM clips WHERE status = ?", (PENDING,))
+        for row in pending.fetchall():
+            self._recover_pending(row, report)
+        deleted = self._db.execute("SELECT id, file FROM clips WHERE status = ?", (DELETED,))
+        for row in deleted.fetchall():
+            path = self.folder / row["file"]
+            if path.exists():
+                path.unlink()
+                report.finished_deletes.append(row["id"])
+        stored = self._db.execute("SELECT id, file FROM clips WHERE status = ?", (STORED,))
+        known = set()
+        for row in stored.fetchall():
+            known.add(row["file"])
+            if not (self.folder / row["file"]).is_file():
+                self._mark_deleted([row["id"]], "missing", time.time())
+                report.missing.append(row["id"])
+        self._sweep(known, report)
+        return report
+
+    def _recover_pending(self, row: sqlite3.Row, report: Recovery) -> None:
+        final = self.folder / row["file"]
+        temp = self.folder / _temp_name(row["file"])
+        if not _audio_matches(final, row) and _audio_matches(temp, row):
+            os.replace(temp, final)
+            _fsync_dir(self.folder)
+        if _audio_matches(final, row):
+            temp.unlink(missing_ok=True)
+            with self._transaction() as db:
+                db.execute("UPDATE clips SET status = ? WHERE id = ?", (STORED, row["id"]))
+            report.adopted.append(row["id"])
+            return
+        temp.unlink(missing_ok=True)
+        final.unlink(missing_ok=True)
+        with self._transaction() as db:
+            db.execute("DELETE FROM clips WHERE id = ?", (row["id"],))
+        report.discarded.append(row["id"])
+
+    def _sweep(self, known: set[str], report: Recovery) -> None:
+        for path in sorted(self.folder.iterdir()):
+            if path.name in known or path.name in _DB_FILES:
+                continue
+            if _TEMP.match(path.name) and path.is_file():
+                path.unlink()
+                report.removed_temp.append(path.name)
+            else:
+                report.unknown.append(path.name)
+
+    # -- adding ----------------------------------------------------------------------------
+
+    def add(
+        self,
+        pcm: bytes | bytearray | memoryview,
+        *,
+        device: str,
+        device_clip_id: int,
+        model: str,
+        score: int,
+        rate_hz: int = 16_000,
+        pre_roll_ms: int = 0,
+        end_reason: str = "",
+        received_at: float | None = None,
+    ) -> AddResult:
+        """Store a clip (int16 LE mono PCM) unless this device already sent this clip."""
+        data = bytes(pcm)
+        _check_new_clip(data, device, device_clip_id, score, rate_hz, pre_roll_ms)
+        digest = hashlib.sha256(data).hexdigest()
+        wav = wav_bytes(data, rate_hz)
+        received = time.time() if received_at is None else float(received_at)
+        key = (device, device_clip_id, digest)
+        with self._locked():
+            row = self._row_by_key(key)
+            if row is not None and row["status"] == PENDING:
+                self._recover_pending(row, Recovery())  # left by a failed add in this process
+                row = self._row_by_key(key)
+            if row is not None:
+                return AddResult(self._clip(row), added=False)
+            values = (device, device_clip_id, model, score, received, rate_hz, len(data) // 2,
+                      pre_roll_ms, end_reason, len(wav), digest)
+            clip_id, name = self._insert_pending(values)
+            _pause_at("pending")
+            try:
+                self._write_file(name, wav)
+                with self._transaction() as db:
+                    db.execute("UPDATE clips SET status = ? WHERE id = ?", (STORED, clip_id))
+            except BaseException:
+                self._undo_pending(clip_id, name)
+                raise
+            _pause_at("stored")
+            return AddResult(self.get(clip_id), added=True)
+
+    def _row_by_key(self, key: tuple[str, int, str]) -> sqlite3.Row | None:
+        return self._db.execute(
+            "SELECT * FROM clips WHERE device = ? AND device_clip_id = ? AND sha256 = ?", key
+        ).fetchone()
+
+    def _insert_pending(self, values: tuple[Any, ...]) -> tuple[int, str]:
+        with self._transaction() as db:
+            clip_id = db.execute(
+                "INSERT INTO clips (device, device_clip_id, model, score, received_at, rate_hz, "
+                "samples, pre_roll_ms, end_reason, bytes, sha256, file, status) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?) RETURNING id",
+                (*values, PENDING),
+            ).fetchone()[0]
+            name = _file_name(clip_id, values[0], values[4])
+            db.execute("UPDATE clips SET file = ? WHERE id = ?", (name, clip_id))
+        return clip_id, name
+
+    def _write_file(self, name: str, wav: bytes) -> None:
+        final = self.folder / name
+        temp = self.folder / _temp_name(name)
+        if final.exists():
+            raise WakewardError(f"{final}: a file the clip store did not write is in the way")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, _FILE_MODE)
+        with os.fdopen(fd, "wb") as f:
+            half = len(wav) // 2
+            f.write(wav[:half])
+            f.flush()
+            _pause_at("temp-partial")
+            f.write(wav[half:])
+            f.flush()
+            os.fsync(f.fileno())
+        _pause_at("temp-synced")
+        os.replace(temp, final)
+        _fsync_dir(self.folder)
+        _pause_at("renamed")
+
+    def _undo_pending(self, clip_id: int, name: str) -> None:
+        """A failed add (disk full, interrupted): no trace; what is left, recovery takes."""
+        with contextlib.suppress(OSError, sqlite3.Error):
+            (self.folder / _temp_name(name)).unlink(missing_ok=True)
+            (self.folder / name).unlink(missing_ok=True)
+            with self._transaction() as db:
+                db.execute("DELETE FROM clips WHERE id = ? AND status = ?", (clip_id, PENDING))
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _clip(self, row: sqlite3.Row) -> Clip:
+        return Clip(
+            id=row["id"],
+            device=row["device"],
+            device_clip_id=row["device_clip_id"],
+            model=row["model"],
+            score=row["score"],
+            received_at=row["received_at"],
+            rate_hz=row["rate_hz"],
+            samples=row["samples"],
+            pre_roll_ms=row["pre_roll_ms"],
+            end_reason=row["end_reason"],
+            path=self.folder / row["file"],
+            bytes=row["bytes"],
+            sha256=row["sha256"],
+            status=row["status"],
+            label=row["label"],
+            labeled_at=row["labeled_at"],
+            deleted_at=row["deleted_at"],
+            deleted_by=row["deleted_by"],
+        )
+
+    def get(self, clip_id: int | str) -> Clip:
+        """A clip (stored or deleted) by its store id."""
+        n = parse_clip_id(clip_id)
+        row = self._db.execute(
+            "SELECT * FROM clips WHERE id = ? AND status != ?", (n, PENDING)
+        ).fetchone()
+        if row is None:
+            raise WakewardError(
+                f"clip {n}: no such clip in {self.folder} (see `wakeward clips list`)"
+            )
+        return self._clip(row)
+
+    def clips(
+        self,
+        *,
+        device: str | None = None,
+        model: str | None = None,
+        label: str | None = None,
+        since: float | None = None,
+        include_deleted: bool = True,
+    ) -> list[Clip]:
+        """Clips in the order they arrived; label 'none' selects unlabelled clips."""
+        where = ["status != ?"]
+        params: list[Any] = [PENDING]
+        if device is not None:
+            where.append("device = ?")
+            params.append(device)
+        if model is not None:
+            where.append("model = ?")
+            params.append(model)
+        if label == "none":
+            where.append("label IS NULL")
+        elif label is not None:
+            where.append("label = ?")
+            params.append(check_label(label))
+        if since is not None:
+            where.append("received_at >= ?")
+            params.append(since)
+        if not include_deleted:
+            where.append("status = ?")
+            params.append(STORED)
+        sql = f"SELECT * FROM clips WHERE {' AND '.join(where)} ORDER BY id"
+        return [self._clip(row) for row in self._db.execute(sql, params)]
+
+    def total_bytes(self) -> int:
+        row = self._db.execute(
+            "SELECT coalesce(sum(bytes), 0) FROM clips WHERE status = ?", (STORED,)
+        ).fetchone()
+        return int(row[0])
+
+    # -- changing --------------------------------------------------------------------------
+
+    def label(self, clip_id: int | str, label: str) -> Clip:
+        """Label a clip wake, false-wake or unsure (a deleted clip's record too)."""
+        check_label(label)
+        clip = self.get(clip_id)
+        with self._locked(), self._transaction() as db:
+            db.execute(
+                "UPDATE clips SET label = ?, labeled_at = ? WHERE id = ?",
+                (label, time.time(), clip.id),
+            )
+        return self.get(clip.id)
+
+    def delete(self, clip_ids: int | str | Sequence[int | str]) -> list[Clip]:
+        """Delete clips' audio, keeping their rows as the record; all ids are checked first."""
+        if isinstance(clip_ids, int | str):
+            clip_ids = [clip_ids]
+        clips = [self.get(i) for i in clip_ids]
+        for clip in clips:
+            if clip.deleted:
+                raise WakewardError(
+                    f"clip {clip.id}: already deleted at {local_time(clip.deleted_at or 0)}"
+                )
+        return self._delete([c.id for c in clips], "delete", time.time())
+
+    def purge(self, older_than_s: float, *, now: float | None = None) -> list[Clip]:
+        """Delete the audio of every clip received more than older_than_s seconds ago."""
+        now = time.time() if now is None else now
+        rows = self._db.execute(
+            "SELECT id FROM clips WHERE status = ? AND received_at < ? ORDER BY id",
+            (STORED, now - older_than_s),
+        ).fetchall()
+        return self._delete([r["id"] for r in rows], "purge", now)
+
+    def _delete(self, clip_ids: list[int], by: str, now: float) -> list[Clip]:
+        if not clip_ids:
+            return []
+        with self._locked():
+            self._mark_deleted(clip_ids, by, now)  # committed first: see the module's text
+            failed = []
+            for clip in (self.get(i) for i in clip_ids):
+                try:
+                    clip.path.unlink(missing_ok=True)
+                except OSError as e:
+                    failed.append(f"{clip.path} ({e.strerror})")
+        if failed:
+            raise WakewardError(
+                f"cannot remove {', '.join(failed)}; the clips are marked deleted and the "
+                "store removes the files when it is next opened"
+            )
+        return [self.get(i) for i in clip_ids]
+
+    def _mark_deleted(self, clip_ids: list[int], by: str, now: float) -> None:
+        with self._transaction() as db:
+            db.executemany(
+                "UPDATE clips SET status = ?, deleted_at = ?, deleted_by = ? "
+                "WHERE id = ? AND status = ?",
+                [(DELETED, now, by, i, STORED) for i in clip_ids],
+            )
+
+    # -- retention -------------------------------------------------------------------------
+
+    def retention(self) -> Retention:
+        rows = dict(self._db.execute("SELECT key, value FROM settings").fetchall())
+        age = rows.get(_SETTING_MAX_AGE)
+        size = rows.get(_SETTING_MAX_BYTES)
+        return Retention(
+            max_age_s=float(age) if age is not None else None,
+            max_bytes=int(size) if size is not None else None,
+        )
+
+    def set_retention(self, retention: Retention) -> Retention:
+        """Replace the retention setting (None in a field: no limit of that kind)."""
+        if retention.max_age_s is not None and retention.max_age_s <= 0:
+            raise WakewardError("retention max age: must be more than 0")
+        if retention.max_bytes is not None and retention.max_bytes <= 0:
+            raise WakewardError("retention max size: must be more than 0")
+        values = {_SETTING_MAX_AGE: retention.max_age_s, _SETTING_MAX_BYTES: retention.max_bytes}
+        with self._locked(), self._transaction() as db:
+            for key, value in values.items():
+                if value is None:
+                    db.execute("DELETE FROM settings WHERE key = ?", (key,))
+                else:
+                    db.execute(
+                        "INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)",
+                        (key, repr(value)),
+                    )
+        return self.retention()
+
+    def retention_victims(self, *, now: float | None = None) -> list[int]:
+        """Ids of the stored clips the retention setting removes now (oldest first)."""
+        now = time.time() if now is None else now
+        rule = self.retention()
+        rows = self._db.execute(
+            "SELECT id, received_at, bytes FROM clips WHERE status = ? "
+            "ORDER BY received_at DESC, id DESC",
+            (STORED,),
+        ).fetchall()
+        victims = set()
+        total = 0
+        over = False
+        for row in rows:  # newest first: keep the newest that fit, drop the rest
+            total += row["bytes"]
+            over = over or (rule.max_bytes is not None and total > rule.max_bytes)
+            too_old = rule.max_age_s is not None and row["received_at"] < now - rule.max_age_s
+            if over or too_old:
+                victims.add(row["id"])
+        return sorted(victims)
+
+    def apply_retention(self, *, now: float | None = None) -> list[Clip]:
+        """Delete what the retention setting says must go; returns those clips' records."""
+        now = time.time() if now is None else now
+        with self._locked():
+            return self._delete(self.retention_victims(now=now), "retention", now)
+
+
+def _check_new_clip(
+    pcm: bytes, device: str, device_clip_id: int, score: int, rate_hz: int, pre_roll_ms: int
+) -> None:
+    if len(pcm) % 2:
+        raise WakewardError(f"clip {device_clip_id} from {device}: odd PCM byte count")
+    if not device:
+        raise WakewardError("a clip needs a device name")
+    for name, value in (
+        ("device clip id", device_clip_id),
+        ("score", score),
+        ("rate", rate_hz),
+        ("pre-roll", pre_roll_ms),
+    ):
+        if not isinstance(value, int) or value < 0:
+            raise WakewardError(f"clip {device_clip_id} from {device}: bad {name} {value!r}")
+    if rate_hz == 0:
+        raise WakewardError(f"clip {device_clip_id} from {device}: sample rate 0")
