@@ -87,9 +87,11 @@ def run_sim(
             link_tcp=link_tcp,
         )
         (Path(tmp) / "config.json").write_text(json.dumps(config))
-        main = unixport.firmware_dir() / "main.py"
+        # `-m main` from the compiled firmware (build/mpy-<arch>), as the device runs .mpy:
+        # running firmware/main.py as a script would put firmware/ first on the module path
+        # and make the port compile every module from source, on the heap under test
         proc = subprocess.Popen(
-            unixport.command(main, heap=heap),
+            unixport.command(None, ["-m", "main"], heap=heap),
             cwd=tmp,
             env=unixport.environment(),
             stdout=subprocess.PIPE,

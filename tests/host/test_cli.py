@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -93,3 +94,29 @@ def test_a_closed_pipe_is_not_a_crash(tmp_path):
     proc.stdout.close()
     proc.wait(timeout=120)
     assert "Traceback" not in proc.stderr.read()
+
+
+def test_sim_runs_the_compiled_firmware_not_its_sources(tmp_path, monkeypatch):
+    """The device runs .mpy files: the sim must not let the port compile firmware/*.py."""
+    from wakeward import sim, unixport
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_popen(argv, **kwargs):
+        seen["argv"] = argv
+        seen["path"] = kwargs["env"]["MICROPYPATH"]
+        raise Stop
+
+    monkeypatch.setattr(sim.subprocess, "Popen", fake_popen)
+    wav = tmp_path / "in.wav"
+    write_test_wav(wav, [0] * 1600)
+    with pytest.raises(Stop):
+        sim.run_sim(wav)
+    assert seen["argv"][-2:] == ["-m", "main"]
+    source = str(unixport.firmware_dir())
+    assert source not in seen["argv"]
+    assert source not in seen["path"].split(os.pathsep)
+    assert str(unixport.compiled_firmware()) in seen["path"].split(os.pathsep)
