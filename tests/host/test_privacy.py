@@ -128,7 +128,7 @@ def run_device(tmp_path: Path, minutes) -> tuple[Listener, str]:
     }
     (tmp_path / "config.json").write_text(json.dumps(config))
     device = subprocess.Popen(
-        unixport.command(None, ["-m", "main"], heap=unixport.MODEL_HEAP_PROFILE),
+        unixport.main_command(),
         cwd=tmp_path,
         env=unixport.environment(),
         stdout=subprocess.PIPE,
