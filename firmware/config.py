@@ -6,7 +6,12 @@
 #   models         list of {"path", "name", "probability_cutoff" 0..1, "sliding_window_size"}
 #   trace          true: one JSON line per model invocation
 #   link           {"tcp": "HOST:PORT", ...}: where to stream clips, and how (_LINK_INTS:
-#                  the clip queue on flash, reconnect backoff, timeouts, status interval)
+#                  the clip queue on flash, reconnect backoff, timeouts, status interval);
+#                  "tls": {"cert": FILE} pins the receiver's certificate (DER, a file on
+#                  flash; transport.py) and "secret": 64 hex digits is the device's secret
+#                  (`wakeward pair`). The two come together: a secret never goes over plain
+#                  TCP, where anyone on the network could read it, and a TLS receiver
+#                  refuses a device without one.
 #   wifi           {"ssid", "password"}
 #   clip           {"pre_roll_ms", "max_ms"}
 import json
@@ -34,6 +39,7 @@ _LINK_INTS = (
 )
 _CLIP_FRAME_BYTES = const(1042)  # one CLIP_DATA frame of link.CHUNK_BYTES (1024) of audio
 _CLIP_OVERHEAD_BYTES = const(1024)  # clip_start and clip_end, with room to spare
+_SECRET_HEX = const(64)  # 32 bytes (host/wakeward/pairing.py, SECRET_BYTES)
 _FIELDS = ("board", "board_options", "device_id", "models", "trace", "link", "wifi", "clip")
 
 
@@ -102,7 +108,7 @@ def _link(path, config, max_clip_ms):
         return None
     if not isinstance(link, dict) or "tcp" not in link:
         _fail(path, "link", 'must be {"tcp": "HOST:PORT", ...}')
-    names = ["tcp"] + [field[0] for field in _LINK_INTS]
+    names = ["tcp", "tls", "secret"] + [field[0] for field in _LINK_INTS]
     for key in link:
         if key not in names:
             _fail(path, "link." + key, "unknown field (known: %s)" % ", ".join(names))
@@ -110,6 +116,7 @@ def _link(path, config, max_clip_ms):
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         _fail(path, "link.tcp", "%r is not HOST:PORT" % link["tcp"])
     out = {"host": host, "port": int(port)}
+    out["tls"], out["secret"] = _security(path, link)
     for name, default, lo, hi in _LINK_INTS:
         out[name] = _int(path, "link." + name, link.get(name, default), lo, hi)
     if out["retry_max_ms"] < out["retry_min_ms"]:
@@ -122,6 +129,31 @@ def _link(path, config, max_clip_ms):
             "must hold one clip of clip.max_ms (%d ms needs %d)" % (max_clip_ms, clip_kb),
         )
     return out
+
+
+def _security(path, link):
+    """(certificate file, secret in hex) of a TLS link, (None, None) of a plain one."""
+    tls = link.get("tls")
+    secret = link.get("secret")
+    if tls is None and secret is None:
+        return None, None
+    if tls is None:
+        _fail(path, "link.secret", "needs link.tls: a secret never goes over plain TCP")
+    if not isinstance(tls, dict) or "cert" not in tls or len(tls) != 1:
+        _fail(path, "link.tls", 'must be {"cert": FILE}, the receiver\'s certificate (DER)')
+    cert = _string(path, "link.tls.cert", tls["cert"])
+    if secret is None:
+        _fail(path, "link.secret", "missing: a TLS link needs the device's secret (wakeward pair)")
+    if not isinstance(secret, str) or len(secret) != _SECRET_HEX or not _is_hex(secret):
+        _fail(path, "link.secret", "must be %d hex digits (wakeward pair)" % _SECRET_HEX)
+    return cert, secret
+
+
+def _is_hex(text):
+    for c in text:
+        if c not in "0123456789abcdefABCDEF":
+            return False
+    return True
 
 
 def _clip_kb(max_ms):

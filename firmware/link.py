@@ -8,22 +8,32 @@
 # first, _RESEND_BYTES per audio frame (six times the audio rate) so the audio loop keeps
 # its pace; a clip captured meanwhile is queued behind them.
 #
-# The stream comes from `connect` (transport.open_stream: the one place it is opened), tried
-# again with exponential backoff on the board's clock while the receiver is unreachable:
-# retry_min_ms, doubling up to retry_max_ms, and back to retry_min_ms after a connect. Any
-# error reading or writing ends the connection, and so does an ack that has not come
-# ack_timeout_ms after a clip went out (a receiver that vanished without closing); every
-# clip the receiver has not acknowledged is sent again after the next connect.
+# The stream comes from `connect` (transport.open_stream: the one place it is opened, plain
+# TCP or TLS), tried again with exponential backoff on the board's clock while the receiver
+# is unreachable: retry_min_ms, doubling up to retry_max_ms. A connection the receiver
+# closes before it has acknowledged anything counts as a failed attempt too (a receiver
+# that refuses this device closes right after the hello; the backoff keeps doubling, so a
+# refused device does not knock every second), unless it lasted retry_max_ms; after any
+# other connection the next try is retry_min_ms away. No attempt is made while a clip is
+# captured (an attempt stalls the audio loop; the clip goes from flash after its end, as it
+# would anyway when it started without a connection). Any error reading or writing ends the
+# connection, and so does an ack that has not come ack_timeout_ms after a clip went out (a
+# receiver that vanished without closing); every clip the receiver has not acknowledged is
+# sent again after the next connect.
 #
-# Acks are read without blocking: each audio frame polls the stream (select.poll, zero
-# timeout) and reads only what has arrived. A status message (protocol STATUS: uptime, clips
-# sent, acked, dropped and queued, audio bytes sent, mute) goes out on each connect and every
-# status_interval_ms.
+# The stream is non-blocking (transport.py). Acks are read without waiting: each audio frame
+# polls the stream (select.poll, zero timeout) and reads only what has arrived (on TLS, a
+# record that has only partly arrived reads as None and waits for the next frame). A write
+# puts out what fits and waits for room for the rest, write_timeout_ms in all, so a receiver
+# that stops reading ends the connection instead of stalling the loop. A status message
+# (protocol STATUS: uptime, clips sent, acked, dropped and queued, audio bytes sent, mute)
+# goes out on each connect and every status_interval_ms.
 #
 # Per audio frame nothing here allocates, connected or not, while a clip is captured and
 # streamed too: the frames go to flash and to the stream from the recorder's preallocated
 # encoder. Allocations happen once per event: a detection, a clip's last short chunk, an
 # ack, a status, a connect, the last piece of a resent clip.
+import errno
 import gc
 import select
 import time
@@ -56,13 +66,15 @@ class Link:
         retry_max_ms=60000,
         ack_timeout_ms=10000,
         status_interval_ms=30000,
+        write_timeout_ms=200,
+        auth=b"",
         say=print,
     ):
         self._connect = connect
         self.outbox = outbox
         self._clock = clock_ms
         self._say = say
-        self._hello = protocol.encode_hello(device_id, FIRMWARE, list(model_names))
+        self._hello = protocol.encode_hello(device_id, FIRMWARE, list(model_names), auth)
         self.recorder = ClipRecorder(pre_roll_ms=pre_roll_ms, max_ms=max_ms)
         self._encoder = protocol.ClipDataEncoder(CHUNK_BYTES)
         self._resend_buf = bytearray(_RESEND_BYTES)
@@ -72,7 +84,9 @@ class Link:
         self._retry_max_ms = retry_max_ms
         self._ack_timeout_ms = ack_timeout_ms
         self._status_interval_ms = status_interval_ms
-        self._poller = select.poll()
+        self._write_timeout_ms = write_timeout_ms
+        self._poller = select.poll()  # acks: POLLIN
+        self._out_poller = select.poll()  # room to write: POLLOUT
         self._stream = None
         self._decoder = protocol.Decoder()
         now = clock_ms()
@@ -88,6 +102,8 @@ class Link:
         self._keep = False  # it is being written to flash
         self._live = False  # it is being streamed as it is captured
         # this connection
+        self._connected_at = now
+        self._accepted = False  # the receiver has acknowledged something on it
         self._sent_upto = 0  # every queued clip up to this id has gone out on it
         self._resending = 0  # the queued clip going out now
         self._unsent = False  # a queued clip may not have gone out on it yet
@@ -115,7 +131,9 @@ class Link:
             self._tick_at = now
             self._status_due = self._stream is not None
         if self._stream is None:
-            if time.ticks_diff(now, self._retry_at) >= 0:
+            # not while a clip is captured: an attempt (a TLS handshake above all) stalls
+            # the audio loop, and that clip goes from flash once it has ended anyway
+            if not self._open and time.ticks_diff(now, self._retry_at) >= 0:
                 self._try_connect()
             return
         self._read()
@@ -183,8 +201,11 @@ class Link:
                 self._say("link: %d clips wait on flash for the receiver" % len(self.outbox.ids))
             return
         self._send_status()
+        if self._stream is None:
+            return  # that write failed: dropped
         self._stream = None
         self._poller.unregister(stream)
+        self._out_poller.unregister(stream)
         _close_cleanly(stream, self._rx)
 
     # --- the clip being captured ---------------------------------------------------------
@@ -245,8 +266,10 @@ class Link:
             return
         self._stream = stream
         self._poller.register(stream, select.POLLIN)
+        self._out_poller.register(stream, select.POLLOUT)
         self._decoder = protocol.Decoder()
-        self._retry_ms = self._retry_min_ms
+        self._connected_at = self._clock()
+        self._accepted = False
         self._sent_upto = 0
         self._resending = 0
         self._unsent = len(self.outbox.ids) > 0
@@ -261,6 +284,7 @@ class Link:
             return
         self._stream = None
         self._poller.unregister(stream)
+        self._out_poller.unregister(stream)
         self.outbox.stop_reading()
         self._resending = 0
         self._live = False
@@ -269,25 +293,47 @@ class Link:
             stream.close()
         except OSError:
             pass  # it is gone either way
-        self._retry_at = time.ticks_add(self._clock(), self._retry_ms)
-        self._say("link: connection lost (%s), %d clips queued" % (reason, len(self.outbox.ids)))
+        now = self._clock()
+        wait_ms = self._retry_ms
+        if self._accepted or time.ticks_diff(now, self._connected_at) >= self._retry_max_ms:
+            wait_ms = self._retry_ms = self._retry_min_ms
+        else:  # closed before the receiver acknowledged anything: a failed attempt
+            self._retry_ms = min(2 * self._retry_ms, self._retry_max_ms)
+        self._retry_at = time.ticks_add(now, wait_ms)
+        self._say(
+            "link: connection lost (%s), %d clips queued; next try in %d ms"
+            % (reason, len(self.outbox.ids), wait_ms)
+        )
 
     def _write(self, data):
-        """Write all of data; False (and the connection dropped) when that fails."""
+        """Write all of data within write_timeout_ms; False (and the connection dropped)
+        when that fails. What does not fit now waits for room (the stream is non-blocking);
+        a write that took nothing (None: on TLS, a record only partly out) goes again with
+        the same bytes, as mbedTLS requires."""
         stream = self._stream
         if stream is None:
             return False
+        view = data
+        deadline = None
         try:
-            n = stream.write(data)
-            if n is not None and n != len(data):
-                view = memoryview(data)[n:]  # a short write: the rest, slice by slice
-                while len(view):
-                    n = stream.write(view)
-                    view = view[len(view) if n is None else n :]
+            while True:
+                n = stream.write(view)
+                if n is not None:
+                    if n == len(view):
+                        return True
+                    if n:
+                        view = memoryview(view)[n:]  # a short write: the rest
+                if deadline is None:
+                    deadline = time.ticks_add(time.ticks_ms(), self._write_timeout_ms)
+                left_ms = time.ticks_diff(deadline, time.ticks_ms())
+                if left_ms <= 0:
+                    self._drop("write timed out after %d ms" % self._write_timeout_ms)
+                    return False
+                for _ in self._out_poller.ipoll(left_ms):
+                    pass
         except OSError as e:
             self._drop("write failed: %s" % e)
             return False
-        return True
 
     def _read(self):
         """Whatever the receiver has sent (acks), without waiting for more."""
@@ -301,8 +347,11 @@ class Link:
             # recv: what has arrived (readinto would wait to fill the buffer)
             data = stream.recv(_RX_BYTES)
         except OSError as e:
-            self._drop("read failed: %s" % e)
+            if e.errno != errno.EAGAIN:
+                self._drop("read failed: %s" % e)
             return
+        if data is None:
+            return  # TLS: part of a record; the rest comes with a later frame
         if not data:
             self._drop("closed by the receiver")
             return
@@ -317,6 +366,11 @@ class Link:
                 self._say("link: the receiver says: %s" % msg["message"])
 
     def _acked(self, clip_id):
+        self._accepted = True  # the backoff starts again from retry_min_ms (_drop)
+        if clip_id == self._resending and clip_id in self.outbox.ids:
+            # all of it went out (the receiver acks a clip after its clip_end) before the
+            # read that would have ended its resend: end that here, before the ack deletes it
+            self._resent()
         if not self.outbox.ack(clip_id):
             return  # not queued (any more): acknowledged before, or dropped
         self.clips_acked += 1
@@ -363,6 +417,11 @@ class Link:
         if n:
             self._write(self._resend_view if n == _RESEND_BYTES else self._resend_view[:n])
             return
+        self._resent()
+
+    def _resent(self):
+        """The clip being resent has gone out whole."""
+        box = self.outbox
         clip_id = self._resending
         box.stop_reading()
         self._resending = 0

@@ -31,19 +31,29 @@ def load_wakewords(cfg, say=print):
 
 def open_link(cfg, board, say=print):
     """The link to the receiver with its clip queue on flash, or None without one. It
-    connects (and reconnects) by itself; clips wait on flash meanwhile."""
+    connects (and reconnects) by itself; clips wait on flash meanwhile. A TLS link's
+    certificate is loaded here, once: a missing or broken one stops the boot (OSError,
+    ValueError) like a bad config.json."""
     link_cfg = cfg["link"]
     if link_cfg is None:
         return None
+    import binascii
+
     import link
     import outbox
     import transport
+
+    try:
+        context = transport.tls_context(link_cfg)
+    except (OSError, ValueError) as e:
+        raise ValueError("link.tls.cert: %s: %s" % (link_cfg["tls"], e)) from None
+    secret = link_cfg["secret"]
 
     if not board.network_up(_NETWORK_TIMEOUT_MS):
         say("wakeward: no network yet; clips wait on flash until there is")
     box = outbox.Outbox(link_cfg["queue_max_clips"], 1024 * link_cfg["queue_max_kb"], say=say)
     return link.Link(
-        lambda: transport.open_stream(link_cfg, board),
+        lambda: transport.open_stream(link_cfg, board, context),
         box,
         board.ticks_ms,
         cfg["device_id"],
@@ -54,6 +64,8 @@ def open_link(cfg, board, say=print):
         retry_max_ms=link_cfg["retry_max_ms"],
         ack_timeout_ms=link_cfg["ack_timeout_ms"],
         status_interval_ms=link_cfg["status_interval_ms"],
+        write_timeout_ms=link_cfg["timeout_ms"],
+        auth=binascii.unhexlify(secret) if secret else b"",
         say=say,
     )
 

@@ -27,7 +27,7 @@ except ImportError:  # CPython: the receiver loads this module by path
         return x
 
 
-VERSION = const(2)  # 2: status gained clips_acked and audio_bytes
+VERSION = const(3)  # 2: status gained clips_acked and audio_bytes; 3: hello gained auth
 MAX_PAYLOAD = const(4096)
 SYNC = b"\xf5\xc1"
 _SYNC0 = const(0xF5)
@@ -62,6 +62,7 @@ ERR_TYPE = const(2)
 ERR_PAYLOAD = const(3)
 ERR_QUEUE_FULL = const(4)
 ERR_INTERNAL = const(5)
+ERR_REFUSED = const(6)  # the receiver does not accept this device (not paired, revoked)
 
 # CLIP_DATA payload: clip_id u32, seq u32, then int16 LE samples.
 _CLIP_DATA_HEAD = const(8)
@@ -73,11 +74,18 @@ MSG = "msg"
 ERR = "error"
 
 # Field kinds: B u8, H u16, I u32, s string (u16 byte length + UTF-8),
-# L list of strings (u8 count + strings), p int16 PCM bytes (the rest of the payload).
+# L list of strings (u8 count + strings), y bytes (u8 length + raw bytes),
+# p int16 PCM bytes (the rest of the payload).
 SCHEMA = {
     HELLO: (
         "hello",
-        (("device_id", "s"), ("firmware", "s"), ("protocol", "B"), ("models", "L")),
+        (
+            ("device_id", "s"),
+            ("firmware", "s"),
+            ("protocol", "B"),
+            ("models", "L"),
+            ("auth", "y"),
+        ),
     ),
     DETECTION: ("detection", (("model", "s"), ("score", "B"), ("time_ms", "I"))),
     CLIP_START: (
@@ -174,6 +182,12 @@ def encode_payload(msg_type, fields):
                 _check_int(where + " length", len(raw), "H")
                 parts.append(struct.pack("<H", len(raw)))
                 parts.append(raw)
+        elif kind == "y":
+            if not isinstance(value, (bytes, bytearray, memoryview)):
+                raise ProtocolError("%s: expected bytes, got %r" % (where, value))
+            _check_int(where + " length", len(value), "B")
+            parts.append(struct.pack("<B", len(value)))
+            parts.append(bytes(value))
         elif kind == "p":
             if not isinstance(value, (bytes, bytearray, memoryview)):
                 raise ProtocolError("%s: expected bytes of int16 samples" % where)
@@ -229,6 +243,15 @@ def decode_payload(msg_type, payload):
             at = n
         elif kind == "s":
             msg[field], at = _read_str(payload, at, where)
+        elif kind == "y":
+            if at + 1 > n:
+                raise ProtocolError("%s: truncated" % where)
+            size = payload[at]
+            at += 1
+            if at + size > n:
+                raise ProtocolError("%s: truncated" % where)
+            msg[field] = bytes(payload[at : at + size])
+            at += size
         elif kind == "L":
             if at + 1 > n:
                 raise ProtocolError("%s: truncated" % where)
@@ -297,7 +320,8 @@ def _message(version, msg_type, payload):
 # Typed helpers (allocate; fine for control messages, not for streaming audio).
 
 
-def encode_hello(device_id, firmware, models):
+def encode_hello(device_id, firmware, models, auth=b""):
+    """auth: the device's secret (TLS links only; docs/protocol.md), else empty."""
     return encode_message(
         {
             "type": "hello",
@@ -305,6 +329,7 @@ def encode_hello(device_id, firmware, models):
             "firmware": firmware,
             "protocol": VERSION,
             "models": models,
+            "auth": auth,
         }
     )
 

@@ -13,13 +13,18 @@ from wakeward import __version__, unixport
 from wakeward.errors import WakewardError
 
 if TYPE_CHECKING:
+    from wakeward.pairing import Pairing
     from wakeward.store import ClipStore
+
+_PAIRING_DIR_HELP = (
+    "the pairing folder (default: $WAKEWARD_CONFIG_DIR/pairing or the user config dir)"
+)
 
 
 def _cmd_sim(args: argparse.Namespace) -> int:
     from wakeward import sim
 
-    button = [tuple(map(int, b.split("-", 1))) for b in args.button]
+    button = [(int(a), int(b)) for a, b in (x.split("-", 1) for x in args.button)]
     return sim.run_sim(
         args.audio,
         realtime=args.realtime,
@@ -30,6 +35,8 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         link_tcp=args.link,
         heap=args.heap,
         flash=args.flash,
+        tls=_tls_pairing(args),
+        device_id=args.device_id,
         say=sim.json_lines_stdout if args.json else sim.main_stdout,
     )
 
@@ -64,13 +71,50 @@ def _cmd_features(args: argparse.Namespace) -> int:
 def _cmd_listen(args: argparse.Namespace) -> int:
     from wakeward import receiver
 
+    if args.out is not None:
+        raise WakewardError(
+            "--out is gone: clips go to the clip store (--store DIR, default "
+            "$WAKEWARD_DATA_DIR/clips or the user data folder); see `wakeward clips list`"
+        )
     host, sep, port = args.tcp.rpartition(":")
     if not sep or not port.isdigit():
         raise WakewardError(f"--tcp {args.tcp!r} is not HOST:PORT")
-    receiver.serve_tcp(
-        host or "127.0.0.1", int(port), args.out, connections=1 if args.once else None
-    )
+    command = None
+    if args.exec is not None:
+        from wakeward import clipexec
+
+        command = clipexec.ClipCommand(args.exec, timeout_s=args.exec_timeout)
+    finished = False
+    try:
+        receiver.serve_tcp(
+            host or "127.0.0.1",
+            int(port),
+            args.store,
+            connections=1 if args.once else None,
+            on_clip=command.submit if command is not None else None,
+            pairing=_tls_pairing(args),
+        )
+        finished = True
+    finally:
+        if command is not None:
+            command.close(wait=finished)  # interrupted: the running command is stopped
     return 0
+
+
+def _tls_pairing(args: argparse.Namespace) -> Pairing | None:
+    """--tls: the pairing folder (--pairing DIR, else the default one); None without."""
+    if not args.tls:
+        if args.pairing is not None:
+            raise WakewardError("--pairing goes with --tls")
+        return None
+    from wakeward import pairing
+
+    return pairing.Pairing(args.pairing)
+
+
+def _add_tls_options(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--tls", action="store_true", help=what)
+    p.add_argument("--pairing", type=Path, metavar="DIR", help=_PAIRING_DIR_HELP)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -270,6 +314,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         help="stream detected clips to a receiver (`wakeward listen --tcp`) over TCP",
     )
+    _add_tls_options(
+        p,
+        "the link as on a paired device: TLS pinned to the receiver's certificate, the "
+        "device's secret in its hello (`wakeward pair sim` first; `listen --tls` receives)",
+    )
+    p.add_argument("--device-id", help="the simulated device's id (default: sim)")
     p.add_argument(
         "--flash",
         type=Path,
@@ -333,9 +383,36 @@ def build_parser() -> argparse.ArgumentParser:
     _add_heap_option(p)
     p.set_defaults(func=_cmd_features)
 
-    p = sub.add_parser("listen", help="receive clips from the speaker (TCP; no TLS yet)")
+    p = sub.add_parser("listen", help="receive clips from the speaker (TCP or TLS)")
     p.add_argument("--tcp", required=True, metavar="HOST:PORT", help="address to listen on")
-    p.add_argument("--out", type=Path, default=Path("clips"), help="folder for the clips")
+    _add_tls_options(
+        p,
+        "TLS with the receiver's identity (`wakeward pair`); only paired, not revoked "
+        "devices are accepted. Without it: plain TCP, which any device on the network can "
+        "send clips to",
+    )
+    p.add_argument(
+        "--store",
+        type=Path,
+        metavar="DIR",
+        help="the clip store folder (default: $WAKEWARD_DATA_DIR/clips, else the user data "
+        "directory's wakeward/clips; `wakeward clips` reviews it)",
+    )
+    p.add_argument("--out", type=Path, help=argparse.SUPPRESS)  # gone: says so
+    p.add_argument(
+        "--exec",
+        metavar="'CMD {wav}'",
+        help="run CMD for each new clip after its ack, one at a time ({wav}: its WAV file; "
+        "the clip in WAKEWARD_CLIP_ID, WAKEWARD_DEVICE, WAKEWARD_MODEL, WAKEWARD_SCORE, "
+        "WAKEWARD_DURATION_S, WAKEWARD_RECEIVED_AT, WAKEWARD_WAV)",
+    )
+    p.add_argument(
+        "--exec-timeout",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="kill an --exec command that runs longer (default: %(default)g)",
+    )
     p.add_argument("--once", action="store_true", help="stop after one device connection")
     p.set_defaults(func=_cmd_listen)
 
@@ -344,9 +421,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_demo)
 
     _add_clips_parser(sub)
+    _add_monitor_parser(sub)
     _add_pairing_parsers(sub)
     _add_board_parsers(sub)
     _add_train_data_parser(sub)
+    _add_train_parser(sub)
     return parser
 
 
@@ -405,6 +484,91 @@ def _add_clips_parser(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--max-age", metavar="AGE", help="delete clips older than this (or off)")
     a.add_argument("--max-mb", metavar="N", help="keep at most N MB of clips, the newest (or off)")
     a.add_argument("--apply", action="store_true", help="delete what the setting says now")
+
+
+def _cmd_monitor(args: argparse.Namespace) -> int:
+    from wakeward import monitor, sim
+
+    if (args.source is None) == (args.sim is None):
+        raise WakewardError(
+            "monitor: give the records' source: - (stdin, e.g. `wakeward sim x.wav --model "
+            "alexa --json | wakeward monitor -`), a file of them, or --sim AUDIO.wav --model NAME"
+        )
+    size = monitor.parse_size(args.size) if args.size is not None else None
+    if args.sim is not None:
+        if not args.model:
+            raise WakewardError("monitor --sim: name at least one --model to run")
+
+        def run(say: Callable[[str], None]) -> object:
+            return sim.run_sim(
+                args.sim,
+                model_names=args.model,
+                trace=True,
+                realtime=args.realtime,
+                heap=args.heap,
+                say=say,
+            )
+
+        monitor.run(
+            None,
+            model_specs=args.model,
+            run_sim=run,
+            save=args.save,
+            size=size,
+            title=f"wakeward sim {args.sim.name}",
+        )
+        return 0
+    if args.source == "-":
+        monitor.run(sys.stdin, model_specs=args.model, save=args.save, size=size)
+        return 0
+    path = Path(args.source)
+    try:
+        with path.open(encoding="utf-8", errors="replace") as f:
+            monitor.run(f, model_specs=args.model, save=args.save, size=size, title=path.name)
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as e:
+        raise WakewardError(f"{path}: {e.strerror}") from None
+    return 0
+
+
+def _add_monitor_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "monitor",
+        help="watch the wake-word models' outputs: a live terminal chart, and a PNG",
+        description=(
+            "Chart each model's output per invocation (0..1), its detection cutoff and its "
+            "detections, from `wakeward sim ... --json` records: piped in (SOURCE -), "
+            "recorded in a file, or from a sim run here (--sim). On a terminal the chart "
+            "follows the last 10 s live and ends showing the whole run; elsewhere it is "
+            "printed once at the end. A line that is not a record is named by its number and "
+            "skipped, and the command exits 1."
+        ),
+    )
+    p.add_argument("source", nargs="?", metavar="SOURCE", help="- for stdin, or a file")
+    p.add_argument("--sim", type=Path, metavar="AUDIO.wav", help="run `wakeward sim` on it")
+    p.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="NAME_OR_PATH",
+        help="with --sim: a model to run (repeatable); with SOURCE: where a model's manifest "
+        "(cutoff, window) is, for a model that is not one of pymicro-wakeword's",
+    )
+    p.add_argument(
+        "--realtime", action="store_true", help="with --sim: feed the audio at real-time pace"
+    )
+    p.add_argument(
+        "--save",
+        type=Path,
+        metavar="PLOT.png",
+        help="also save the chart as a PNG (needs matplotlib: the `plot` extra)",
+    )
+    p.add_argument(
+        "--size",
+        metavar="WIDTHxHEIGHT",
+        help="the PNG's size in pixels (default: 1000 wide, 240 high per model plus 120)",
+    )
+    _add_heap_option(p, unixport.MODEL_HEAP_PROFILE)
+    p.set_defaults(func=_cmd_monitor)
 
 
 def _cmd_pair(args: argparse.Namespace) -> int:
@@ -484,6 +648,8 @@ def _bundle_options(args: argparse.Namespace) -> dict:
         "wifi_password": _wifi_password(args.wifi),
         "link": args.link,
         "device_id": args.device_id,
+        "pairing_dir": args.pairing,
+        "insecure": args.insecure,
     }
 
 
@@ -541,6 +707,20 @@ def _add_deploy_options(p: argparse.ArgumentParser) -> None:
         "--link", metavar="HOST:PORT", help="the receiver (`wakeward listen`) to stream clips to"
     )
     p.add_argument("--device-id", help="the device's name at the receiver (default: the board)")
+    p.add_argument(
+        "--pairing",
+        type=Path,
+        metavar="DIR",
+        help="where `wakeward pair` keeps the receiver's certificate and the device secrets "
+        "(default: $WAKEWARD_CONFIG_DIR/pairing or the user config dir); a paired device's "
+        "link is TLS",
+    )
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow a --link for a device that is not paired: plain TCP, which anyone on "
+        "the network can read and any device can send the receiver clips over",
+    )
 
 
 def _add_board_parsers(sub: argparse._SubParsersAction) -> None:
@@ -666,6 +846,69 @@ def _add_train_data_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--save-audio", action="store_true", help="also save every clip as a WAV")
     p.set_defaults(func=_cmd_train_data)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from wakeward_train import pipeline  # TensorFlow loads only for this command
+
+    return pipeline.run(
+        pipeline.Options(
+            phrase=args.phrase,
+            out=args.out,
+            seed=args.seed,
+            data=args.data,
+            epochs=args.epochs,
+            quick=args.quick,
+            positives=args.positives,
+            negatives=args.negatives,
+            words=args.words,
+            engines=tuple(args.engine),
+        )
+    )
+
+
+def _add_train_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a wake word: data, model, int8 export, held-out evaluation, device check",
+        description=(
+            "Build the training data (as train-data does) or reuse it from --data, train the "
+            "model, export it as a streaming int8 TFLite model with the microWakeWord v2 "
+            "interface, choose a cutoff on the held-out clips and check the device "
+            "interpreter against TFLite Micro. Writes OUT/NAME.tflite, OUT/NAME.json (the "
+            "microWakeWord v2 manifest), OUT/NAME.wakeward.json (data, training and "
+            "evaluation figures) and OUT/NAME.keras, NAME being the folder's name. Needs the "
+            "train extra (TensorFlow): make venv-train. Seeded: the same arguments give the "
+            "same model on the same machine."
+        ),
+    )
+    p.add_argument("phrase", help='the wake phrase, e.g. "hey wakeward"')
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="e.g. models/NAME")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--data",
+        type=Path,
+        metavar="DIR",
+        help="the dataset folder: reused when it holds one, else built there "
+        "(default: build/train/NAME/data)",
+    )
+    p.add_argument("--epochs", type=int, metavar="N", help="at most N epochs (early stopping)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="a tiny run for smoke tests: 40 positives, 60 negatives, a small model, 3 epochs",
+    )
+    p.add_argument("--positives", type=int, metavar="N", help="TTS positives to build")
+    p.add_argument("--negatives", type=int, metavar="N", help="TTS/noise negatives to build")
+    p.add_argument("--words", type=Path, metavar="FILE", help="word list for confusables")
+    p.add_argument(
+        "--engine",
+        action="append",
+        default=[],
+        choices=["espeak-ng", "mbrola", "flite", "festival"],
+        help="use only this TTS engine (repeatable; default: every one installed)",
+    )
+    p.set_defaults(func=_cmd_train)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,8 +3,9 @@
 Synthesises a short recording with espeak-ng (the wake word "Alexa" in two of three
 sentences), runs the unmodified firmware on the MicroPython unix port with the `sim` board
 fed from it, with the device frontend and the "alexa" model from pymicro-wakeword on the
-device interpreter, and prints what the device heard and detected. (Streaming the clips to
-a receiver on this PC is the next stage.)
+device interpreter, and streams each detected clip to a receiver on this PC (loopback TCP),
+which puts it into a clip store of the demo's own (WORKDIR/store, so the owner's store is
+never touched). It ends by listing the clips it received, as `wakeward clips list` does.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wakeward import receiver, sim, tts
+from wakeward import receiver, sim, store, tts
 from wakeward.audio import RATE_HZ, write_wav
 
 DEMO_SENTENCES = (
@@ -58,9 +59,9 @@ def run(workdir: Path) -> int:
         lines.append(line)
         sim.main_stdout(line)
 
-    clips_dir = workdir / "clips"
+    store_dir = workdir / "store"
     port, thread, result = receiver.serve_in_background(
-        clips_dir, lambda line: sim.main_stdout("receiver: " + line)
+        store_dir, lambda line: sim.main_stdout("receiver: " + line)
     )
     rc = sim.run_sim(
         wav,
@@ -79,6 +80,10 @@ def run(workdir: Path) -> int:
     )
     clips = result[0].clips if result else []
     print(f"wakeward demo: {len(clips)} clips received:")
-    for path in clips:
-        print(f"  {path}")
+    if clips:
+        with store.ClipStore(store_dir, create=False) as stored:  # read back from disk
+            rows = [stored.get(clip.id) for clip in clips]
+        for line in store.table_lines(rows):
+            print(f"  {line}")
+        print(f"wakeward demo: review them with `wakeward clips list --store {store_dir}`")
     return rc

@@ -8,7 +8,12 @@ What lands on the board (paths relative to its working directory, "/" on a devic
   -march=xtensawin``), except ``board/sim.py``, the simulator board of the PC;
 - ``models/NAME.tflite``: the chosen wake-word models (names as in wakeward.models);
 - ``config.json``: generated from the options and accepted by firmware/config.py's own
-  ``validate()`` run on the unix port, so the board will accept it too.
+  ``validate()`` run on the unix port, so the board will accept it too;
+- ``receiver.der``: for a paired device (``wakeward pair DEVICE_ID``) with a link, the
+  receiver's certificate, which the device pins; its secret goes into config.json's link
+  and the link is TLS. A link for a device that is not paired is refused unless
+  ``insecure`` (``--insecure``: plain TCP, which anyone on the network can read and any
+  device can send to).
 
 A deploy (each step one ``python -m mpremote connect PORT ...`` run):
 
@@ -54,6 +59,7 @@ _XTENSAWIN = 10  # py/persistentcode.h MP_NATIVE_ARCH_XTENSAWIN
 SOURCE_MODULES = ("main.py",)  # MicroPython runs main.py from source at boot
 HOST_ONLY = ("board/sim.py",)  # the simulated board of `wakeward sim`
 CONFIG = "config.json"
+CERT_FILE = "receiver.der"  # the receiver's certificate on the board (config.json link.tls)
 MODELS_DIR = "models"
 # never removed by clean: MicroPython's boot.py, and the clip queue (firmware/outbox.py:
 # clips not yet sent, and the state that keeps clip ids unique)
@@ -237,14 +243,18 @@ def make_config(
     wifi_password: str | None = None,
     link: str | None = None,
     device_id: str | None = None,
+    link_secret: str | None = None,
 ) -> dict[str, Any]:
-    """The device's config.json (firmware/config.py documents every field)."""
+    """The device's config.json (firmware/config.py documents every field); with
+    link_secret the link is TLS, pinned to the certificate in CERT_FILE."""
     config: dict[str, Any] = {"board": board}
     if device_id is not None:
         config["device_id"] = device_id
     config["models"] = list(model_entries)
     if link is not None:
         config["link"] = {"tcp": link}
+        if link_secret is not None:
+            config["link"].update(tls={"cert": CERT_FILE}, secret=link_secret)
     if wifi_ssid is not None:
         config["wifi"] = {"ssid": wifi_ssid}
         if wifi_password:
@@ -262,6 +272,35 @@ except config.ConfigError as e:
     out["error"] = str(e)
 print(json.dumps(out))
 """
+
+
+def link_pairing(
+    device_id: str, pairing_dir: Path | None, *, insecure: bool
+) -> tuple[str, bytes] | None:
+    """(secret, receiver certificate as DER) when the device is paired in the pairing
+    folder, else None. A paired device deployed with `insecure` is refused: its receiver
+    (`wakeward listen --tls`) would refuse it."""
+    from wakeward.pairing import Pairing
+
+    pairs = Pairing(pairing_dir)
+    if not any(d.device_id == device_id and d.active for d in pairs.devices()):
+        return None
+    if insecure:
+        raise WakewardError(
+            f"device {device_id!r} is paired, so its link is TLS: leave out --insecure "
+            f"(or revoke the pairing first: wakeward devices --revoke {device_id})"
+        )
+    return pairs.secret(device_id), pairs.cert_der()
+
+
+def _unpaired(device_id: str) -> WakewardError:
+    return WakewardError(
+        f"device {device_id!r} is not paired: its link would be plain TCP, which anyone on "
+        f"your network can read, and the receiver could not tell it from any other device. "
+        f"Run `wakeward pair {device_id}` first (and receive with `wakeward listen --tls`), "
+        "or pass --insecure to stream over plain TCP anyway (the device id is the board's "
+        "name unless --device-id)"
+    )
 
 
 def validate_config(config: dict[str, Any]) -> None:
@@ -296,9 +335,18 @@ def prepare(
     wifi_password: str | None = None,
     link: str | None = None,
     device_id: str | None = None,
+    pairing_dir: Path | None = None,
+    insecure: bool = False,
 ) -> Iterator[Bundle]:
     """Compile, resolve the models and generate config.json; nothing touches a board. The
-    bundle's files are valid inside the `with` (config.json lives in a private temp dir)."""
+    bundle's files are valid inside the `with` (config.json lives in a private temp dir).
+
+    With a link, a device paired in `pairing_dir` (default: the user's pairing folder)
+    gets a TLS link: the receiver's certificate and its secret. An unpaired one is refused
+    unless `insecure`."""
+    paired = None
+    if link is not None:
+        paired = link_pairing(device_id or board, pairing_dir, insecure=insecure)
     compiled = compile_firmware()
     src = unixport.firmware_dir()
     files = [board_file(name, src / name) for name in SOURCE_MODULES]
@@ -324,9 +372,16 @@ def prepare(
         wifi_password=wifi_password,
         link=link,
         device_id=device_id,
+        link_secret=paired[0] if paired else None,
     )
     validate_config(config)
+    if link is not None and paired is None and not insecure:
+        raise _unpaired(device_id or board)
     with tempfile.TemporaryDirectory(prefix="wakeward-deploy-") as tmp:
+        if paired is not None:
+            cert = Path(tmp) / CERT_FILE
+            cert.write_bytes(paired[1])
+            files.append(board_file(CERT_FILE, cert))
         path = Path(tmp) / CONFIG
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:

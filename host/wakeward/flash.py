@@ -277,6 +277,8 @@ def flash(
     wifi_password: str | None = None,
     link: str | None = None,
     device_id: str | None = None,
+    pairing_dir: Path | None = None,
+    insecure: bool = False,
     baud: int = DEFAULT_BAUD,
     erase: bool = True,
     runner: EsptoolRunner = run_esptool,
@@ -309,6 +311,8 @@ def flash(
         wifi_password=wifi_password,
         link=link,
         device_id=device_id,
+        pairing_dir=pairing_dir,
+        insecure=insecure,
     ) as bundle:
         check_port(port)
         say(f"flash: asking the chip on {port} what it is (esptool read-mac)")

@@ -6,7 +6,10 @@ the user alone (0600):
 
 - ``receiver.key`` / ``receiver.crt``: an EC P-256 key and a self-signed certificate for
   ``RECEIVER_HOSTNAME``. The device gets the certificate (DER) as its only trust anchor, so
-  it talks to this receiver and no other: the certificate is pinned.
+  it talks to this receiver and no other: the certificate is pinned. It is valid from
+  1970-01-01 to 9999-12-31 (RFC 5280's "no expiry"): the ESP32 port's mbedTLS checks
+  validity dates against the device's clock, which nobody sets after a boot (it starts at
+  the epoch), and the pin, not a date, is what makes the certificate trusted.
 - ``devices.json``: per paired device its secret (hex), when it was paired and, once
   revoked, when. A revoked device's secret is forgotten; the row stays for the record.
 
@@ -31,7 +34,8 @@ from wakeward.errors import WakewardError
 
 RECEIVER_HOSTNAME = "wakeward-receiver"
 SECRET_BYTES = 32
-_CERT_VALID_DAYS = 20 * 365
+_CERT_NOT_BEFORE = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+_CERT_NOT_AFTER = datetime.datetime(9999, 12, 31, 23, 59, 59, tzinfo=datetime.UTC)
 _DIR_MODE = 0o700
 _FILE_MODE = 0o600
 _KEY = "receiver.key"
@@ -150,15 +154,14 @@ class Pairing:
         self._make_folder()
         key = ec.generate_private_key(ec.SECP256R1())
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, RECEIVER_HOSTNAME)])
-        start = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=1)
         cert = (
             x509.CertificateBuilder()
             .subject_name(name)
             .issuer_name(name)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(start)
-            .not_valid_after(start + datetime.timedelta(days=_CERT_VALID_DAYS))
+            .not_valid_before(_CERT_NOT_BEFORE)
+            .not_valid_after(_CERT_NOT_AFTER)
             .add_extension(x509.SubjectAlternativeName([x509.DNSName(RECEIVER_HOSTNAME)]), False)
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), True)
             .sign(key, hashes.SHA256())
@@ -253,8 +256,19 @@ class Pairing:
 
     def accepts(self, device_id: str, secret: bytes | str) -> bool:
         """True when this is a paired, not revoked device presenting its own secret."""
+        return self.refusal(device_id, secret) is None
+
+    def refusal(self, device_id: str, secret: bytes | str) -> str | None:
+        """Why the receiver refuses this device ("not paired", "revoked", "no secret",
+        "wrong secret"), or None for a paired, not revoked device presenting its secret."""
         row = self._load().get(device_id)
-        if row is None or not row.get("secret"):
-            return False
+        if row is None:
+            return "not paired"
+        if not row.get("secret"):
+            return "revoked" if row.get("revoked_at") else "not paired"
         given = secret.hex() if isinstance(secret, bytes) else secret
-        return hmac.compare_digest(given.encode(), str(row["secret"]).encode())
+        if not given:
+            return "no secret"
+        if not hmac.compare_digest(given.encode(), str(row["secret"]).encode()):
+            return "wrong secret"
+        return None

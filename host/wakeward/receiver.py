@@ -1,43 +1,62 @@
 """`wakeward listen`: the receiver on the owner's PC. It speaks the firmware's own protocol
 module (firmware/protocol.py, loaded by path), prints the device's log lines and messages,
-writes each finished clip as a 16 kHz WAV with a JSON sidecar, and acknowledges it.
+puts each finished clip into the clip store (wakeward/store.py) and only then acknowledges
+it, so an acknowledged clip is on the owner's disk for good.
 
-A clip is stored once per (device id, clip id): the device resends every clip it has no
-acknowledgement for (after a reconnect, or a reboot), and a clip already in the folder is
-acknowledged again without a second copy. The clips already there are known from their
-sidecars when the receiver starts, so this holds across receiver restarts too. A clip is
-stored only when it is complete (its clip_data sequence has no gap and adds up to the
-clip_end's sample count); a clip cut off by a dropped connection is never written, and the
-WAV and its sidecar are each written to a temporary name and renamed. Each device's last
-status message (its counters: clips sent, acknowledged, queued and dropped, audio bytes
-sent, uptime, mute) is kept in OUT/<device>.status.json.
+A clip is stored once: the device resends every clip it has no acknowledgement for (after a
+reconnect, or a reboot), and the store recognises a clip it already has (same device, clip
+id and audio; one the owner deleted since too) and gives back its row, and the clip is
+acknowledged again without a second copy. The store is on disk, so this holds across
+receiver restarts. A clip is stored only when it is complete (its clip_data sequence has no
+gap and adds up to the clip_end's sample count); a clip cut off by a dropped connection is
+never written. After the ack the store's retention setting is applied, and the `on_clip`
+hook (`wakeward listen --exec`) gets the new clip. Each device's last status message (its
+counters: clips sent, acknowledged, queued and dropped, audio bytes sent, uptime, mute) is
+kept in the store folder as <device>.status.json.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import ipaddress
 import json
-import os
 import re
 import socket
-import tempfile
+import sqlite3
+import ssl
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from wakeward import unixport
-from wakeward.audio import write_wav
 from wakeward.errors import WakewardError
+from wakeward.store import Clip, ClipStore, local_time
+
+if TYPE_CHECKING:
+    from wakeward.pairing import Pairing
 
 _RECV_BYTES = 4096
-STATUS_SUFFIX = ".status.json"
 # A connection silent this long is closed: the device sends a status message at least every
 # 10 minutes (config.py, link.status_interval_ms), so it has gone without closing.
 IDLE_TIMEOUT_S = 900.0
+# TLS: how long a handshake may take, and how long a refused device gets to read the error
+# before its connection closes.
+HANDSHAKE_TIMEOUT_S = 10.0
+_REFUSE_LINGER_S = 1.0
+_REFUSED_MESSAGE = "refused: this device is not paired with this receiver (wakeward pair)"
+# OpenSSL's reasons for a failed handshake, as the owner should read them.
+_HANDSHAKE_FAILURES = {
+    "TLSV1_ALERT_UNKNOWN_CA": "the device does not trust this receiver's certificate "
+    "(it is paired with another receiver: deploy it again)",
+    "SSLV3_ALERT_BAD_CERTIFICATE": "the device refused this receiver's certificate "
+    "(it is paired with another receiver: deploy it again)",
+    "WRONG_VERSION_NUMBER": "not TLS (a device deployed for plain TCP? pair it and deploy it)",
+    "HTTP_REQUEST": "not TLS (an HTTP request)",
+}
 
 
 def load_protocol() -> ModuleType:
@@ -56,17 +75,6 @@ def safe_name(device_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "_", device_id)[:64] or "_"
 
 
-def _write_text_atomically(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 class _Session:
     """One device connection: who it is and its clips under way."""
 
@@ -74,40 +82,43 @@ class _Session:
         self.device = "device"
         self.firmware = ""
         self.open: dict[int, dict] = {}
+        self.new_clips: list[Clip] = []  # stored, their ack on its way: for _after_ack
+        self.peer = "a device"
+        self.accepted = False  # a TLS receiver: its hello carried a paired device's secret
 
 
 class Receiver:
-    """Turns device connections' bytes into clips on disk (one thread per connection)."""
+    """Turns device connections' bytes into clips in the store (one thread per connection).
 
-    def __init__(self, out_dir: Path, say: Callable[[str], None] = print):
+    `on_clip` is called with each newly stored clip after its ack has been sent (and after
+    retention, if that left the clip); it must not block (`clipexec.ClipCommand.submit`).
+
+    With `pairing` (a TLS receiver, serve_tcp) a connection must start with a hello that
+    carries a paired, not revoked device's secret; anything else is refused before any of
+    it is stored or printed."""
+
+    pairing: Pairing | None = None
+
+    def __init__(
+        self,
+        store: ClipStore,
+        say: Callable[[str], None] = print,
+        *,
+        on_clip: Callable[[Clip], None] | None = None,
+    ):
         self.protocol = load_protocol()
-        self.out_dir = out_dir
+        self.store = store
         self.say = say
-        self.clips: list[Path] = []
+        self.on_clip = on_clip
+        self.clips: list[Clip] = []  # stored by this receiver, in order (not the resends)
         self.duplicates = 0
         self.audio_bytes = 0
         self.statuses: dict[str, dict] = {}
         self._lock = threading.Lock()
-        self._stored = self._index()
 
-    def _index(self) -> dict[tuple[str, int], Path]:
-        """(device id, clip id) -> WAV of every clip already in the folder."""
-        stored: dict[tuple[str, int], Path] = {}
-        for meta_path in self.out_dir.glob("*.json"):
-            if meta_path.name.endswith(STATUS_SUFFIX):
-                continue
-            try:
-                meta = json.loads(meta_path.read_text())
-                key = (str(meta["device"]), int(meta["clip_id"]))
-            except (OSError, ValueError, KeyError, TypeError):
-                continue  # not a sidecar of ours
-            wav = meta_path.with_suffix(".wav")
-            if wav.is_file():
-                stored[key] = wav
-        return stored
-
-    def handle(self, conn: socket.socket) -> None:
+    def handle(self, conn: socket.socket, peer: str = "a device") -> None:
         session = _Session()
+        session.peer = peer
         decoder = self.protocol.Decoder()
         while True:
             try:
@@ -121,18 +132,65 @@ class Receiver:
                 break
             decoder.feed(data)
             for kind, item in decoder:
+                refusal = self._refusal(session, kind, item)
+                if refusal is not None:
+                    self._refuse(conn, refusal)
+                    return
                 reply = self._item(session, kind, item)
                 if reply:
                     try:
                         conn.sendall(reply)
                     except OSError:
                         pass  # the device has gone; the clip is saved, it resends if unacked
+                self._after_ack(session)
         decoder.finish()
         for kind, item in decoder:
+            refusal = self._refusal(session, kind, item)
+            if refusal is not None:
+                self.say(refusal)
+                break
             self._item(session, kind, item)
+        self._after_ack(session)
         for clip_id in list(session.open):
             self.say(f"clip {clip_id}: the connection closed before its end; not kept")
             del session.open[clip_id]
+
+    def _refusal(self, session: _Session, kind: str, item) -> str | None:
+        """On a TLS receiver, why this item ends the connection (the line to print), else
+        None. Each hello is checked against the pairing folder (read again each time, so a
+        revocation holds from the next connection on); nothing before an accepted hello
+        gets through."""
+        if self.pairing is None:
+            return None
+        p = self.protocol
+        if kind != p.MSG or item["type"] != "hello":
+            if session.accepted:
+                return None
+            what = {p.LOG: "bytes that are not a frame", p.ERR: f"a bad frame ({item})"}
+            first = what.get(kind) or f"a {item['type']} message"
+            return f"refused {session.peer}: {first} before its hello"
+        session.accepted = False
+        try:
+            why = self.pairing.refusal(item["device_id"], item["auth"])
+        except WakewardError as e:  # the pairing folder is unreadable or too open
+            why = f"cannot check its pairing ({e})"
+        if why is not None:
+            return f"refused {safe_name(item['device_id'])}: {why}"
+        session.accepted = True
+        return None
+
+    def _refuse(self, conn: socket.socket, refusal: str) -> None:
+        """Say why, tell the device (an ERROR it can log), and let it read that before the
+        connection closes."""
+        self.say(refusal)
+        p = self.protocol
+        with contextlib.suppress(OSError):
+            conn.sendall(p.encode_error(p.ERR_REFUSED, _REFUSED_MESSAGE))
+            conn.shutdown(socket.SHUT_WR)
+            conn.settimeout(_REFUSE_LINGER_S)
+            end = time.monotonic() + _REFUSE_LINGER_S
+            while time.monotonic() < end and conn.recv(_RECV_BYTES):
+                pass  # what it sent meanwhile is dropped unread
 
     def _item(self, session: _Session, kind: str, item) -> bytes | None:
         p = self.protocol
@@ -195,53 +253,78 @@ class Receiver:
                 "not kept, not acknowledged"
             )
             return None
+        ended_by = self.protocol.REASONS[end["reason"]]
         with self._lock:
-            have = self._stored.get((session.device, clip_id))
-            if have is not None:
+            try:
+                added = self.store.add(
+                    clip["pcm"],
+                    device=session.device,
+                    device_clip_id=clip_id,
+                    model=clip["model"],
+                    score=clip["score"],
+                    rate_hz=clip["rate_hz"],
+                    pre_roll_ms=clip["pre_roll_ms"],
+                    end_reason=ended_by,
+                    received_at=clip["received"],
+                )
+            except (WakewardError, OSError, sqlite3.Error) as e:
+                self.say(
+                    f"clip {clip_id}: cannot store it ({e}); not acknowledged, the device "
+                    "keeps it and sends it again"
+                )
+                return None
+            stored = added.clip
+            if not added.added:
                 self.duplicates += 1
-                self.say(f"clip {clip_id}: already stored as {have}; acknowledged again")
+                gone = (
+                    f", deleted {local_time(stored.deleted_at or 0)} ({stored.deleted_by})"
+                    if stored.deleted
+                    else ""
+                )
+                self.say(
+                    f"clip {clip_id}: already stored as clip {stored.id}{gone}; "
+                    "acknowledged again"
+                )
             else:
-                self._save(session, clip, end)
+                self.clips.append(stored)
+                session.new_clips.append(stored)
+                self.say(
+                    f"clip {clip_id}: {stored.model} (score {stored.score}), "
+                    f"{stored.duration_s:.2f} s, ended by {ended_by} -> "
+                    f"clip {stored.id}: {stored.path}"
+                )
         return self.protocol.encode_ack(clip_id)
 
-    def _save(self, session: _Session, clip: dict, end: dict) -> None:
-        samples = np.frombuffer(bytes(clip["pcm"]), "<i2").astype(np.int16)
-        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(clip["received"]))
-        name = f"{safe_name(session.device)}-{stamp}-clip{clip['clip_id']}"
-        base = self.out_dir / name
-        n = 1
-        while base.with_suffix(".wav").exists():  # never overwrite what the owner has
-            n += 1
-            base = self.out_dir / f"{name}-{n}"
-        wav = write_wav(base.with_suffix(".wav"), samples)
-        meta = {
-            "device": session.device,
-            "clip_id": clip["clip_id"],
-            "model": clip["model"],
-            "score": clip["score"],
-            "pre_roll_ms": clip["pre_roll_ms"],
-            "samples": len(samples),
-            "seconds": len(samples) / clip["rate_hz"],
-            "end": self.protocol.REASONS[end["reason"]],
-            "received": clip["received"],
-        }
-        # the sidecar last: a WAV without one is not a stored clip (see _index)
-        _write_text_atomically(base.with_suffix(".json"), json.dumps(meta, indent=1) + "\n")
-        self._stored[(session.device, clip["clip_id"])] = wav
-        self.clips.append(wav)
-        self.say(
-            f"clip {clip['clip_id']}: {clip['model']} (score {clip['score']}), "
-            f"{meta['seconds']:.2f} s, ended by {meta['end']} -> {wav}"
-        )
+    def _after_ack(self, session: _Session) -> None:
+        """Once a new clip's ack has gone out: retention, then the on_clip hook."""
+        while session.new_clips:
+            clip = session.new_clips.pop(0)
+            with self._lock:
+                try:
+                    removed = self.store.apply_retention()
+                except (WakewardError, OSError, sqlite3.Error) as e:
+                    self.say(f"retention: {e}")
+                    removed = []
+            for old in removed:
+                self.say(
+                    f"retention: deleted clip {old.id} ({old.device}, {old.model}, received "
+                    f"{local_time(old.received_at)}): {old.path.name}"
+                )
+            if any(old.id == clip.id for old in removed):
+                continue  # retention took it at once: nothing for the hook to read
+            if self.on_clip is not None:
+                self.on_clip(clip)
 
     def _status(self, session: _Session, status: dict) -> None:
         fields = {k: v for k, v in status.items() if k != "type"}
         record = {"device": session.device, "firmware": session.firmware, **fields}
         record["received"] = time.time()
-        path = self.out_dir / (safe_name(session.device) + STATUS_SUFFIX)
         with self._lock:
             self.statuses[session.device] = record
-            _write_text_atomically(path, json.dumps(record, indent=1) + "\n")
+            try:
+                self.store.write_status(session.device, json.dumps(record, indent=1) + "\n")
+            except OSError as e:
+                self.say(f"status from {session.device}: cannot write its file ({e.strerror})")
         self.say(
             f"status from {session.device}: up {status['uptime_ms'] / 1000:.1f} s, "
             f"clips sent {status['clips_sent']}, acknowledged {status['clips_acked']}, "
@@ -254,17 +337,40 @@ class Receiver:
 def serve_tcp(
     host: str,
     port: int,
-    out_dir: Path,
+    store_dir: Path | None = None,
     *,
     say: Callable[[str], None] = print,
     connections: int | None = None,
     on_listening: Callable[[int], None] | None = None,
+    on_clip: Callable[[Clip], None] | None = None,
+    pairing: Pairing | None = None,
 ) -> Receiver:
     """Accept device connections (all of them, or `connections` of them) and receive, each
     connection in its own thread (a device that reconnects while its old connection has not
-    timed out yet is not kept waiting)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    receiver = Receiver(out_dir, say)
+    timed out yet is not kept waiting), into the clip store in `store_dir` (default: the
+    store's default folder).
+
+    With `pairing`: TLS with the receiver's identity from that pairing folder, and only its
+    paired devices are admitted (Receiver). Without: plain TCP, any device that reaches the
+    port can send clips (a warning says so unless the port is on loopback)."""
+    context = pairing.server_context() if pairing is not None else None
+    with ClipStore(store_dir) as store:
+        for line in store.recovery.lines():
+            say(f"clip store: {line}")
+        receiver = Receiver(store, say, on_clip=on_clip)
+        receiver.pairing = pairing
+        return _serve(host, port, receiver, connections, on_listening, context)
+
+
+def _serve(
+    host: str,
+    port: int,
+    receiver: Receiver,
+    connections: int | None,
+    on_listening: Callable[[int], None] | None,
+    context: ssl.SSLContext | None = None,
+) -> Receiver:
+    say = receiver.say
     try:
         server = socket.create_server((host, port))
     except OSError as e:
@@ -272,7 +378,13 @@ def serve_tcp(
     threads: list[threading.Thread] = []
     with server:
         bound = server.getsockname()[1]
-        say(f"listening on {host}:{bound}, clips go to {out_dir}")
+        say(
+            f"listening on {host}:{bound}, clips go to the clip store in "
+            f"{receiver.store.folder} ({receiver.store.retention().describe()})"
+        )
+        security = _security_line(server, receiver.pairing)
+        if security is not None:
+            say(security)
         if on_listening is not None:
             on_listening(bound)
         served = 0
@@ -280,7 +392,7 @@ def serve_tcp(
             conn, peer = server.accept()
             served += 1
             thread = threading.Thread(
-                target=_serve_connection, args=(receiver, conn, peer[0]), daemon=True
+                target=_serve_connection, args=(receiver, conn, peer[0], context), daemon=True
             )
             thread.start()
             threads.append(thread)
@@ -289,17 +401,51 @@ def serve_tcp(
     return receiver
 
 
-def _serve_connection(receiver: Receiver, conn: socket.socket, peer: str) -> None:
-    with conn:
+def _security_line(server: socket.socket, pairing: Pairing | None) -> str | None:
+    """What the owner should know about who can send clips here (nothing on loopback
+    without TLS: only programs on this PC can connect there)."""
+    if pairing is not None:
+        return f"TLS: only devices paired in {pairing.folder} are accepted"
+    if ipaddress.ip_address(server.getsockname()[0]).is_loopback:
+        return None
+    return (
+        "WARNING: plain TCP, no TLS: any device on the network can send clips here and "
+        "anyone on it can read them; pair your devices (wakeward pair DEVICE_ID, then "
+        "wakeward deploy) and listen with --tls"
+    )
+
+
+def _serve_connection(
+    receiver: Receiver, conn: socket.socket, peer: str, context: ssl.SSLContext | None = None
+) -> None:
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(conn)
+        if context is not None:
+            conn.settimeout(HANDSHAKE_TIMEOUT_S)
+            try:
+                conn = stack.enter_context(context.wrap_socket(conn, server_side=True))
+            except (ssl.SSLError, OSError) as e:
+                receiver.say(f"refused {peer}: TLS handshake failed: {_handshake_failure(e)}")
+                return
         conn.settimeout(IDLE_TIMEOUT_S)
-        receiver.say(f"device connected from {peer}")
-        receiver.handle(conn)
+        receiver.say(f"device connected from {peer}" + (" (TLS)" if context else ""))
+        receiver.handle(conn, peer)
+
+
+def _handshake_failure(error: OSError) -> str:
+    reason = getattr(error, "reason", None)
+    if reason in _HANDSHAKE_FAILURES:
+        return _HANDSHAKE_FAILURES[reason]
+    if isinstance(error, TimeoutError):
+        return f"no handshake within {HANDSHAKE_TIMEOUT_S:.0f} s"
+    return str(error) or type(error).__name__
 
 
 def serve_in_background(
-    out_dir: Path, say: Callable[[str], None]
+    store_dir: Path, say: Callable[[str], None], *, on_clip: Callable[[Clip], None] | None = None
 ) -> tuple[int, threading.Thread, list]:
-    """A one-connection receiver on a free loopback port, in a thread (demo and tests)."""
+    """A one-connection receiver on a free loopback port, in a thread (demo and tests); the
+    store is closed when it returns (its Receiver's `clips` stay readable)."""
     ready = threading.Event()
     port: list[int] = []
     result: list = []
@@ -310,7 +456,15 @@ def serve_in_background(
 
     def run() -> None:
         result.append(
-            serve_tcp("127.0.0.1", 0, out_dir, say=say, connections=1, on_listening=listening)
+            serve_tcp(
+                "127.0.0.1",
+                0,
+                store_dir,
+                say=say,
+                connections=1,
+                on_listening=listening,
+                on_clip=on_clip,
+            )
         )
 
     thread = threading.Thread(target=run, daemon=True)

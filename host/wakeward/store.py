@@ -27,8 +27,17 @@ reported and left alone. So no row is ever ``stored`` without its full file, and
 store wrote stays unknown to it.
 
 A clip is stored once per (device, device clip id, audio): a device that resends a clip it
-saw no acknowledgement for gets the same row back. The audio is part of the key because the
-device numbers its clips from 1 again after each boot.
+saw no acknowledgement for gets the same row back, even when the owner has deleted it since
+(it is acknowledged, not stored again). The device keeps its clip counter on flash across
+reboots (firmware/outbox.py), so the id alone names a clip while that flash lives; the audio
+(its SHA-256) is in the key for when it does not: an erased or re-flashed board starts its
+counter at a new random value, and a second board may be given the same device id, so an id
+can come again with other audio. Such a clip is a new clip and is stored, where a key of
+(device, id) alone would take it for a resend, acknowledge it and lose it. A real resend is
+byte-for-byte the clip on the device's flash, so the hash costs nothing there.
+
+Besides its clips the folder holds one status file per device (``<device>.status.json``,
+the device's last status message, written by the receiver through `ClipStore.write_status`).
 """
 
 from __future__ import annotations
@@ -63,11 +72,13 @@ DELETED_BY = ("delete", "purge", "retention", "missing")
 PAUSE_ENV = "WAKEWARD_STORE_PAUSE_AT"
 PAUSE_STEPS = ("pending", "temp-partial", "temp-synced", "renamed", "stored")
 MB = 1_000_000
+STATUS_SUFFIX = ".status.json"  # <device>.status.json: a device's last status message
 
 _DIR_MODE = 0o700
 _FILE_MODE = 0o600
 _TEMP = re.compile(r"^\..+\.part$")
 _DB_FILES = {DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm", DB_NAME + "-journal", LOCK_NAME}
+_STATUS_FILE = re.compile(r"^[A-Za-z0-9_-]+" + re.escape(STATUS_SUFFIX) + "$")
 _AGE = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
 _AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _SETTING_MAX_AGE = "retention.max_age_s"
@@ -442,8 +453,7 @@ class ClipStore:
         if not self.db_path.is_file():
             if not create:
                 raise WakewardError(
-                    f"no clip store in {self.folder} yet: `wakeward listen` makes it when the "
-                    "first clip arrives"
+                    f"no clip store in {self.folder} yet: `wakeward listen` makes it"
                 )
             self._make_folder()
         self._thread_lock = threading.RLock()
@@ -589,7 +599,7 @@ class ClipStore:
 
     def _sweep(self, known: set[str], report: Recovery) -> None:
         for path in sorted(self.folder.iterdir()):
-            if path.name in known or path.name in _DB_FILES:
+            if path.name in known or path.name in _DB_FILES or _STATUS_FILE.match(path.name):
                 continue
             if _TEMP.match(path.name) and path.is_file():
                 path.unlink()
@@ -817,6 +827,29 @@ class ClipStore:
                 "WHERE id = ? AND status = ?",
                 [(DELETED, now, by, i, STORED) for i in clip_ids],
             )
+
+    # -- device status files ---------------------------------------------------------------
+
+    def status_path(self, device: str) -> Path:
+        """`<device>.status.json` in the store folder (the device id made safe as a name:
+        it is the device's word, not to be trusted with paths)."""
+        safe = re.sub(r"[^A-Za-z0-9_-]", "_", device)[:64] or "_"
+        return self.folder / (safe + STATUS_SUFFIX)
+
+    def write_status(self, device: str, text: str) -> Path:
+        """Replace a device's status file atomically (a temporary name, then a rename)."""
+        path = self.status_path(device)
+        temp = self.folder / _temp_name(path.name)
+        with self._locked():  # so a recovery sweep never takes the temporary file mid-write
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, _FILE_MODE)
+            try:
+                with os.fdopen(fd, "w") as f:
+                    f.write(text)
+                os.replace(temp, path)
+            except BaseException:
+                temp.unlink(missing_ok=True)
+                raise
+        return path
 
     # -- retention -------------------------------------------------------------------------
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
-from tests.conftest import output
+from tests.conftest import output, write_test_wav
 
 CHECK = """
 import json, config
@@ -17,6 +18,7 @@ except config.ConfigError as e:
 """
 
 GOOD = {"board": "sim", "board_options": {"wav": "x.wav"}}
+SECRET = "0123456789abcdefABCDEF" * 2 + "00112233445566778899"
 
 
 @pytest.mark.parametrize(
@@ -38,7 +40,39 @@ GOOD = {"board": "sim", "board_options": {"wav": "x.wav"}}
         ({"trace": "yes"}, "field 'trace': must be true or false"),
         ({"link": {"tcp": "nohost"}}, "field 'link.tcp': 'nohost' is not HOST:PORT"),
         ({"link": {"tls": "a:1"}}, "field 'link': must be {\"tcp\": \"HOST:PORT\", ...}"),
-        ({"link": {"tcp": "a:1", "tls": 1}}, "field 'link.tls': unknown field (known: tcp, "),
+        ({"link": {"tcp": "a:1", "tlz": 1}}, "field 'link.tlz': unknown field (known: tcp, tls, "),
+        (
+            {"link": {"tcp": "a:1", "tls": 1, "secret": SECRET}},
+            "field 'link.tls': must be {\"cert\": FILE}, the receiver's certificate (DER)",
+        ),
+        (
+            {"link": {"tcp": "a:1", "tls": {"cert": "r.der", "pin": 1}, "secret": SECRET}},
+            "field 'link.tls': must be {\"cert\": FILE}",
+        ),
+        (
+            {"link": {"tcp": "a:1", "tls": {"cert": ""}, "secret": SECRET}},
+            "field 'link.tls.cert': must be a non-empty string",
+        ),
+        (
+            {"link": {"tcp": "a:1", "tls": {"cert": "r.der"}}},
+            "field 'link.secret': missing: a TLS link needs the device's secret (wakeward pair)",
+        ),
+        (
+            {"link": {"tcp": "a:1", "secret": SECRET}},
+            "field 'link.secret': needs link.tls: a secret never goes over plain TCP",
+        ),
+        (
+            {"link": {"tcp": "a:1", "tls": {"cert": "r.der"}, "secret": SECRET[:-1]}},
+            "field 'link.secret': must be 64 hex digits (wakeward pair)",
+        ),
+        (
+            {"link": {"tcp": "a:1", "tls": {"cert": "r.der"}, "secret": SECRET[:-1] + "g"}},
+            "field 'link.secret': must be 64 hex digits",
+        ),
+        (
+            {"link": {"tcp": "a:1", "tls": {"cert": "r.der"}, "secret": 7}},
+            "field 'link.secret': must be 64 hex digits",
+        ),
         (
             {"link": {"tcp": "a:1", "queue_max_clips": 0}},
             "field 'link.queue_max_clips': must be a whole number from 1 to 255",
@@ -102,8 +136,28 @@ def test_defaults_are_filled_in(mp):
         "timeout_ms": 200,
         "ack_timeout_ms": 10000,
         "status_interval_ms": 30000,
+        "tls": None,
+        "secret": None,
     }
     assert (got["pre_roll_ms"], got["max_clip_ms"], got["device_id"]) == (1000, 8000, "sim")
+
+
+def test_a_tls_link_carries_its_certificate_file_and_secret(mp):
+    link = {"tcp": "192.168.1.20:7000", "tls": {"cert": "receiver.der"}, "secret": SECRET}
+    (mp.cwd / "config.json").write_text(json.dumps({**GOOD, "link": link}))
+    got = json.loads(mp.output(CHECK))["link"]
+    assert (got["host"], got["tls"], got["secret"]) == ("192.168.1.20", "receiver.der", SECRET)
+
+
+def test_a_missing_or_broken_certificate_file_stops_the_boot_naming_the_field(mp):
+    write_test_wav(mp.cwd / "x.wav", np.zeros(1600, np.int16))
+    link = {"tcp": "127.0.0.1:9", "tls": {"cert": "receiver.der"}, "secret": SECRET}
+    (mp.cwd / "config.json").write_text(json.dumps({**GOOD, "link": link}))
+    done = mp.run("import main\nmain.main()\n", expect_ok=False)
+    assert "ValueError: link.tls.cert: receiver.der: [Errno 2] ENOENT" in output(done)
+    (mp.cwd / "receiver.der").write_bytes(b"not a certificate")
+    done = mp.run("import main\nmain.main()\n", expect_ok=False)
+    assert "ValueError: link.tls.cert: receiver.der: invalid cert" in output(done)
 
 
 def test_the_clip_queue_must_hold_one_clip_of_the_longest_length(mp):

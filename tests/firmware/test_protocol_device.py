@@ -47,7 +47,7 @@ def helper_call(msg: dict) -> tuple[str, list]:
     m = dict(msg)
     kind = m.pop("type")
     if kind == "hello":
-        return "encode_hello", [m["device_id"], m["firmware"], m["models"]]
+        return "encode_hello", [m["device_id"], m["firmware"], m["models"], m["auth"]]
     return f"encode_{kind}", list(m.values())
 
 

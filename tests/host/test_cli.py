@@ -68,7 +68,15 @@ def test_demo_runs_end_to_end(tmp_path):
     assert len(detected) == 2, done.stdout  # "Alexa" in the first and the last sentence
     assert "2 detections; the recording says the wake word 2 times" in done.stdout
     assert "2 clips received" in done.stdout
-    assert len(list((tmp_path / "demo" / "clips").glob("*.wav"))) == 2
+    # it ends by listing them from its own store, as `wakeward clips list` does
+    table = done.stdout.splitlines()[-4:-1]
+    assert table[0].split() == ["ID", "RECEIVED", "DEVICE", "MODEL", "SCORE", "DURATION",
+                                "LABEL", "STATUS"]
+    assert [row.split()[0] for row in table[1:]] == ["1", "2"]
+    assert all(row.split()[3:5] == ["sim", "alexa"] and row.endswith("stored") for row in table[1:])
+    store_dir = tmp_path / "demo" / "store"
+    assert done.stdout.splitlines()[-1].endswith(f"wakeward clips list --store {store_dir}`")
+    assert len(list(store_dir.glob("*.wav"))) == 2 and (store_dir / "sim.status.json").is_file()
     assert (tmp_path / "demo" / "demo.wav").is_file()
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from wakeward import sim, unixport
 from wakeward.audio import RATE_HZ, read_wav
+from wakeward.store import Clip, ClipStore, store_exists
 
 from tests.conftest import require_tools
 from tests.host.test_protocol import P
@@ -84,7 +85,7 @@ class Receiver:
         self.out = out
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "wakeward", "listen", "--tcp", f"127.0.0.1:{port}"]
-            + ["--out", str(out)],
+            + ["--store", str(out)],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -198,27 +199,32 @@ class Device:
         return np.concatenate(self.fed)[start : start + samples]
 
 
-def stored(out: Path) -> dict[int, tuple[dict, np.ndarray]]:
-    """Clip id -> (sidecar, samples) of every clip in the receiver's folder; a clip id
-    stored twice fails."""
-    clips: dict[int, tuple[dict, np.ndarray]] = {}
-    for meta_path in sorted(out.glob("*-clip*.json")):
-        meta = json.loads(meta_path.read_text())
-        assert meta["clip_id"] not in clips, f"clip {meta['clip_id']} stored twice"
-        clips[meta["clip_id"]] = (meta, read_wav(meta_path.with_suffix(".wav")))
+def stored(out: Path) -> dict[int, tuple[Clip, np.ndarray]]:
+    """Device clip id -> (store row, samples) of every clip in the receiver's store; a clip
+    id stored twice, or a store that is not consistent on disk, fails."""
+    clips: dict[int, tuple[Clip, np.ndarray]] = {}
+    with ClipStore(out, create=False) as s:
+        assert not s.recovery, s.recovery.lines()  # no unfinished write, no stray file
+        for clip in s.clips():
+            assert clip.device == "sim" and not clip.deleted
+            assert clip.device_clip_id not in clips, f"clip {clip.device_clip_id} stored twice"
+            clips[clip.device_clip_id] = (clip, read_wav(clip.path))
     return clips
 
 
 def count_stored(out: Path) -> int:
-    return len(list(out.glob("*-clip*.json"))) if out.is_dir() else 0
+    if not store_exists(out):
+        return 0
+    with ClipStore(out, create=False) as s:
+        return len(s.clips())
 
 
 def check_clip(clips: dict, device: Device, index: int) -> None:
     """The clip of the device's index-th detection (this boot) is complete and exact."""
     clip_id = device.first_clip_id + index
-    meta, samples = clips[clip_id]
-    assert meta["pre_roll_ms"] == 1000 and meta["end"] == "end_of_speech"
-    assert len(samples) == meta["samples"] > 2 * RATE_HZ
+    row, samples = clips[clip_id]
+    assert row.pre_roll_ms == 1000 and row.end_reason == "end_of_speech"
+    assert len(samples) == row.samples > 2 * RATE_HZ
     want = device.audio_at(device.detections()[index], len(samples))
     assert np.array_equal(samples, want), f"clip {clip_id} differs from the audio fed"
 

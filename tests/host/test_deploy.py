@@ -30,9 +30,14 @@ def board(tmp_path: Path) -> Iterator[PtyBoard]:
 
 
 @pytest.fixture(scope="module")
-def bundle() -> Iterator[deploy.Bundle]:
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[deploy.Bundle]:
     with deploy.prepare(
-        models=["alexa"], wifi_ssid="Home", wifi_password="correct horse", link=LINK
+        models=["alexa"],
+        wifi_ssid="Home",
+        wifi_password="correct horse",
+        link=LINK,
+        insecure=True,  # not paired: plain TCP (tests/host/test_tls.py deploys a paired one)
+        pairing_dir=tmp_path_factory.mktemp("no-pairing"),
     ) as b:
         yield b
 
@@ -103,7 +108,13 @@ def test_a_second_deploy_copies_only_what_changed(board: PtyBoard, bundle: deplo
     assert f"deploy: {n} files ({bundle.total_bytes:,} bytes): 0 to copy, {n} unchanged" in said
 
     board.path("frontend.mpy").write_bytes(b"M\x06 changed on the board")
-    with deploy.prepare(models=["alexa"], link=LINK, device_id="kitchen") as other:
+    with deploy.prepare(
+        models=["alexa"],
+        link=LINK,
+        device_id="kitchen",
+        insecure=True,
+        pairing_dir=board.root.parent / "no-pairing",
+    ) as other:
         report, said = run(board, other)
     assert report.copied == ("frontend.mpy", "config.json")
     assert json.loads(board.path("config.json").read_text())["device_id"] == "kitchen"

@@ -308,7 +308,15 @@ def flash_to(port: str, image: Path | None, fake: FakeEsptool, **kw):
 
 def test_flash_writes_micropython_then_deploys(board: PtyBoard, image: Path):
     fake = FakeEsptool()
-    report, said = flash_to(board.port, image, fake, models=["alexa"], link="10.0.0.2:7000")
+    report, said = flash_to(
+        board.port,
+        image,
+        fake,
+        models=["alexa"],
+        link="10.0.0.2:7000",
+        insecure=True,
+        pairing_dir=board.root.parent / "no-pairing",
+    )
     p = board.port
     assert fake.calls == [
         ["--chip", "auto", "--port", p, "--baud", "460800", "--after", "no-reset", "read-mac"],

@@ -42,8 +42,16 @@ SAMPLES: list[dict] = [
         "firmware": "0.3.0+g7e6a8bd",
         "protocol": P.VERSION,
         "models": ["alexa", "hey_jarvis", "okay_nabu"],
+        "auth": bytes(range(32)),
     },
-    {"type": "hello", "device_id": "", "firmware": "ü€😀", "protocol": P.VERSION, "models": []},
+    {
+        "type": "hello",
+        "device_id": "",
+        "firmware": "ü€😀",
+        "protocol": P.VERSION,
+        "models": [],
+        "auth": b"",
+    },
     {"type": "detection", "model": "alexa", "score": 255, "time_ms": 0xFFFFFFFF},
     {"type": "detection", "model": "okay_nabu", "score": 0, "time_ms": 0},
     {
@@ -83,7 +91,7 @@ def typed(msg: dict) -> bytes:
     kind = m.pop("type")
     if kind == "hello":
         assert m.pop("protocol") == P.VERSION
-        return P.encode_hello(m["device_id"], m["firmware"], m["models"])
+        return P.encode_hello(m["device_id"], m["firmware"], m["models"], m["auth"])
     if kind == "status":
         m["muted"] = bool(m["muted"])
     helper = getattr(P, f"encode_{kind}")
@@ -130,7 +138,10 @@ def test_control_payloads_are_little_endian_with_length_prefixed_strings():
     assert frame[6:-4] == b"\x05\x00alexa" + b"\xc8" + b"\x44\x33\x22\x11"
     frame = P.encode_hello("d", "1", ["a", "bc"])
     version = bytes([P.VERSION])
-    assert frame[6:-4] == b"\x01\x00d" + b"\x01\x001" + version + b"\x02" + b"\x01\x00a\x02\x00bc"
+    models = b"\x02" + b"\x01\x00a\x02\x00bc"
+    assert frame[6:-4] == b"\x01\x00d" + b"\x01\x001" + version + models + b"\x00"
+    frame = P.encode_hello("d", "1", [], b"\xf5\xc1\x00")  # auth: u8 length, raw bytes
+    assert frame[6:-4] == b"\x01\x00d" + b"\x01\x001" + version + b"\x00" + b"\x03\xf5\xc1\x00"
 
 
 @pytest.mark.parametrize("msg", SAMPLES, ids=lambda m: m["type"])
@@ -180,8 +191,10 @@ def test_largest_frame_decodes():
         (lambda: P.encode_clip_data(1, 0, bytes(4090)), r"clip_data: payload 4098 bytes exceeds"),
         (lambda: P.encode_hello("d", "f", ["m"] * 256), r"hello\.models count: 256"),
         (lambda: P.encode_hello("d", "f", "alexa"), r"hello\.models: expected a list"),
-        (lambda: P.encode_hello("d" * 5000, "f", []), r"hello: payload 5007 bytes exceeds"),
+        (lambda: P.encode_hello("d" * 5000, "f", []), r"hello: payload 5008 bytes exceeds"),
         (lambda: P.encode_hello("d" * 70000, "f", []), r"hello\.device_id length: 70000"),
+        (lambda: P.encode_hello("d", "f", [], "ab" * 32), r"hello\.auth: expected bytes"),
+        (lambda: P.encode_hello("d", "f", [], bytes(256)), r"hello\.auth length: 256"),
         (lambda: P.encode_ack(2**32), r"ack\.clip_id"),
         (lambda: P.encode(P.ACK, bytes(4097)), r"length: payload 4097 bytes exceeds"),
         (lambda: P.encode(99, b""), r"type: unknown message type 99"),
@@ -217,6 +230,8 @@ BAD_FRAMES = [
     (raw_frame(V, P.DETECTION, b"\x20\x00alexa\x01\x00\x00\x00\x00"), r"detection\.model: trunc"),
     (raw_frame(V, P.DETECTION, b"\x02\x00\xff\xfe\x01\x00\x00\x00\x00"), r"model: not UTF-8"),
     (raw_frame(V, P.HELLO, b"\x00\x00\x00\x00\x01\x02\x01\x00a"), r"hello\.models: truncated"),
+    (raw_frame(V, P.HELLO, b"\x00\x00\x00\x00\x01\x00"), r"hello\.auth: truncated"),
+    (raw_frame(V, P.HELLO, b"\x00\x00\x00\x00\x01\x00\x02\x00"), r"hello\.auth: truncated"),
     (raw_frame(V, P.CLIP_DATA, bytes(8) + b"\x01"), r"clip_data\.pcm: odd length 1"),
     (raw_frame(V, P.CLIP_END, bytes(8) + b"\x04"), r"clip_end\.reason: unknown reason 4"),
 ]

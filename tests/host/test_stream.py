@@ -1,5 +1,6 @@
 """The whole loop on one PC: the firmware on the sim board detects the wake word and streams
-the clip (pre-roll included) over loopback TCP to the receiver, which writes it as a WAV."""
+the clip (pre-roll included) over loopback TCP to the receiver, which puts it into the clip
+store."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 from wakeward import features, models, receiver, sim
 from wakeward.audio import RATE_HZ, read_wav, write_wav
+from wakeward.store import ClipStore
 
 from tests.conftest import require_tools
 
@@ -70,10 +72,12 @@ def test_two_wake_words_give_two_clips_with_pre_roll(tmp_path):
     assert len(detections) == 2, lines
     assert len(rec.clips) == 2, lines
     audio = read_wav(wav)
-    for path, line in zip(rec.clips, detections, strict=True):
-        meta = json.loads(path.with_suffix(".json").read_text())
-        clip = read_wav(path)
-        assert meta["pre_roll_ms"] == 1000 and meta["samples"] == len(clip)
+    with ClipStore(tmp_path / "clips", create=False) as s:
+        assert s.clips() == rec.clips  # what the receiver stored is in the store, as it said
+    for stored, line in zip(rec.clips, detections, strict=True):
+        clip = read_wav(stored.path)
+        assert stored.pre_roll_ms == 1000 and stored.samples == len(clip)
+        assert (stored.device, stored.model, stored.end_reason) == ("sim", "alexa", "end_of_speech")
         # the clip is a stretch of the input, bit-exact, starting a second before the detection
         detected_at = float(line.split()[-2])
         start = int(round((detected_at - 1.0) * RATE_HZ))
