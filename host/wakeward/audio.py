@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 import wave
 from pathlib import Path
 
 import numpy as np
 
 from wakeward.errors import WakewardError
+from wakeward.files import write_atomic
 
 RATE_HZ = 16_000
 
@@ -40,16 +39,12 @@ def write_wav(path: str | Path, samples: np.ndarray) -> Path:
     samples = np.asarray(samples)
     if samples.dtype != np.int16 or samples.ndim != 1:
         raise ValueError("write_wav needs a 1-D int16 array")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f, wave.open(f, "wb") as w:
+
+    def write(f) -> None:
+        with wave.open(f, "wb") as w:
             w.setnchannels(1)
             w.setsampwidth(2)
             w.setframerate(RATE_HZ)
             w.writeframes(samples.astype("<i2").tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+
+    return write_atomic(path, write)

@@ -31,6 +31,7 @@ import numpy as np
 from wakeward import unixport
 from wakeward.audio import RATE_HZ, read_wav
 from wakeward.errors import WakewardError
+from wakeward.files import write_atomic
 
 NUM_CHANNELS = 40  # features per frame
 WINDOW_SIZE = 480  # samples in the first frame's window (30 ms)
@@ -224,24 +225,11 @@ def check_output(path: str | Path) -> Path:
 
 
 def save_features(path: str | Path, features: np.ndarray) -> Path:
-    """Write features as .npy atomically: a temp file beside it, then a rename (a failure
-    never leaves a half-written file, and the old file stays until the new one is whole)."""
+    """Write features as .npy atomically (a failure never leaves a half-written file, and
+    the old file stays until the new one is whole)."""
     path = check_output(path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    except OSError as e:
-        raise WakewardError(f"{path}: cannot write ({e.strerror})") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, np.ascontiguousarray(features, dtype=np.int8), allow_pickle=False)
-        os.replace(tmp, path)
-    except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
-        raise WakewardError(f"{path}: cannot write ({e.strerror})") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    data = np.ascontiguousarray(features, dtype=np.int8)
+    return write_atomic(path, lambda f: np.save(f, data, allow_pickle=False))
 
 
 def run(

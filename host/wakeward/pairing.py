@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wakeward.errors import WakewardError
+from wakeward.files import write_atomic
 
 RECEIVER_HOSTNAME = "wakeward-receiver"
 SECRET_BYTES = 32
@@ -106,18 +107,8 @@ class Pairing:
         os.chmod(self.folder, _DIR_MODE)
 
     def _write_private(self, path: Path, data: bytes) -> None:
-        """Write a file only the user can read, atomically (temp file, fsync, rename)."""
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _FILE_MODE)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        """Write a file only the user can read, atomically and durably."""
+        write_atomic(path, lambda f: f.write(data), mode=_FILE_MODE, durable=True)
 
     def check_permissions(self) -> None:
         """Refuse to use pairing files that others could read or write."""

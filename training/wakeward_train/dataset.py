@@ -33,10 +33,10 @@ from typing import Any
 import numpy as np
 from wakeward.audio import RATE_HZ, write_wav
 from wakeward.errors import WakewardError
+from wakeward.files import write_text_atomic
 
 from wakeward_train import __version__, augment, clips, confusables, phonemes, voices
 from wakeward_train.features import FeatureStore, clip_features, frame_at, load_split
-from wakeward_train.files import write_text_atomic
 
 TRAIN = "train"
 HELDOUT = "heldout"

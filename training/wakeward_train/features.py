@@ -18,8 +18,7 @@ from pathlib import Path
 import numpy as np
 from wakeward import features as wf
 from wakeward.errors import WakewardError
-
-from wakeward_train.files import write_atomic
+from wakeward.files import write_atomic
 
 NUM_CHANNELS = wf.NUM_CHANNELS
 WINDOW_SIZE = wf.WINDOW_SIZE
