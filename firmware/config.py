@@ -5,13 +5,16 @@
 #   device_id      string sent to the receiver (default: the board name)
 #   models         list of {"path", "name", "probability_cutoff" 0..1, "sliding_window_size"}
 #   trace          true: one JSON line per model invocation
-#   link           {"tcp": "HOST:PORT", ...}: where to stream clips, and how (_LINK_INTS:
-#                  the clip queue on flash, reconnect backoff, timeouts, status interval);
-#                  "tls": {"cert": FILE} pins the receiver's certificate (DER, a file on
-#                  flash; transport.py) and "secret": 64 hex digits is the device's secret
-#                  (`wakeward pair`). The two come together: a secret never goes over plain
-#                  TCP, where anyone on the network could read it, and a TLS receiver
-#                  refuses a device without one.
+#   link           {"tcp": "HOST:PORT", ...} or {"serial": true, ...}: where to stream clips
+#                  (Wi-Fi to a receiver's address, or the USB serial console: console.py),
+#                  and how (_LINK_INTS: the clip queue on flash, reconnect backoff, timeouts,
+#                  status interval); "tls": {"cert": FILE} pins the receiver's certificate
+#                  (DER, a file on flash; transport.py) and "secret": 64 hex digits is the
+#                  device's secret (`wakeward pair`). The two come together: a secret never
+#                  goes over plain TCP, where anyone on the network could read it, and a TLS
+#                  receiver refuses a device without one. Neither goes with "serial": the
+#                  USB cable runs straight to the owner's PC, whose receiver takes the device
+#                  on the port it was told to open, and checks no secret there.
 #   wifi           {"ssid", "password"}
 #   clip           {"pre_roll_ms", "max_ms"}
 import json
@@ -106,17 +109,18 @@ def _link(path, config, max_clip_ms):
     link = config.get("link")
     if link is None:
         return None
-    if not isinstance(link, dict) or "tcp" not in link:
-        _fail(path, "link", 'must be {"tcp": "HOST:PORT", ...}')
-    names = ["tcp", "tls", "secret"] + [field[0] for field in _LINK_INTS]
+    if not isinstance(link, dict) or ("tcp" not in link and "serial" not in link):
+        _fail(path, "link", 'must be {"tcp": "HOST:PORT", ...} or {"serial": true, ...}')
+    if "tcp" in link and "serial" in link:
+        _fail(path, "link.serial", "not with link.tcp: one link, Wi-Fi (tcp) or USB (serial)")
+    names = ["tcp", "tls", "secret", "serial"] + [field[0] for field in _LINK_INTS]
     for key in link:
         if key not in names:
             _fail(path, "link." + key, "unknown field (known: %s)" % ", ".join(names))
-    host, sep, port = _string(path, "link.tcp", link["tcp"]).rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        _fail(path, "link.tcp", "%r is not HOST:PORT" % link["tcp"])
-    out = {"host": host, "port": int(port)}
-    out["tls"], out["secret"] = _security(path, link)
+    if "serial" in link:
+        out = _serial(path, link)
+    else:
+        out = _tcp(path, link)
     for name, default, lo, hi in _LINK_INTS:
         out[name] = _int(path, "link." + name, link.get(name, default), lo, hi)
     if out["retry_max_ms"] < out["retry_min_ms"]:
@@ -129,6 +133,28 @@ def _link(path, config, max_clip_ms):
             "must hold one clip of clip.max_ms (%d ms needs %d)" % (max_clip_ms, clip_kb),
         )
     return out
+
+
+def _tcp(path, link):
+    host, sep, port = _string(path, "link.tcp", link["tcp"]).rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        _fail(path, "link.tcp", "%r is not HOST:PORT" % link["tcp"])
+    out = {"serial": False, "host": host, "port": int(port)}
+    out["tls"], out["secret"] = _security(path, link)
+    return out
+
+
+def _serial(path, link):
+    if link["serial"] is not True:
+        _fail(path, "link.serial", "must be true (the USB serial console), or no link.serial")
+    for key in ("tls", "secret"):
+        if key in link:
+            _fail(
+                path,
+                "link." + key,
+                "not with link.serial: the USB cable is a direct link, without TLS or secret",
+            )
+    return {"serial": True, "host": None, "port": None, "tls": None, "secret": None}
 
 
 def _security(path, link):

@@ -5,21 +5,23 @@
 # the receiver is connected and has been sent every earlier clip, streamed to it at the same
 # time (latency). A clip's file is deleted only when the receiver acknowledges the clip.
 # After each connect the device sends hello and status, then every queued clip, oldest
-# first, _RESEND_BYTES per audio frame (six times the audio rate) so the audio loop keeps
-# its pace; a clip captured meanwhile is queued behind them.
+# first, whole frames of about _RESEND_BYTES per audio frame (six times the audio rate) so
+# the audio loop keeps its pace; a clip captured meanwhile is queued behind them. Every
+# frame goes out whole before the audio loop goes on, so on the serial link (the console,
+# console.py) the firmware's log lines fall between frames, never inside one.
 #
 # The stream comes from `connect` (transport.open_stream: the one place it is opened, plain
-# TCP or TLS), tried again with exponential backoff on the board's clock while the receiver
-# is unreachable: retry_min_ms, doubling up to retry_max_ms. A connection the receiver
-# closes before it has acknowledged anything counts as a failed attempt too (a receiver
-# that refuses this device closes right after the hello; the backoff keeps doubling, so a
-# refused device does not knock every second), unless it lasted retry_max_ms; after any
-# other connection the next try is retry_min_ms away. No attempt is made while a clip is
-# captured (an attempt stalls the audio loop; the clip goes from flash after its end, as it
-# would anyway when it started without a connection). Any error reading or writing ends the
-# connection, and so does an ack that has not come ack_timeout_ms after a clip went out (a
-# receiver that vanished without closing); every clip the receiver has not acknowledged is
-# sent again after the next connect.
+# TCP, TLS or the serial console, which is always there), tried again with exponential
+# backoff on the board's clock while the receiver is unreachable: retry_min_ms, doubling up
+# to retry_max_ms. A connection the receiver closes before it has acknowledged anything
+# counts as a failed attempt too (a receiver that refuses this device closes right after the
+# hello; the backoff keeps doubling, so a refused device does not knock every second), unless
+# it lasted retry_max_ms; after any other connection the next try is retry_min_ms away. No
+# attempt is made while a clip is captured (an attempt stalls the audio loop; the clip goes
+# from flash after its end, as it would anyway when it started without a connection). Any
+# error reading or writing ends the connection, and so does an ack that has not come
+# ack_timeout_ms after a clip went out (a receiver that vanished without closing); every clip
+# the receiver has not acknowledged is sent again after the next connect.
 #
 # The stream is non-blocking (transport.py). Acks are read without waiting: each audio frame
 # polls the stream (select.poll, zero timeout) and reads only what has arrived (on TLS, a
@@ -45,7 +47,7 @@ from micropython import const
 CHUNK_BYTES = const(1024)  # 32 ms of audio per CLIP_DATA frame
 RATE_HZ = const(16000)
 FIRMWARE = "wakeward-0.1"
-_RESEND_BYTES = const(2048)  # of a queued clip, per audio frame
+_RESEND_BYTES = const(2048)  # of a queued clip, per audio frame; also its largest frame
 _RX_BYTES = const(64)
 _CLOSE_WAIT_MS = const(2000)  # at the end of the input (sim): how long to wait for acks
 _QUEUED_MAX = const(255)  # status.queued is a u8
@@ -79,6 +81,10 @@ class Link:
         self._encoder = protocol.ClipDataEncoder(CHUNK_BYTES)
         self._resend_buf = bytearray(_RESEND_BYTES)
         self._resend_view = memoryview(self._resend_buf)
+        self._resend_head = self._resend_view[: protocol.HEADER_SIZE]
+        self._resend_size = 0  # of the last frame resent, whose views follow
+        self._resend_body = self._resend_head
+        self._resend_frame = self._resend_head
         self._rx = bytearray(_RX_BYTES)
         self._retry_min_ms = retry_min_ms
         self._retry_max_ms = retry_max_ms
@@ -144,8 +150,7 @@ class Link:
             return
         if self._unsent and not self._live:
             self._resend()
-        if self._status_due and not self._resending:
-            # not between two pieces of a resent clip: they are not cut at frame boundaries
+        if self._status_due:
             self._send_status()
 
     def detected(self, model, score):
@@ -387,8 +392,8 @@ class Link:
             self._wait_since = self._clock()
 
     def _resend(self):
-        """The next piece of the oldest queued clip that has not gone out on this
-        connection."""
+        """The next whole frames (about _RESEND_BYTES) of the oldest queued clip that has
+        not gone out on this connection."""
         box = self.outbox
         if not self._resending:
             clip_id = 0
@@ -409,15 +414,39 @@ class Link:
             # dropped from the full queue while going out: its frames on the wire stop short
             self._drop("clip %d dropped from the full queue while sent" % self._resending)
             return
-        try:
-            n = box.read(self._resend_buf)
-        except OSError as e:
-            self._unreadable(e)
-            return
-        if n:
-            self._write(self._resend_view if n == _RESEND_BYTES else self._resend_view[:n])
-            return
-        self._resent()
+        sent = 0
+        while sent < _RESEND_BYTES:
+            try:
+                frame = self._next_frame()
+            except OSError as e:
+                self._unreadable(e)
+                return
+            if frame is None:
+                self._resent()
+                return
+            if not self._write(frame):
+                return  # the connection is dropped
+            sent += len(frame)
+
+    def _next_frame(self):
+        """The next frame of the clip being resent, as a view of _resend_buf; None at the
+        end of the clip. Views are made once per frame size (a clip's data frames share
+        one), so this allocates nothing per audio frame."""
+        box = self.outbox
+        got = box.read(self._resend_head)
+        if not got:
+            return None
+        buf = self._resend_buf
+        size = protocol.HEADER_SIZE + (buf[4] | buf[5] << 8) + protocol.CRC_SIZE
+        if got < protocol.HEADER_SIZE or size > _RESEND_BYTES:
+            raise OSError("not a frame of this device's")
+        if size != self._resend_size:
+            self._resend_size = size
+            self._resend_body = self._resend_view[protocol.HEADER_SIZE : size]
+            self._resend_frame = self._resend_view[:size]
+        if box.read(self._resend_body) < size - protocol.HEADER_SIZE:
+            raise OSError("its last frame is cut short")
+        return self._resend_frame
 
     def _resent(self):
         """The clip being resent has gone out whole."""

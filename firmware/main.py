@@ -3,6 +3,7 @@
 import sys
 
 import config
+import console
 import listen
 from board import open_board
 
@@ -33,7 +34,7 @@ def open_link(cfg, board, say=print):
     """The link to the receiver with its clip queue on flash, or None without one. It
     connects (and reconnects) by itself; clips wait on flash meanwhile. A TLS link's
     certificate is loaded here, once: a missing or broken one stops the boot (OSError,
-    ValueError) like a bad config.json."""
+    ValueError) like a bad config.json. A serial link takes the console (console.py)."""
     link_cfg = cfg["link"]
     if link_cfg is None:
         return None
@@ -49,7 +50,9 @@ def open_link(cfg, board, say=print):
         raise ValueError("link.tls.cert: %s: %s" % (link_cfg["tls"], e)) from None
     secret = link_cfg["secret"]
 
-    if not board.network_up(_NETWORK_TIMEOUT_MS):
+    if link_cfg["serial"]:
+        console.take()
+    elif not board.network_up(_NETWORK_TIMEOUT_MS):
         say("wakeward: no network yet; clips wait on flash until there is")
     box = outbox.Outbox(link_cfg["queue_max_clips"], 1024 * link_cfg["queue_max_kb"], say=say)
     return link.Link(
@@ -78,11 +81,16 @@ def main():
         options["wifi_password"] = cfg["wifi"].get("password")
     board = open_board(cfg["board"], **options)
     try:
+        if cfg["link"] is not None and cfg["link"]["serial"] and board.button.pressed():
+            # the way back to the REPL once the serial link owns the console (console.py)
+            print("wakeward: mute button held at boot: the console stays a REPL, no link")
+            return
         # the link's clip ring (tens of KB) first, while the heap is still in one piece
         clip_link = open_link(cfg, board)
         wakewords = load_wakewords(cfg)
         listen.run(board, wakewords=wakewords, trace=cfg["trace"], link=clip_link)
     finally:
+        console.release()  # Ctrl-C interrupts again, whatever ended the run
         board.close()
 
 

@@ -1,5 +1,6 @@
-# The one place the stream to the receiver is opened: plain TCP, or TLS with the receiver's
-# certificate pinned (link.tls in config.json).
+# The one place the stream to the receiver is opened: plain TCP, TLS with the receiver's
+# certificate pinned (link.tls in config.json), or the USB serial console (link.serial:
+# console.py; there is nothing to connect, so it always opens).
 #
 # TLS: the receiver's self-signed certificate (`wakeward pair` makes it; `wakeward deploy`
 # puts it on flash as a DER file) is the only trust anchor, CERT_REQUIRED, and the name in
@@ -51,7 +52,12 @@ def tls_context(cfg):
 def open_stream(cfg, board, context=None):
     """A non-blocking stream connected to the receiver of cfg, over TLS with `context`
     (tls_context); OSError when there is no network, the receiver cannot be reached within
-    cfg["timeout_ms"], or it is not the receiver whose certificate is pinned."""
+    cfg["timeout_ms"], or it is not the receiver whose certificate is pinned. A serial
+    link's stream is the console (console.py)."""
+    if cfg.get("serial"):  # config.py's link always says; a TCP-only cfg may not
+        import console
+
+        return console.Console()
     if not board.network_up(0):
         raise OSError("no network")
     address = socket.getaddrinfo(cfg["host"], cfg["port"])[0][-1]

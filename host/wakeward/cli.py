@@ -32,7 +32,8 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         button_ms=button,
         model_names=args.model,
         trace=args.json,
-        link_tcp=args.link,
+        link_tcp=None if args.link == "serial" else args.link,
+        link_serial=args.link == "serial",
         heap=args.heap,
         flash=args.flash,
         tls=_tls_pairing(args),
@@ -76,24 +77,44 @@ def _cmd_listen(args: argparse.Namespace) -> int:
             "--out is gone: clips go to the clip store (--store DIR, default "
             "$WAKEWARD_DATA_DIR/clips or the user data folder); see `wakeward clips list`"
         )
-    host, sep, port = args.tcp.rpartition(":")
-    if not sep or not port.isdigit():
-        raise WakewardError(f"--tcp {args.tcp!r} is not HOST:PORT")
+    if args.serial is not None:
+        if args.tls:
+            raise WakewardError(
+                "--tls goes with --tcp: the serial link runs over the USB cable, without TLS"
+            )
+    elif args.baud is not None:
+        raise WakewardError("--baud goes with --serial PORT")
+    else:
+        host, sep, port = args.tcp.rpartition(":")
+        if not sep or not port.isdigit():
+            raise WakewardError(f"--tcp {args.tcp!r} is not HOST:PORT")
     command = None
     if args.exec is not None:
         from wakeward import clipexec
 
         command = clipexec.ClipCommand(args.exec, timeout_s=args.exec_timeout)
     finished = False
+    on_clip = command.submit if command is not None else None
     try:
-        receiver.serve_tcp(
-            host or "127.0.0.1",
-            int(port),
-            args.store,
-            connections=1 if args.once else None,
-            on_clip=command.submit if command is not None else None,
-            pairing=_tls_pairing(args),
-        )
+        if args.serial is not None:
+            from wakeward import serialport, serialreceiver
+
+            serialreceiver.serve_serial(
+                args.serial,
+                args.baud or serialport.DEFAULT_BAUD,
+                args.store,
+                once=args.once,
+                on_clip=on_clip,
+            )
+        else:
+            receiver.serve_tcp(
+                host or "127.0.0.1",
+                int(port),
+                args.store,
+                connections=1 if args.once else None,
+                on_clip=on_clip,
+                pairing=_tls_pairing(args),
+            )
         finished = True
     finally:
         if command is not None:
@@ -311,8 +332,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--link",
-        metavar="HOST:PORT",
-        help="stream detected clips to a receiver (`wakeward listen --tcp`) over TCP",
+        metavar="HOST:PORT|serial",
+        help="stream detected clips to a receiver: over TCP (`wakeward listen --tcp`), or "
+        "`serial`: over the board's console on a pseudo-terminal, whose path is printed "
+        "for `wakeward listen --serial` (the firmware boots once that has opened it)",
     )
     _add_tls_options(
         p,
@@ -383,8 +406,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_heap_option(p)
     p.set_defaults(func=_cmd_features)
 
-    p = sub.add_parser("listen", help="receive clips from the speaker (TCP or TLS)")
-    p.add_argument("--tcp", required=True, metavar="HOST:PORT", help="address to listen on")
+    p = sub.add_parser("listen", help="receive clips from the speaker (TCP, TLS or USB serial)")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--tcp", metavar="HOST:PORT", help="address to listen on")
+    where.add_argument(
+        "--serial",
+        metavar="PORT",
+        help="the board's USB serial port (e.g. /dev/ttyACM0; a pseudo-terminal of "
+        "`wakeward sim --link serial`), for a device deployed with --link serial",
+    )
+    p.add_argument(
+        "--baud",
+        type=int,
+        metavar="N",
+        help="with --serial: the port's speed (default: 115200; a USB CDC port ignores it)",
+    )
     _add_tls_options(
         p,
         "TLS with the receiver's identity (`wakeward pair`); only paired, not revoked "
@@ -413,7 +449,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="kill an --exec command that runs longer (default: %(default)g)",
     )
-    p.add_argument("--once", action="store_true", help="stop after one device connection")
+    p.add_argument(
+        "--once",
+        action="store_true",
+        help="stop after one device connection (--serial: when the port goes away)",
+    )
     p.set_defaults(func=_cmd_listen)
 
     p = sub.add_parser("demo", help="the main job on one PC (what `make demo` runs)")
@@ -704,7 +744,11 @@ def _add_deploy_options(p: argparse.ArgumentParser) -> None:
         f"${deploy.WIFI_PASSWORD_ENV}",
     )
     p.add_argument(
-        "--link", metavar="HOST:PORT", help="the receiver (`wakeward listen`) to stream clips to"
+        "--link",
+        metavar="HOST:PORT|serial",
+        help="the receiver to stream clips to: over Wi-Fi (`wakeward listen --tcp`), or "
+        "`serial`: over the board's USB serial console (`wakeward listen --serial PORT`; "
+        "Ctrl-C no longer stops the firmware: hold the mute button after a reset for the REPL)",
     )
     p.add_argument("--device-id", help="the device's name at the receiver (default: the board)")
     p.add_argument(

@@ -60,6 +60,7 @@ SOURCE_MODULES = ("main.py",)  # MicroPython runs main.py from source at boot
 HOST_ONLY = ("board/sim.py",)  # the simulated board of `wakeward sim`
 CONFIG = "config.json"
 CERT_FILE = "receiver.der"  # the receiver's certificate on the board (config.json link.tls)
+SERIAL_LINK = "serial"  # --link serial: the USB serial console (`wakeward listen --serial`)
 MODELS_DIR = "models"
 # never removed by clean: MicroPython's boot.py, and the clip queue (firmware/outbox.py:
 # clips not yet sent, and the state that keeps clip ids unique)
@@ -246,12 +247,15 @@ def make_config(
     link_secret: str | None = None,
 ) -> dict[str, Any]:
     """The device's config.json (firmware/config.py documents every field); with
-    link_secret the link is TLS, pinned to the certificate in CERT_FILE."""
+    link_secret the link is TLS, pinned to the certificate in CERT_FILE. The link
+    SERIAL_LINK is the board's USB serial console."""
     config: dict[str, Any] = {"board": board}
     if device_id is not None:
         config["device_id"] = device_id
     config["models"] = list(model_entries)
-    if link is not None:
+    if link == SERIAL_LINK:
+        config["link"] = {"serial": True}
+    elif link is not None:
         config["link"] = {"tcp": link}
         if link_secret is not None:
             config["link"].update(tls={"cert": CERT_FILE}, secret=link_secret)
@@ -343,9 +347,10 @@ def prepare(
 
     With a link, a device paired in `pairing_dir` (default: the user's pairing folder)
     gets a TLS link: the receiver's certificate and its secret. An unpaired one is refused
-    unless `insecure`."""
+    unless `insecure`. The serial link (SERIAL_LINK) needs neither: no TLS over the cable."""
     paired = None
-    if link is not None:
+    tcp = link is not None and link != SERIAL_LINK
+    if tcp:
         paired = link_pairing(device_id or board, pairing_dir, insecure=insecure)
     compiled = compile_firmware()
     src = unixport.firmware_dir()
@@ -375,7 +380,7 @@ def prepare(
         link_secret=paired[0] if paired else None,
     )
     validate_config(config)
-    if link is not None and paired is None and not insecure:
+    if tcp and paired is None and not insecure:
         raise _unpaired(device_id or board)
     with tempfile.TemporaryDirectory(prefix="wakeward-deploy-") as tmp:
         if paired is not None:
@@ -510,7 +515,11 @@ class Board:
         return argv + list(commands)
 
     def _hint(self) -> str:
-        return f"press RESET on the board and run `wakeward deploy --port {self.port}` again"
+        return (
+            f"press RESET on the board and run `wakeward deploy --port {self.port}` again "
+            "(a board whose link is serial ignores Ctrl-C: hold its mute button for the "
+            "first seconds after the reset, so that the console stays a REPL)"
+        )
 
     def run(self, what: str, *commands: str, timeout_s: float = _EXEC_TIMEOUT_S) -> str:
         """Run mpremote commands; their output, or WakewardError saying what failed."""

@@ -1,7 +1,9 @@
 """`wakeward listen`: the receiver on the owner's PC. It speaks the firmware's own protocol
-module (firmware/protocol.py, loaded by path), prints the device's log lines and messages,
-puts each finished clip into the clip store (wakeward/store.py) and only then acknowledges
-it, so an acknowledged clip is on the owner's disk for good.
+module (firmware/protocol.py, loaded by path) over a byte stream (a TCP or TLS connection
+here, a serial port in serialreceiver.py: one session handler, Receiver.handle, for all),
+prints the device's log lines and messages, puts each finished clip into the clip store
+(wakeward/store.py) and only then acknowledges it, so an acknowledged clip is on the
+owner's disk for good.
 
 A clip is stored once: the device resends every clip it has no acknowledgement for (after a
 reconnect, or a reboot), and the store recognises a clip it already has (same device, clip
@@ -30,7 +32,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from wakeward import unixport
 from wakeward.errors import WakewardError
@@ -75,6 +77,44 @@ def safe_name(device_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "_", device_id)[:64] or "_"
 
 
+class ByteStream(Protocol):
+    """What a session runs over: a TCP or TLS connection, or a serial port."""
+
+    def read(self) -> bytes:
+        """The bytes that have arrived, waiting for some; b"" once the stream has ended.
+        TimeoutError when it has been silent too long, OSError when it fails."""
+        ...
+
+    def write(self, data: bytes) -> None:
+        """All of data, or OSError."""
+        ...
+
+    def linger(self) -> None:
+        """After a refusal: send nothing more, and give the device a moment to read it."""
+        ...
+
+
+class SocketStream:
+    """A TCP or TLS connection as a ByteStream."""
+
+    def __init__(self, conn: socket.socket) -> None:
+        self.conn = conn
+
+    def read(self) -> bytes:
+        return self.conn.recv(_RECV_BYTES)
+
+    def write(self, data: bytes) -> None:
+        self.conn.sendall(data)
+
+    def linger(self) -> None:
+        with contextlib.suppress(OSError):
+            self.conn.shutdown(socket.SHUT_WR)
+            self.conn.settimeout(_REFUSE_LINGER_S)
+            end = time.monotonic() + _REFUSE_LINGER_S
+            while time.monotonic() < end and self.conn.recv(_RECV_BYTES):
+                pass  # what it sent meanwhile is dropped unread
+
+
 class _Session:
     """One device connection: who it is and its clips under way."""
 
@@ -116,13 +156,14 @@ class Receiver:
         self.statuses: dict[str, dict] = {}
         self._lock = threading.Lock()
 
-    def handle(self, conn: socket.socket, peer: str = "a device") -> None:
+    def handle(self, stream: ByteStream, peer: str = "a device") -> None:
+        """One session: the stream's bytes until it ends, acks written back to it."""
         session = _Session()
         session.peer = peer
         decoder = self.protocol.Decoder()
         while True:
             try:
-                data = conn.recv(_RECV_BYTES)
+                data = stream.read()
             except TimeoutError:
                 self.say(f"{session.device}: silent for {IDLE_TIMEOUT_S:.0f} s; connection closed")
                 data = b""
@@ -134,12 +175,12 @@ class Receiver:
             for kind, item in decoder:
                 refusal = self._refusal(session, kind, item)
                 if refusal is not None:
-                    self._refuse(conn, refusal)
+                    self._refuse(stream, refusal)
                     return
                 reply = self._item(session, kind, item)
                 if reply:
                     try:
-                        conn.sendall(reply)
+                        stream.write(reply)
                     except OSError:
                         pass  # the device has gone; the clip is saved, it resends if unacked
                 self._after_ack(session)
@@ -151,8 +192,13 @@ class Receiver:
                 break
             self._item(session, kind, item)
         self._after_ack(session)
+        self._forget_open(session, "the connection closed")
+
+    def _forget_open(self, session: _Session, why: str) -> None:
+        """Clips under way that will not end: a hello (on a serial port, where the
+        device's link starts over without the stream ending) or the end of the stream."""
         for clip_id in list(session.open):
-            self.say(f"clip {clip_id}: the connection closed before its end; not kept")
+            self.say(f"clip {clip_id}: {why} before its end; not kept")
             del session.open[clip_id]
 
     def _refusal(self, session: _Session, kind: str, item) -> str | None:
@@ -179,18 +225,16 @@ class Receiver:
         session.accepted = True
         return None
 
-    def _refuse(self, conn: socket.socket, refusal: str) -> None:
+    def _refuse(self, stream: ByteStream, refusal: str) -> None:
         """Say why, tell the device (an ERROR it can log), and let it read that before the
         connection closes."""
         self.say(refusal)
         p = self.protocol
-        with contextlib.suppress(OSError):
-            conn.sendall(p.encode_error(p.ERR_REFUSED, _REFUSED_MESSAGE))
-            conn.shutdown(socket.SHUT_WR)
-            conn.settimeout(_REFUSE_LINGER_S)
-            end = time.monotonic() + _REFUSE_LINGER_S
-            while time.monotonic() < end and conn.recv(_RECV_BYTES):
-                pass  # what it sent meanwhile is dropped unread
+        try:
+            stream.write(p.encode_error(p.ERR_REFUSED, _REFUSED_MESSAGE))
+        except OSError:
+            return
+        stream.linger()
 
     def _item(self, session: _Session, kind: str, item) -> bytes | None:
         p = self.protocol
@@ -202,6 +246,7 @@ class Receiver:
             return None
         kind = item["type"]
         if kind == "hello":
+            self._forget_open(session, "the device started over")
             session.device = item["device_id"]
             session.firmware = item["firmware"]
             self.say(
@@ -429,7 +474,7 @@ def _serve_connection(
                 return
         conn.settimeout(IDLE_TIMEOUT_S)
         receiver.say(f"device connected from {peer}" + (" (TLS)" if context else ""))
-        receiver.handle(conn, peer)
+        receiver.handle(SocketStream(conn), peer)
 
 
 def _handshake_failure(error: OSError) -> str:

@@ -1,11 +1,15 @@
 """The board's serial port: can we open it? A missing, busy or forbidden port gets a message
-that names it and says what to do, before esptool or mpremote touch the board."""
+that names it and says what to do, before esptool or mpremote touch the board, and when
+`wakeward listen --serial` opens it."""
 
 from __future__ import annotations
 
 import errno
+from typing import Any
 
 from wakeward.errors import WakewardError
+
+DEFAULT_BAUD = 115200  # what a USB CDC port ignores, and MicroPython's UART REPL speed
 
 # pyserial's exclusive open takes a flock (LOCK_EX | LOCK_NB): EAGAIN/EWOULDBLOCK when another
 # program (mpremote, esptool, a terminal that locks) holds it; EBUSY when a program set TIOCEXCL.
@@ -28,10 +32,16 @@ def _ports_hint() -> str:
 
 def check_port(port: str) -> None:
     """Open and close `port` exclusively; WakewardError naming it when that fails."""
+    open_port(port).close()
+
+
+def open_port(port: str, baud: int = DEFAULT_BAUD, **options: Any) -> Any:
+    """`port` opened exclusively (a serial.Serial; `options` go to it, e.g. timeout);
+    WakewardError naming it and saying what to do when that fails."""
     import serial  # type: ignore[import-untyped]
 
     try:
-        handle = serial.Serial(port, 115200, exclusive=True, timeout=0)
+        return serial.Serial(port, baud, exclusive=True, **{"timeout": 0, **options})
     except serial.SerialException as e:
         code = e.errno
         if code == errno.ENOENT:
@@ -50,4 +60,5 @@ def check_port(port: str) -> None:
                 f"(`sudo usermod -aG dialout $USER`, then log in again)"
             ) from None
         raise WakewardError(f"{port}: cannot open the serial port ({e})") from None
-    handle.close()
+    except ValueError as e:  # pyserial: a baud rate or option it does not take
+        raise WakewardError(f"{port}: {e}") from None

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from wakeward import models, unixport
 from wakeward.audio import read_wav
 from wakeward.errors import WakewardError
+from wakeward.ptyport import PtyPort
 
 if TYPE_CHECKING:
     from wakeward.pairing import Pairing
@@ -47,9 +48,10 @@ def sim_config(
     link_tcp: str | None = None,
     link_secret: str | None = None,
     device_id: str | None = None,
+    link_serial: bool = False,
 ) -> dict:
     """The sim board's config.json; with link_secret the link is TLS, pinned to the
-    certificate in CERT_FILE on the flash."""
+    certificate in CERT_FILE on the flash; with link_serial it is the console."""
     options: dict = {"wav": str(wav.resolve()), "realtime": realtime}
     if events is not None:
         options["events"] = str(events.resolve())
@@ -64,6 +66,8 @@ def sim_config(
         config["link"] = {"tcp": link_tcp}
         if link_secret is not None:
             config["link"].update(tls={"cert": CERT_FILE}, secret=link_secret)
+    elif link_serial:
+        config["link"] = {"serial": True}
     return config
 
 
@@ -81,6 +85,8 @@ def run_sim(
     tls: Pairing | None = None,
     device_id: str | None = None,
     say: Callable[[str], None] = print,
+    link_serial: bool = False,
+    on_port: Callable[[PtyPort], None] | None = None,
 ) -> int:
     """Run firmware/main.py on the sim board over `wav`, passing each output line to `say`.
 
@@ -88,13 +94,19 @@ def run_sim(
     the clip counter), kept from run to run like a real device's; by default each run gets
     a new, empty one. With `tls` (a pairing folder) the link is TLS as on a paired device:
     the receiver's certificate goes on the flash and the device's secret into config.json
-    (the device, `device_id` or "sim", must be paired there)."""
+    (the device, `device_id` or "sim", must be paired there).
+
+    With `link_serial` the link is the board's console on a pseudo-terminal (ptyport.py):
+    `on_port` gets the port once it exists (by default its path is printed, and the
+    firmware boots once a receiver has opened it)."""
     wav = Path(wav)
     read_wav(wav)  # refuse a wrong format here, with the host's message
     secret = cert = None
     if tls is not None:
         if link_tcp is None:
-            raise WakewardError("--tls goes with --link HOST:PORT")
+            raise WakewardError(
+                "--tls goes with --link HOST:PORT (the serial link runs without TLS)"
+            )
         secret = tls.secret(device_id or SIM_DEVICE_ID)
         cert = tls.cert_der()
     with contextlib.ExitStack() as stack:
@@ -113,6 +125,7 @@ def run_sim(
             link_tcp=link_tcp,
             link_secret=secret,
             device_id=device_id,
+            link_serial=link_serial,
         )
         if cert is not None:
             (Path(tmp) / CERT_FILE).write_bytes(cert)
@@ -120,23 +133,75 @@ def run_sim(
         config_path.touch(mode=0o600)  # it may hold the device's secret: the user's alone
         config_path.chmod(0o600)
         config_path.write_text(json.dumps(config))
-        proc = subprocess.Popen(
-            unixport.main_command(heap),
-            cwd=tmp,
-            env=unixport.environment(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        last = ""
-        for line in proc.stdout or ():
-            last = line.rstrip("\n")
-            say(last)
-        rc = proc.wait()
+        if link_serial:
+            rc, last = _run_on_pty(tmp, heap, say, on_port or _wait_for_receiver(say))
+        else:
+            rc, last = _run(tmp, heap, say)
     if rc != 0:
         hint = unixport.memory_hint(heap, last)
         raise WakewardError(f"the firmware stopped with exit code {rc}: {last}{hint}")
     return rc
+
+
+def _run(flash: str, heap: str, say: Callable[[str], None]) -> tuple[int, str]:
+    """The firmware with its console on a pipe: (exit code, its last line)."""
+    proc = subprocess.Popen(
+        unixport.main_command(heap),
+        cwd=flash,
+        env=unixport.environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    last = ""
+    for line in proc.stdout or ():
+        last = line.rstrip("\n")
+        say(last)
+    return proc.wait(), last
+
+
+def _run_on_pty(
+    flash: str, heap: str, say: Callable[[str], None], on_port: Callable[[PtyPort], None]
+) -> tuple[int, str]:
+    """The firmware with its console on a pseudo-terminal (the serial link): (exit code,
+    its last log line). The firmware's log lines go to `say` as well as to the port."""
+    lines: list[str] = []
+
+    def log(line: str) -> None:
+        lines.append(line)
+        say(line)
+
+    port = PtyPort(say=log)
+    proc = None
+    try:
+        on_port(port)
+        proc = subprocess.Popen(
+            unixport.main_command(heap),
+            cwd=flash,
+            env=unixport.environment(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        port.attach(proc)
+        rc = proc.wait()
+    finally:
+        if proc is not None and proc.poll() is None:  # interrupted: the board goes too
+            proc.kill()
+            proc.wait()
+        port.close()
+    return rc, lines[-1] if lines else ""
+
+
+def _wait_for_receiver(say: Callable[[str], None]) -> Callable[[PtyPort], None]:
+    def wait(port: PtyPort) -> None:
+        say(
+            f"sim: the board's USB serial port is {port.path}: receive with "
+            f"`wakeward listen --serial {port.path}`; the board starts once that has it open"
+        )
+        port.wait_open()
+
+    return wait
 
 
 def json_lines_stdout(line: str) -> None:

@@ -101,6 +101,20 @@ SECRET = "0123456789abcdefABCDEF" * 2 + "00112233445566778899"
             {"link": {"tcp": "a:1", "retry_min_ms": "1s"}},
             "field 'link.retry_min_ms': must be a whole number from 10 to 600000",
         ),
+        (
+            {"link": {"tcp": "a:1", "serial": True}},
+            "field 'link.serial': not with link.tcp: one link, Wi-Fi (tcp) or USB (serial)",
+        ),
+        ({"link": {"serial": 1}}, "field 'link.serial': must be true (the USB serial console)"),
+        (
+            {"link": {"serial": True, "secret": SECRET}},
+            "field 'link.secret': not with link.serial: the USB cable is a direct link",
+        ),
+        (
+            {"link": {"serial": True, "tls": {"cert": "r.der"}}},
+            "field 'link.tls': not with link.serial",
+        ),
+        ({"link": {}}, "field 'link': must be {\"tcp\": \"HOST:PORT\", ...} or {\"serial\": true"),
         ({"wifi": {"ssid": ""}}, "field 'wifi.ssid': must be a non-empty string"),
         ({"wifi": {"pass": "x"}}, "field 'wifi.pass': unknown field"),
         ({"clip": {"pre_roll_ms": -1}}, "field 'clip.pre_roll_ms': must be a whole number"),
@@ -127,6 +141,7 @@ def test_defaults_are_filled_in(mp):
          "sliding_window_size": 5}
     ]
     assert got["link"] == {
+        "serial": False,
         "host": "127.0.0.1",
         "port": 7000,
         "queue_max_clips": 16,
@@ -140,6 +155,16 @@ def test_defaults_are_filled_in(mp):
         "secret": None,
     }
     assert (got["pre_roll_ms"], got["max_clip_ms"], got["device_id"]) == (1000, 8000, "sim")
+
+
+def test_a_serial_link_has_no_address_and_the_same_queue_fields(mp):
+    link = {"serial": True, "ack_timeout_ms": 3000}
+    (mp.cwd / "config.json").write_text(json.dumps({**GOOD, "link": link}))
+    got = json.loads(mp.output(CHECK))["link"]
+    assert (got["serial"], got["host"], got["port"], got["tls"], got["secret"]) == (
+        True, None, None, None, None
+    )  # fmt: skip
+    assert (got["ack_timeout_ms"], got["queue_max_clips"]) == (3000, 16)
 
 
 def test_a_tls_link_carries_its_certificate_file_and_secret(mp):

@@ -124,20 +124,27 @@ class Device:
             "board": "sim",
             "board_options": {"pcm_socket": f"127.0.0.1:{mic.getsockname()[1]}"},
             "models": [sim.model_entry("alexa")],
-            "link": {"tcp": f"127.0.0.1:{port}", **LINK, **link},
+            "link": self.link_config(port, link),
         }
         (flash / "config.json").write_text(json.dumps(config))
-        self.proc = subprocess.Popen(
+        self.proc, self.output = self.boot()
+        with mic:
+            self.mic, _ = mic.accept()
+
+    def link_config(self, port, link: dict) -> dict:
+        return {"tcp": f"127.0.0.1:{port}", **LINK, **link}
+
+    def boot(self) -> tuple[subprocess.Popen, Output]:
+        """Start the firmware (its working directory is the flash); its output lines."""
+        proc = subprocess.Popen(
             unixport.command(unixport.firmware_dir() / "main.py", heap="esp32s3-psram"),
-            cwd=flash,
+            cwd=self.flash,
             env=unixport.environment(),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
         )
-        self.output = Output(self.proc.stdout)
-        with mic:
-            self.mic, _ = mic.accept()
+        return proc, Output(proc.stdout)
 
     def noise(self, seconds: float) -> np.ndarray:
         return self.rng.normal(0, 30, int(seconds * RATE_HZ)).astype(np.int16)

@@ -96,7 +96,7 @@ class InProcess:
 
     def _serve(self, sock: socket.socket) -> None:
         with sock:
-            self.receiver.handle(sock)
+            self.receiver.handle(receiver.SocketStream(sock))
 
     def close(self, device: Device) -> None:
         device.sock.close()
