@@ -13,12 +13,13 @@ DEB_PACKAGES := espeak-ng sox valgrind
 # whose pointer casts only the MicroPython compiler knows (mpy-cross checks those).
 FIRMWARE_TYPED = $(shell grep -L -r --include='*.py' 'micropython.viper' firmware)
 
-.PHONY: help venv sysdeps demo test lint bench clean
+.PHONY: help venv venv-train sysdeps demo test lint bench clean
 
 help:
 	@echo "make demo   set up everything and run the main job"
 	@echo "make test   set up everything and run all tests"
 	@echo "make bench  set up everything and write BENCHMARKS.md"
+	@echo "make venv-train  also install the trainer's TensorFlow (train extra, ~1.4 GB)"
 
 venv: $(STAMP)
 
@@ -30,6 +31,16 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt --target $(STUBS) --upgrade \
 		micropython-esp32-esp32_generic_s3-stubs micropython-stdlib-stubs
 	@test -x $(BIN)/micropython || { echo "wakeward: the micropython executable is missing from $(BIN)"; exit 1; }
+	@touch $@
+
+# The trainer's model stages (wakeward train): TensorFlow in the optional `train` extra, kept
+# out of `make venv` so the default install stays light. Without it the model-stage tests skip.
+TRAIN_STAMP := $(VENV)/.wakeward-train-installed
+
+venv-train: $(TRAIN_STAMP)
+
+$(TRAIN_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,train]'
 	@touch $@
 
 # Install the Debian packages when we can (root or password-less sudo); otherwise say how,

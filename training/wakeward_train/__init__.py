@@ -10,7 +10,15 @@ Data stages (this package today; numpy only, no TensorFlow):
 - `dataset`: positive and negative sets with a held-out split by voice, written with
   `features` (pymicro-features, quantised exactly as the device quantises them).
 
-The model, its streaming export and evaluation come next (issue 7).
+Model stages (TensorFlow, the optional `train` extra; imported only when used):
+
+- `model`: one Keras 3 model built as a non-streaming graph (training) and a streaming
+  graph (microWakeWord v2 interface: int8 [1, 3, 40] in, uint8 [1, 1] out, state in
+  resource variables) sharing every layer.
+- `windows` + `train`: windows of the receptive field, class weights, early stopping.
+- `export`: streaming, fully int8 TFLite, inspected and compared with the Keras model.
+- `evaluate`: held-out clips through the int8 model on TFLite Micro, ESPHome's rule.
+- `pipeline`: `wakeward train`, from the phrase to a checked model and its manifests.
 """
 
 __version__ = "0.1.0"

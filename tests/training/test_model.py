@@ -1,0 +1,194 @@
+"""The model stage with TensorFlow: one model, two graphs that agree; a tiny training run that
+is reproducible; its int8 streaming export, checked bit-exact on the device interpreter.
+
+Skipped where TensorFlow (the optional `train` extra) is not installed."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from wakeward.errors import WakewardError
+from wakeward_train import backend
+
+if not backend.available():
+    pytest.skip(
+        "needs TensorFlow, the optional `train` extra: make venv-train "
+        "(pip install -c constraints.txt -e '.[train]')",
+        allow_module_level=True,
+    )
+
+from wakeward_train import dataset, export, model, pipeline, train  # noqa: E402
+
+from tests.conftest import require_tools  # noqa: E402
+from tests.training.conftest import WORDS  # noqa: E402
+
+# Keras' own model.save converts TensorFlow tensors with np.array (numpy 2 warns)
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
+)
+SMALL = model.ModelConfig(first_filters=6, blocks=((3, 8), (5, 8)), head_steps=3)
+
+
+def randomised(net: model.Net, seed: int) -> None:
+    """Weights far from their initial values, so outputs span 0..1 (BN statistics too)."""
+    rng = np.random.default_rng(seed)
+    for v in net.nonstreaming().weights:
+        if "moving_variance" in v.path:
+            v.assign(rng.uniform(0.5, 2.0, v.shape).astype("float32"))
+        else:
+            v.assign(rng.normal(0, 0.4, v.shape).astype("float32"))
+
+
+@pytest.mark.parametrize("first_kernel", [3, 4, 5, 6])
+def test_streaming_equals_nonstreaming_once_the_receptive_field_is_full(first_kernel):
+    cfg = replace(SMALL, first_kernel=first_kernel)
+    net = model.Net(cfg)
+    randomised(net, first_kernel)
+    features = np.random.default_rng(1).integers(-128, 128, (3 * 40, 40)).astype(np.int8)
+    streamed = model.run_streaming(net.streaming(), features)
+    whole = model.run_nonstreaming(net.nonstreaming(), features, cfg)
+    first = cfg.warmup_steps
+    n = len(streamed) - first
+    assert len(whole) >= n > 5
+    assert np.max(np.abs(streamed[first:] - whole[:n])) < 1e-5
+    assert np.ptp(whole) > 0.1  # the comparison covers a real range of outputs
+
+
+def test_the_default_model_is_small_and_its_graphs_agree():
+    cfg = model.ModelConfig()
+    net = model.Net(cfg)
+    assert net.count_params() < 16_000
+    randomised(net, 0)
+    features = np.random.default_rng(2).integers(-128, 128, (3 * 60, 40)).astype(np.int8)
+    streamed = model.run_streaming(net.streaming(), features)
+    whole = model.run_nonstreaming(net.nonstreaming(), features, cfg)
+    n = len(streamed) - cfg.warmup_steps
+    assert np.max(np.abs(streamed[cfg.warmup_steps :] - whole[:n])) < 1e-5
+
+
+def test_a_missing_tensorflow_is_explained(monkeypatch):
+    monkeypatch.setattr(backend, "_loaded", None)
+    monkeypatch.setattr(backend, "available", lambda: False)
+    with pytest.raises(WakewardError, match=r"pip install -c constraints.txt -e '.\[train\]'"):
+        backend.require()
+
+
+# -- a tiny dataset, trained and exported ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> dataset.Dataset:
+    require_tools("espeak-ng")
+    tmp = tmp_path_factory.mktemp("tiny")
+    words = tmp / "words.txt"
+    words.write_text("\n".join(WORDS) + "\n")
+    config = dataset.DataConfig(
+        phrase="hey jarvis",
+        positives=30,
+        negatives=40,
+        seed=5,
+        engines=("espeak-ng",),
+        words=words,
+    )
+    dataset.build(config, tmp / "data")
+    return dataset.open_dataset(tmp / "data")
+
+
+def test_training_is_reproducible(tiny_data):
+    cfg = replace(train.QUICK, epochs=1, seed=3)
+    a = train.train(tiny_data, cfg, say=lambda s: None)
+    b = train.train(tiny_data, cfg, say=lambda s: None)
+    for wa, wb in zip(a.model.get_weights(), b.model.get_weights(), strict=True):
+        assert np.array_equal(wa, wb)
+    c = train.train(tiny_data, replace(cfg, seed=4), say=lambda s: None)
+    assert any(
+        not np.array_equal(wa, wc)
+        for wa, wc in zip(a.model.get_weights(), c.model.get_weights(), strict=True)
+    )
+
+
+def test_calibration_needs_the_extreme_feature_values(tiny_data):
+    """Without features 0 and 26 in the representative data the input scale is not the
+    reference models': the export's inspection refuses it."""
+    result = train.train(tiny_data, replace(train.QUICK, epochs=1), say=lambda s: None)
+    chunks, _ = export.calibration_chunks(tiny_data, 300, seed=0)
+    assert (chunks == -128).any() and (chunks == 127).any()
+    narrow = np.clip(chunks, -100, 100)
+    facts = export.inspect(export.convert(result.net, narrow))
+    assert any("input quantization" in p for p in facts.problems)
+    good = export.inspect(export.convert(result.net, chunks))
+    assert good.problems == []
+    assert good.input_zero_point == -128
+    assert np.float32(good.input_scale) == model.INPUT_SCALE
+
+
+def test_quick_train_exports_a_bit_exact_model_with_a_v2_manifest(tiny_data, tmp_path, capsys):
+    out = tmp_path / "models" / "hey_jarvis_test"
+    opts = pipeline.Options(
+        phrase="hey jarvis",
+        out=out,
+        data=tiny_data.path,
+        quick=True,
+        calibration_chunks=1000,
+        check_invocations=150,
+    )
+    assert pipeline.run(opts) == 0
+    said = capsys.readouterr().out
+    assert "check: bit-exact: yes, 150 invocations" in said
+    tflite = out / "hey_jarvis_test.tflite"
+    manifest = json.loads((out / "hey_jarvis_test.json").read_text())
+    # exactly ESPHome's MANIFEST_SCHEMA_V2 keys (it refuses others; website is optional)
+    assert set(manifest) == {
+        "type",
+        "wake_word",
+        "author",
+        "model",
+        "trained_languages",
+        "version",
+        "micro",
+    }
+    assert manifest["type"] == "micro" and manifest["version"] == 2
+    assert manifest["model"] == tflite.name and manifest["wake_word"] == "Hey Jarvis"
+    micro = manifest["micro"]
+    assert set(micro) == {
+        "probability_cutoff",
+        "sliding_window_size",
+        "feature_step_size",
+        "tensor_arena_size",
+        "minimum_esphome_version",
+    }
+    assert micro["feature_step_size"] == 10 and micro["sliding_window_size"] == 5
+    assert 0.5 <= micro["probability_cutoff"] <= 0.99
+    ours = json.loads((out / "hey_jarvis_test.wakeward.json").read_text())
+    facts = ours["export"]
+    assert micro["tensor_arena_size"] > facts["tflm_arena_bytes_64bit"]
+    assert set(facts["ops"]) <= export.SUPPORTED_OPS and "DEQUANTIZE" not in facts["ops"]
+    assert set(facts["tensor_types"]) <= {"INT8", "UINT8", "INT32", "RESOURCE"}
+    assert facts["input"] == {
+        "shape": [1, 3, 40],
+        "type": "INT8",
+        "scale": facts["input"]["scale"],
+        "zero_point": -128,
+    }
+    assert np.float32(facts["input"]["scale"]) == model.INPUT_SCALE
+    assert facts["output"]["type"] == "UINT8" and facts["output"]["shape"] == [1, 1]
+    assert facts["agreement"]["max_abs_diff"] <= 0.2
+    assert ours["device_check"]["bit_exact"] is True
+    assert ours["data"]["counts"]["train"]["positive/tts"] > 0
+    assert ours["evaluation"]["false_accepts_per_hour"] is None  # the evaluation stage's
+
+    # and `wakeward model check` on random inputs, as a user would run it
+    from wakeward import modelcheck
+
+    report = modelcheck.check(tflite, invocations=100, seed=9)
+    assert report.bit_exact, report.lines()
+    assert report.manifest_arena_bytes == micro["tensor_arena_size"]
+
+
+def test_out_must_name_the_model():
+    with pytest.raises(WakewardError, match="the folder's name is the model's name"):
+        pipeline.model_name(Path("models/hey wakeward"))

@@ -1,0 +1,28 @@
+"""`wakeward train` without TensorFlow: a clear message, and nothing built (runs everywhere)."""
+
+from __future__ import annotations
+
+from wakeward import cli
+from wakeward_train import backend
+
+
+def test_train_without_tensorflow_says_how_to_install_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(backend, "_loaded", None)
+    monkeypatch.setattr(backend, "available", lambda: False)
+    out = tmp_path / "models" / "hey_test"
+    code = cli.main(["train", "hey test", "--out", str(out), "--data", str(tmp_path / "d")])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "training a model needs TensorFlow" in err
+    assert "pip install -c constraints.txt -e '.[train]'" in err
+    assert not out.exists() and not (tmp_path / "d").exists()
+
+
+def test_train_help_names_its_outputs(capsys):
+    try:
+        cli.main(["train", "--help"])
+    except SystemExit as e:
+        assert e.code == 0
+    said = capsys.readouterr().out
+    for word in ("--quick", "--data", "--epochs", "--seed", "NAME.wakeward.json"):
+        assert word in said

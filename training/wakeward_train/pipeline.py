@@ -1,0 +1,255 @@
+"""`wakeward train "PHRASE" --out models/NAME`: data -> train -> export -> evaluate -> check.
+
+Writes into the --out folder (NAME is its last component):
+
+    NAME.tflite           the streaming int8 model (microWakeWord v2 interface)
+    NAME.json             its microWakeWord v2 manifest, exactly the fields ESPHome's schema
+                          allows (ESPHome refuses unknown keys, so ours live beside it)
+    NAME.wakeward.json    wakeward's own fields: data summary, training, export facts,
+                          held-out evaluation, the device check
+    NAME.keras            the trained non-streaming Keras model (for later evaluation or
+                          fine-tuning)
+
+The dataset goes to --data (default build/train/NAME/data); an existing dataset there is
+reused as it is (its phrase must match).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from wakeward.errors import WakewardError
+
+from wakeward_train import __version__, command, dataset, evaluate, export, train
+from wakeward_train.backend import require
+from wakeward_train.model import FEATURES, STRIDE
+
+Say = Callable[[str], None]
+MINIMUM_ESPHOME_VERSION = "2024.7.0"  # the microWakeWord v2 models' own value
+FEATURE_STEP_MS = 10
+QUICK_POSITIVES = 40
+QUICK_NEGATIVES = 60
+CHECK_INVOCATIONS = 1000
+FORMAT = "wakeward-model/1"
+
+
+@dataclass(frozen=True)
+class Options:
+    phrase: str
+    out: Path
+    seed: int = 0
+    data: Path | None = None
+    epochs: int | None = None
+    quick: bool = False
+    positives: int | None = None
+    negatives: int | None = None
+    words: Path | None = None
+    engines: tuple[str, ...] = ()
+    author: str = "wakeward"
+    calibration_chunks: int | None = None
+    check_invocations: int | None = None
+
+
+def model_name(out: Path) -> str:
+    name = out.name
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name or ""):
+        raise WakewardError(
+            f"--out {out}: the folder's name is the model's name and must be letters, digits, "
+            "'_', '-' or '.'"
+        )
+    return name
+
+
+def v2_manifest(
+    phrase: str, name: str, author: str, arena: int, point: evaluate.OperatingPoint
+) -> dict[str, Any]:
+    """microWakeWord's v2 manifest (ESPHome's MANIFEST_SCHEMA_V2; `website` is optional
+    and must be a URL, so it is left out)."""
+    return {
+        "type": "micro",
+        "wake_word": " ".join(w.capitalize() for w in phrase.split()),
+        "author": author,
+        "model": f"{name}.tflite",
+        "trained_languages": ["en"],
+        "version": 2,
+        "micro": {
+            "probability_cutoff": point.probability_cutoff,
+            "sliding_window_size": point.sliding_window_size,
+            "feature_step_size": FEATURE_STEP_MS,
+            "tensor_arena_size": arena,
+            "minimum_esphome_version": MINIMUM_ESPHOME_VERSION,
+        },
+    }
+
+
+def _dataset(opts: Options, name: str, say: Say) -> dataset.Dataset:
+    path = opts.data or Path("build") / "train" / name / "data"
+    if (path / dataset.SUMMARY).is_file() and (path / dataset.MANIFEST).is_file():
+        data = dataset.open_dataset(path)
+        have = data.info.get("summary", {}).get("phrase", "")
+        if have.strip().lower() != opts.phrase.strip().lower():
+            raise WakewardError(
+                f"{path}: the dataset there is for {have!r}, not {opts.phrase!r} "
+                "(choose another --data)"
+            )
+        say(f"data: reusing the dataset in {path}")
+        return data
+    positives = opts.positives or (QUICK_POSITIVES if opts.quick else 1000)
+    negatives = opts.negatives or (QUICK_NEGATIVES if opts.quick else 1000)
+    say(f"data: building {positives} positives and {negatives} negatives into {path}")
+    config = dataset.DataConfig(
+        phrase=opts.phrase,
+        positives=positives,
+        negatives=negatives,
+        seed=opts.seed,
+        words=opts.words,
+        engines=opts.engines or dataset.voices.ENGINES,
+    )
+    summary = dataset.build(config, path, command.ProgressLines())
+    for line in summary.lines():
+        say(f"data: {line}")
+    return dataset.open_dataset(path)
+
+
+def _data_summary(data: dataset.Dataset) -> dict[str, Any]:
+    s = data.info.get("summary", {})
+    return {
+        "path": str(data.path),
+        "phrase_phonemes": data.info.get("phrase_phonemes"),
+        "seed": s.get("seed"),
+        "voices": s.get("voices"),
+        "word_source": s.get("word_source"),
+        "counts": s.get("counts"),
+        "seconds": s.get("seconds"),
+        "speakers": {k: len(v) for k, v in (s.get("speakers") or {}).items()},
+        "voices_used": s.get("voices_used"),
+    }
+
+
+def run(opts: Options, say: Say = print) -> int:
+    """The whole pipeline; returns 0, or 1 when the device check is not bit-exact."""
+    name = model_name(opts.out)
+    tf, keras = require()  # fail before building data when TensorFlow is missing
+    from wakeward import modelcheck
+
+    t_all = time.monotonic()
+    times: dict[str, float] = {}
+    t = time.monotonic()
+    data = _dataset(opts, name, say)
+    times["data_s"] = round(time.monotonic() - t, 1)
+
+    config = train.QUICK if opts.quick else train.TrainConfig()
+    config = train.with_epochs(replace(config, seed=opts.seed), opts.epochs)
+    t = time.monotonic()
+    result = train.train(data, config, say=say)
+    times["train_s"] = round(time.monotonic() - t, 1)
+    try:
+        opts.out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise WakewardError(f"{opts.out}: cannot create the folder ({e.strerror})") from None
+    model_path = opts.out / f"{name}.tflite"
+    result.model.save(opts.out / f"{name}.keras")
+
+    t = time.monotonic()
+    chunks = opts.calibration_chunks or (2000 if opts.quick else export.CALIBRATION_CHUNKS)
+    say(f"export: converting to int8 with {chunks} calibration chunks")
+    report = export.export(
+        result.net, result.model, data, model_path, seed=opts.seed, chunks=chunks
+    )
+    for line in report.lines():
+        say(line)
+    times["export_s"] = round(time.monotonic() - t, 1)
+
+    t = time.monotonic()
+    say("evaluate: streaming every held-out clip through the int8 model (TFLite Micro)")
+    clips = evaluate.score(model_path.read_bytes(), data, result.config.model)
+    point = evaluate.choose_operating_point(clips)
+    for line in point.lines():
+        say(line)
+    times["evaluate_s"] = round(time.monotonic() - t, 1)
+    arena = export.manifest_arena_bytes(report.tflm_arena_bytes)
+    manifest = v2_manifest(opts.phrase, name, opts.author, arena, point)
+    export.write_json(opts.out / f"{name}.json", manifest)
+
+    t = time.monotonic()
+    invocations = opts.check_invocations or (300 if opts.quick else CHECK_INVOCATIONS)
+    split = (
+        dataset.HELDOUT if any(r.split == dataset.HELDOUT for r in data.records) else dataset.TRAIN
+    )
+    stream = export.stream_of(data, split, invocations * STRIDE, opts.seed + 2)
+    say(f"check: device interpreter vs TFLite Micro over {invocations} held-out invocations")
+    check = modelcheck.check(model_path, inputs=stream.reshape(invocations, 1, STRIDE, FEATURES))
+    for line in check.lines():
+        say(f"check: {line}")
+    times["check_s"] = round(time.monotonic() - t, 1)
+    times["total_s"] = round(time.monotonic() - t_all, 1)
+
+    ours = {
+        "format": FORMAT,
+        "phrase": opts.phrase,
+        "model": f"{name}.tflite",
+        "manifest": f"{name}.json",
+        "seed": opts.seed,
+        "quick": opts.quick,
+        "versions": {
+            "wakeward_train": __version__,
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+        },
+        "data": _data_summary(data),
+        "training": {
+            "config": result.config.to_json(),
+            "parameters": result.params,
+            "receptive_frames": result.config.model.receptive_frames,
+            "windows": result.windows,
+            "epochs_run": result.epochs_run,
+            "best_epoch": result.best_epoch,
+            "history": result.history,
+            "heldout_windows": result.heldout,
+        },
+        "export": report.to_json(),
+        "evaluation": {
+            **point.to_json(),
+            "false_accepts_per_hour": None,
+            "note": "held-out clips one by one; false accepts per hour on long negative "
+            "streams and the DET curve are the evaluation stage (not run yet)",
+        },
+        "device_check": {
+            "bit_exact": check.bit_exact,
+            "invocations": check.invocations,
+            "first_mismatch": check.first_mismatch,
+            "arena_bytes": check.arena_bytes,
+            "variable_bytes": check.variable_bytes,
+            "scratch_bytes": check.scratch_bytes,
+            "heap_used_bytes_unix_port": check.heap_used_bytes,
+            "device_us_per_invocation_unix_port": round(check.device_us_per_invocation, 1),
+            "tflm_us_per_invocation": round(check.reference_us_per_invocation, 1),
+        },
+        "times": times,
+    }
+    export.write_json(opts.out / f"{name}.wakeward.json", ours)
+    say(
+        f"train: wrote {model_path} ({report.model_bytes:,} bytes), {name}.json (cutoff "
+        f"{point.probability_cutoff}, window {point.sliding_window_size}, arena {arena:,}) "
+        f"and {name}.wakeward.json in {times['total_s']:.0f} s"
+    )
+    if not check.bit_exact:
+        raise WakewardError(
+            f"{model_path}: the device interpreter is not bit-exact with TFLite Micro "
+            f"(first mismatch {check.first_mismatch}); see {name}.wakeward.json"
+        )
+    return 0
+
+
+def summary_json(path: Path) -> dict[str, Any]:
+    """A model's wakeward.json (for tests and later stages)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise WakewardError(f"{path}: unreadable ({e})") from None
