@@ -616,12 +616,12 @@ def _summarise(
     b: _Builder,
 ) -> Summary:
     counts: dict[str, Counter[str]] = {s: Counter() for s in SPLITS}
-    seconds: dict[str, Counter[str]] = {s: Counter() for s in SPLITS}
+    seconds: dict[str, dict[str, float]] = {s: {} for s in SPLITS}
     used: dict[str, dict[str, set[str]]] = {s: {} for s in SPLITS}
     for r in b.records:
         label = "positive" if r.label else "negative"
         counts[r.split][f"{label}/{r.kind}"] += 1
-        seconds[r.split][label] += r.samples / RATE_HZ
+        seconds[r.split][label] = seconds[r.split].get(label, 0.0) + r.samples / RATE_HZ
         if r.voice:
             used[r.split].setdefault(r.voice.split(":", 1)[0], set()).add(r.voice)
     speakers = {s: sorted(k for k, v in split_of.items() if v == s) for s in SPLITS}
