@@ -52,6 +52,7 @@ _RX_BYTES = const(64)
 _CLOSE_WAIT_MS = const(2000)  # at the end of the input (sim): how long to wait for acks
 _QUEUED_MAX = const(255)  # status.queued is a u8
 _U32_WRAP = 0x100000000  # not a const: a long int on the device
+_U32_MASK = const(0x3FFFFFFF)  # the device clock (ticks_ms) wraps at 2**30 anyway
 
 
 class Link:
@@ -154,7 +155,11 @@ class Link:
             self._send_status()
 
     def detected(self, model, score):
-        """A detection: start a clip unless one is still being captured or sent."""
+        """A detection: tell the receiver at once if connected (a notification, not
+        queued: the clip's clip_start carries the same), then start a clip unless one is
+        still being captured or sent."""
+        if self._stream is not None:
+            self._write(protocol.encode_detection(model, score, self._clock() & _U32_MASK))
         if not self.recorder.start():
             return False
         self._seq = 0

@@ -280,6 +280,11 @@ class Receiver:
             return self._clip_end(session, item)
         elif kind == "status":
             self._status(session, item)
+        elif kind == "detection":
+            self.say(
+                f"detection on {session.device or 'a device'}: {item['model']} "
+                f"(score {item['score']}) at {item['time_ms'] / 1000:.2f} s device time"
+            )
         else:
             self.say(f"{kind}: {item}")
         return None

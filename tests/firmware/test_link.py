@@ -102,7 +102,8 @@ def test_link_streams_a_clip_without_allocating_per_frame(mp, tmp_path):
     assert connected
     assert queued == [f"{clip_id}.part", "state.json"]  # on flash while it is captured
     assert after == ["state.json"]  # deleted once acknowledged
-    assert [m["type"] for m in msgs[:3]] == ["hello", "status", "clip_start"]
+    assert [m["type"] for m in msgs[:4]] == ["hello", "status", "detection", "clip_start"]
+    assert msgs[2]["model"] == msgs[3]["model"] and msgs[2]["score"] == msgs[3]["score"]
     assert msgs[1]["clips_sent"] == 0 and msgs[1]["queued"] == 0
     data = [m for m in msgs if m["type"] == "clip_data"]
     end = [m for m in msgs if m["type"] == "clip_end"]
@@ -255,7 +256,7 @@ def test_the_serial_link_streams_over_the_console_without_allocating_per_frame(t
     assert connected and after == ["state.json"] and (sent, acked) == (1, 1)
     assert said[0] == "link: connected, 0 clips queued"
     assert logs[0] == "a log line between frames"
-    assert [m["type"] for m in msgs[:3]] == ["hello", "status", "clip_start"]
+    assert [m["type"] for m in msgs[:4]] == ["hello", "status", "detection", "clip_start"]
     assert msgs[0]["auth"] == b""
     data = [m for m in msgs if m["type"] == "clip_data"]
     pcm = b"".join(m["pcm"] for m in data)

@@ -71,6 +71,11 @@ def test_two_wake_words_give_two_clips_with_pre_roll(tmp_path):
     detections = [line for line in lines if line.startswith("detected: alexa at ")]
     assert len(detections) == 2, lines
     assert len(rec.clips) == 2, lines
+    # the receiver heard of each detection as it happened, at the device's time for it
+    told = [line for line in lines if line.startswith("detection on sim: alexa")]
+    assert len(told) == 2, lines
+    for note, line in zip(told, detections, strict=True):
+        assert note.split()[-4] == f"{float(line.split()[-2]):.2f}"
     audio = read_wav(wav)
     with ClipStore(tmp_path / "clips", create=False) as s:
         assert s.clips() == rec.clips  # what the receiver stored is in the store, as it said

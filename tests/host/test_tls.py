@@ -386,7 +386,7 @@ def test_the_tls_link_streams_without_allocating_per_frame(mp, tmp_path, identit
     context_bytes, session_bytes, connected, acked, said = json.loads(out.splitlines()[-1])
     msgs = stand_in.messages()
     assert connected and acked == 1, said
-    assert [m["type"] for m in msgs[:3]] == ["hello", "status", "clip_start"]
+    assert [m["type"] for m in msgs[:4]] == ["hello", "status", "detection", "clip_start"]
     assert msgs[0]["auth"] == bytes(range(32))
     assert [m["type"] for m in msgs].count("clip_end") == 1
     # mbedTLS's own buffers are not on this port's MicroPython heap (nor on the device's:
