@@ -207,7 +207,9 @@ ESP32S3_ESTIMATE = (
     "alexa invocation should take roughly 4-7 ms at 240 MHz, once per 30 ms of audio: "
     "~15-25% of one core per model, plus the frontend's ~345k instructions per 10 ms "
     "(~1.5-2 ms, another ~15-20%). Native code from .mpy files runs from IRAM on the esp32 "
-    "port; models and arena in internal SRAM (no PSRAM) avoid cache misses."
+    "port. The models need a board with PSRAM (README), where the MicroPython heap, so the "
+    "model and its arena, lives in PSRAM behind the 32 KB data cache: the ~56 KB of weights "
+    "are read once per invocation, so cache misses may add to this estimate."
 )
 
 
