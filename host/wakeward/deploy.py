@@ -672,13 +672,9 @@ def check_target(info: BoardInfo, bundle: Bundle, *, port: str, expect_esp32s3: 
 
 
 def mpy_cross_version() -> str:
-    """mpy-cross's own version line, e.g. 'MicroPython v1.29.0 ...; mpy-cross emitting
-    mpy v6.3', shortened to 'mpy-cross 1.29.0'."""
-    done = subprocess.run(
-        [str(unixport.mpy_cross_exe()), "--version"], capture_output=True, text=True, check=False
-    )
-    match = re.search(r"v(\d+\.\d+\.\d+)", done.stdout)
-    return f"mpy-cross {match.group(1)}" if match else "mpy-cross"
+    """mpy-cross's release as 'mpy-cross 1.29.0' (just 'mpy-cross' if it does not say)."""
+    release = unixport.mpy_cross_release()
+    return "mpy-cross " + ".".join(map(str, release)) if release else "mpy-cross"
 
 
 def _kept(path: str) -> bool:

@@ -122,13 +122,10 @@ def check_image(path: Path) -> ImageInfo:
 def micropython_version() -> tuple[int, int]:
     """(major, minor) of the MicroPython whose mpy-cross compiles the firmware: the build to
     flash is the same release."""
-    done = subprocess.run(
-        [str(unixport.mpy_cross_exe()), "--version"], capture_output=True, text=True, check=False
-    )
-    match = re.search(r"MicroPython v(\d+)\.(\d+)", done.stdout)
-    if match is None:
-        raise WakewardError(f"cannot tell mpy-cross's version from {done.stdout.strip()!r}")
-    return int(match.group(1)), int(match.group(2))
+    release = unixport.mpy_cross_release()
+    if release is None:
+        raise WakewardError(f"cannot tell the version of {unixport.mpy_cross_exe()}")
+    return release[0], release[1]
 
 
 def images_dir() -> Path:

@@ -30,6 +30,7 @@ the PyPI executables beside this Python:
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -154,6 +155,19 @@ def mpy_arch() -> str:
             f"WAKEWARD_MPY_ARCH={arch}: not an mpy-cross -march (known: {', '.join(MPY_ARCHS)})"
         )
     return arch
+
+
+def mpy_cross_release() -> tuple[int, int, int] | None:
+    """(major, minor, micro) of the MicroPython that mpy-cross comes from (its `--version`
+    line, 'MicroPython v1.29.0 ...; mpy-cross emitting mpy v6.3'), or None if it does not
+    say."""
+    done = subprocess.run(
+        [str(mpy_cross_exe()), "--version"], capture_output=True, text=True, check=False
+    )
+    match = re.search(r"MicroPython v(\d+)\.(\d+)\.(\d+)", done.stdout)
+    if match is None:
+        return None
+    return int(match.group(1)), int(match.group(2)), int(match.group(3))
 
 
 def compiled_firmware(out_dir: Path | None = None) -> Path:
