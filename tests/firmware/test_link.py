@@ -17,6 +17,19 @@ from wakeward import unixport
 from tests.conftest import write_test_wav
 from tests.host.test_protocol import P
 
+# What every scenario below feeds the link: 10 ms frames of quiet or loud audio on a clock
+# the test moves (needs `now` and `link`).
+FEED = """
+quiet = bytearray(320)
+loud = bytearray(open('loud.raw', 'rb').read())
+def frames(n, pcm, level):
+    for _ in range(n):
+        now[0] += 10
+        link.frame(pcm, level)
+        link.poll()
+"""
+
+
 CODE = """
 import micropython, os, socket
 from link import Link
@@ -31,14 +44,7 @@ def connect():
 said = []
 box = Outbox(8, 1 << 20, say=said.append)
 link = Link(connect, box, clock, 'dev', ['m'], status_interval_ms=100000, say=said.append)
-quiet = bytearray(320)
-loud = bytearray(open('loud.raw', 'rb').read())
-def frames(n, pcm, level):
-    for _ in range(n):
-        now[0] += 10
-        link.frame(pcm, level)
-        link.poll()
-frames(5, quiet, 0)
+""" + FEED + """frames(5, quiet, 0)
 connected = link.connected()
 micropython.heap_lock()
 frames(200, quiet, 0)
@@ -132,14 +138,7 @@ def connect():
 said = []
 box = Outbox(8, 1 << 20, say=said.append)
 link = Link(connect, box, clock, 'dev', ['m'], retry_min_ms=100000, say=said.append)
-quiet = bytearray(320)
-loud = bytearray(open('loud.raw', 'rb').read())
-def frames(n, pcm, level):
-    for _ in range(n):
-        now[0] += 10
-        link.frame(pcm, level)
-        link.poll()
-frames(5, quiet, 0)
+""" + FEED + """frames(5, quiet, 0)
 link.detected('m', 200)
 frames(3, loud, 9000)
 micropython.heap_lock()
@@ -182,14 +181,7 @@ console.take()
 box = Outbox(8, 1 << 20, say=said.append)
 link = Link(console.Console, box, clock, 'dev', ['m'], status_interval_ms=100000,
             ack_timeout_ms=100000, say=said.append)
-quiet = bytearray(320)
-loud = bytearray(open('loud.raw', 'rb').read())
-def frames(n, pcm, level):
-    for _ in range(n):
-        now[0] += 10
-        link.frame(pcm, level)
-        link.poll()
-frames(5, quiet, 0)
+""" + FEED + """frames(5, quiet, 0)
 connected = link.connected()
 print('a log line between frames')
 micropython.heap_lock()
@@ -282,14 +274,7 @@ said = []
 box = Outbox(8, 1 << 20, say=said.append)
 link = Link(connect, box, clock, 'dev', ['m'], retry_min_ms=10, retry_max_ms=10,
             status_interval_ms=100000, say=said.append)
-quiet = bytearray(320)
-loud = bytearray(open('loud.raw', 'rb').read())
-def frames(n, pcm, level):
-    for _ in range(n):
-        now[0] += 10
-        link.frame(pcm, level)
-        link.poll()
-frames(5, quiet, 0)
+""" + FEED + """frames(5, quiet, 0)
 link.detected('m', 200)
 frames(150, loud, 9000)
 frames(100, quiet, 0)

@@ -30,6 +30,7 @@ from wakeward.audio import RATE_HZ, read_wav, write_wav
 from wakeward.errors import WakewardError
 
 from tests.conftest import require_tools
+from tests.firmware.test_link import FEED
 from tests.host.test_delivery import (
     Device,
     Output,
@@ -352,14 +353,7 @@ said = []
 box = Outbox(8, 1 << 20, say=said.append)
 link = Link(lambda: transport.open_stream(cfg, Board(), context), box, clock, 'dev', ['m'],
             status_interval_ms=100000, auth=bytes(range(32)), say=said.append)
-quiet = bytearray(320)
-loud = bytearray(open('loud.raw', 'rb').read())
-def frames(n, pcm, level):
-    for _ in range(n):
-        now[0] += 10
-        link.frame(pcm, level)
-        link.poll()
-frames(5, quiet, 0)
+""" + FEED + """frames(5, quiet, 0)
 connected = link.connected()
 micropython.heap_lock()
 frames(200, quiet, 0)
