@@ -54,7 +54,7 @@ def open_stream(cfg, board, context=None):
     (tls_context); OSError when there is no network, the receiver cannot be reached within
     cfg["timeout_ms"], or it is not the receiver whose certificate is pinned. A serial
     link's stream is the console (console.py)."""
-    if cfg.get("serial"):  # config.py's link always says; a TCP-only cfg may not
+    if cfg["serial"]:
         import console
 
         return console.Console()

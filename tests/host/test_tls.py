@@ -282,7 +282,8 @@ import time, transport
 class Board:
     def network_up(self, timeout_ms):
         return True
-cfg = {"host": "127.0.0.1", "port": PORT, "timeout_ms": 2000, "tls": "receiver.der"}
+cfg = {"host": "127.0.0.1", "port": PORT, "timeout_ms": 2000, "tls": "receiver.der",
+       "serial": False}
 print(time.localtime()[0])
 transport.open_stream(cfg, Board(), transport.tls_context(cfg)).close()
 print("connected")
@@ -335,7 +336,8 @@ from outbox import Outbox
 class Board:
     def network_up(self, timeout_ms):
         return True
-cfg = {"host": "127.0.0.1", "port": PORT, "timeout_ms": 2000, "tls": "receiver.der"}
+cfg = {"host": "127.0.0.1", "port": PORT, "timeout_ms": 2000, "tls": "receiver.der",
+       "serial": False}
 gc.collect()
 before = gc.mem_alloc()
 context = transport.tls_context(cfg)
@@ -449,7 +451,8 @@ from outbox import Outbox
 class Board:
     def network_up(self, timeout_ms):
         return True
-cfg = {"host": "127.0.0.1", "port": PORT, "timeout_ms": 2000, "tls": "receiver.der"}
+cfg = {"host": "127.0.0.1", "port": PORT, "timeout_ms": 2000, "tls": "receiver.der",
+       "serial": False}
 context = transport.tls_context(cfg)
 said = []
 link = Link(lambda: transport.open_stream(cfg, Board(), context), Outbox(8, 1 << 20),
