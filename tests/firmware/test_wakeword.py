@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from wakeward import features, models
+from wakeward import detector, features, models
 from wakeward.audio import RATE_HZ, write_wav
 
 from tests.conftest import require_tools
@@ -55,13 +55,19 @@ print(json.dumps(hits))
 """
 
 
-@pytest.mark.parametrize("seed", range(4))
-def test_detector_follows_esphome(mp, seed):
+def bursty_outputs(seed: int) -> list[int]:
+    """Quiet stretches and bursts of high outputs of random length."""
     rng = np.random.default_rng(seed)
-    outputs = []
-    for _ in range(60):  # quiet stretches and bursts of high outputs of random length
+    outputs: list[int] = []
+    for _ in range(60):
         outputs += [int(v) for v in rng.integers(0, 120, int(rng.integers(5, 60)))]
         outputs += [int(v) for v in rng.integers(200, 256, int(rng.integers(1, 12)))]
+    return outputs
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_detector_follows_esphome(mp, seed):
+    outputs = bursty_outputs(seed)
     (mp.cwd / "outputs.json").write_text(json.dumps(outputs))
     cutoff, window = 0.9, 5
     code = DETECTOR.replace("CUTOFF", str(int(cutoff * 255))).replace("WINDOW", str(window))
@@ -69,6 +75,50 @@ def test_detector_follows_esphome(mp, seed):
     expected = reference_detections(outputs, cutoff, window)
     assert got == expected
     assert len(expected) > 3  # the bursts do trigger it
+
+
+HOST_CASES = [(c, w) for c in (0, 1, 60, 150, 229, 254, 255) for w in (1, 3, 5, 10, 34, 35, 40)]
+
+DETECTOR_CASES = """
+import json
+from wakeword import Detector
+outputs = json.load(open("outputs.json"))
+result = []
+for cutoff, window in json.load(open("cases.json")):
+    d = Detector(cutoff, window)
+    hits = []
+    for k in range(len(outputs)):
+        d.frame()
+        d.frame()
+        if d.frame(outputs[k]):
+            hits.append(k)
+    result.append(hits)
+print(json.dumps(result))
+"""
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_the_host_detector_equals_the_firmware(mp, seed):
+    """wakeward.detector (try, and the trainer's FA/h over hours) against the firmware's
+    own Detector on the unix port: the streaming class and the fast whole-stream search,
+    over cutoffs and windows on both sides of the fast path's limit."""
+    outputs = bursty_outputs(10 + seed)
+    if seed:  # long windows need long bursts to reach the cutoff
+        rng = np.random.default_rng(seed)
+        outputs += [int(v) for v in rng.integers(240, 256, 200)] + [0] * 50
+        outputs += [int(v) for v in rng.integers(140, 256, 300)]
+    (mp.cwd / "outputs.json").write_text(json.dumps(outputs))
+    (mp.cwd / "cases.json").write_text(json.dumps(HOST_CASES))
+    device = json.loads(mp.output(DETECTOR_CASES))
+    hits = 0
+    for (cutoff, window), expected in zip(HOST_CASES, device, strict=True):
+        fast = detector.detections(np.array(outputs, np.uint8), cutoff, window).tolist()
+        streaming = detector.Detector(cutoff, window)
+        stepped = [k for k, p in enumerate(outputs) if streaming.output(p)]
+        assert fast == expected, (cutoff, window)
+        assert stepped == expected, (cutoff, window)
+        hits += len(expected)
+    assert hits > 50  # the cases do detect
 
 
 @pytest.fixture(scope="module")
