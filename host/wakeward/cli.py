@@ -614,7 +614,7 @@ def _add_monitor_parser(sub: argparse._SubParsersAction) -> None:
 def _cmd_pair(args: argparse.Namespace) -> int:
     from wakeward import pairing
 
-    pairs = pairing.Pairing(args.dir)
+    pairs = pairing.Pairing(args.pairing)
     if pairs.ensure_identity():
         print(f"made the receiver's TLS key and certificate in {pairs.folder}")
     pairs.pair(args.device_id, renew=args.renew)
@@ -628,7 +628,7 @@ def _cmd_pair(args: argparse.Namespace) -> int:
 def _cmd_devices(args: argparse.Namespace) -> int:
     from wakeward import pairing
 
-    pairs = pairing.Pairing(args.dir)
+    pairs = pairing.Pairing(args.pairing)
     if args.revoke:
         pairs.revoke(args.revoke)
         print(f"revoked {args.revoke}: the receiver refuses it from now on")
@@ -643,7 +643,7 @@ def _cmd_devices(args: argparse.Namespace) -> int:
 
 
 def _add_pairing_parsers(sub: argparse._SubParsersAction) -> None:
-    where = "the pairing folder (default: $WAKEWARD_CONFIG_DIR/pairing or the user config dir)"
+    where = _PAIRING_DIR_HELP + "; --dir is an older name for it"
     p = sub.add_parser(
         "pair",
         help="pair a device: the receiver's TLS identity and a secret for the device",
@@ -653,12 +653,12 @@ def _add_pairing_parsers(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("device_id", metavar="DEVICE_ID", help="the device id in its config.json")
     p.add_argument("--renew", action="store_true", help="replace the device's secret")
-    p.add_argument("--dir", type=Path, metavar="DIR", help=where)
+    p.add_argument("--pairing", "--dir", dest="pairing", type=Path, metavar="DIR", help=where)
     p.set_defaults(func=_cmd_pair)
 
     p = sub.add_parser("devices", help="list paired devices, or revoke one")
     p.add_argument("--revoke", metavar="DEVICE_ID", help="refuse this device from now on")
-    p.add_argument("--dir", type=Path, metavar="DIR", help=where)
+    p.add_argument("--pairing", "--dir", dest="pairing", type=Path, metavar="DIR", help=where)
     p.set_defaults(func=_cmd_devices)
 
 

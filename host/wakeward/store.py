@@ -486,7 +486,24 @@ class ClipStore:
                 f"{self.folder}: cannot make the clip store ({e.strerror})"
             ) from None
 
+    def _private_db_file(self) -> None:
+        """The index is readable by the owner alone, as the clips are: made 0600 before
+        SQLite opens it (its -wal and -shm files take its mode), and tightened when an
+        older wakeward left it readable by others."""
+        try:
+            fd = os.open(self.db_path, os.O_RDWR | os.O_CREAT, _FILE_MODE)
+            try:
+                if os.fstat(fd).st_mode & 0o077:
+                    os.fchmod(fd, _FILE_MODE)
+            finally:
+                os.close(fd)
+        except OSError as e:
+            raise WakewardError(
+                f"{self.db_path}: cannot open the clip store ({e.strerror})"
+            ) from None
+
     def _connect(self) -> sqlite3.Connection:
+        self._private_db_file()
         try:
             db = sqlite3.connect(
                 self.db_path, timeout=30, isolation_level=None, check_same_thread=False

@@ -99,7 +99,7 @@ def test_revoking_an_unknown_device_names_it(tmp_path):
 
 
 def test_pair_and_devices_commands(tmp_path, capsys):
-    where = ["--dir", str(tmp_path)]
+    where = ["--pairing", str(tmp_path)]
     assert cli.main(["pair", "kitchen", *where]) == 0
     assert cli.main(["devices", *where]) == 0
     assert "kitchen" in capsys.readouterr().out
@@ -108,3 +108,9 @@ def test_pair_and_devices_commands(tmp_path, capsys):
     assert cli.main(["devices", "--revoke", "kitchen", *where]) == 0
     assert cli.main(["devices", *where]) == 0
     assert "revoked" in capsys.readouterr().out
+
+
+def test_pair_takes_the_older_dir_option_too(tmp_path, capsys):
+    assert cli.main(["pair", "hall", "--dir", str(tmp_path)]) == 0
+    assert cli.main(["devices", "--pairing", str(tmp_path)]) == 0
+    assert "hall" in capsys.readouterr().out

@@ -102,6 +102,18 @@ def test_add_writes_the_wav_and_its_row(s):
     assert_consistent(s)
 
 
+def test_the_index_and_its_journal_are_readable_by_the_owner_alone(tmp_path):
+    with ClipStore(tmp_path / "clips") as opened:
+        add(opened, 1)
+        files = sorted(opened.folder.glob("clips.sqlite3*"))
+        assert len(files) >= 2  # the index and its write-ahead log
+        assert {oct(f.stat().st_mode & 0o777) for f in files} == {oct(0o600)}
+    db = tmp_path / "clips" / "clips.sqlite3"
+    db.chmod(0o644)  # as an older wakeward left it
+    with ClipStore(tmp_path / "clips"):
+        assert oct(db.stat().st_mode & 0o777) == oct(0o600)
+
+
 def test_the_store_survives_reopening(tmp_path):
     with ClipStore(tmp_path) as s:
         clip = add(s).clip
