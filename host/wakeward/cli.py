@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from wakeward import __version__, unixport
+from wakeward import __version__, record, trymodel, unixport
 from wakeward.errors import WakewardError
 
 if TYPE_CHECKING:
@@ -466,6 +466,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_board_parsers(sub)
     _add_train_data_parser(sub)
     _add_train_parser(sub)
+    trymodel.add_parser(sub)
+    record.add_parser(sub)
     return parser
 
 
@@ -828,9 +830,54 @@ def _cmd_train_data(args: argparse.Namespace) -> int:
         heldout_fraction=args.heldout_fraction,
         owner=args.owner,
         false_wakes=args.false_wakes,
+        false_wake_store=_false_wake_store(args),
         words=args.words,
         engines=args.engine,
         save_audio=args.save_audio,
+    )
+
+
+def _false_wake_store(args: argparse.Namespace) -> Path | None:
+    """--false-wakes-from-store: the clip store folder (--store, else the default one)."""
+    from wakeward import store
+
+    if not args.false_wakes_from_store:
+        if args.store is not None:
+            raise WakewardError("--store goes with --false-wakes-from-store")
+        return None
+    return args.store or store.default_dir()
+
+
+def _add_recorded_clip_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--owner",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="WAV_OR_DIR",
+        help="your own recordings of the phrase (16 kHz mono WAV files or folders, e.g. "
+        "`wakeward record`'s; repeatable)",
+    )
+    p.add_argument(
+        "--false-wakes",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="WAV_OR_DIR",
+        help="clips that woke the speaker by mistake, as hard negatives (repeatable)",
+    )
+    p.add_argument(
+        "--false-wakes-from-store",
+        action="store_true",
+        help="add the clips labelled false-wake in the clip store as hard negatives "
+        "(`wakeward clips label ID false-wake`; the store is only read)",
+    )
+    p.add_argument(
+        "--store",
+        type=Path,
+        metavar="DIR",
+        help="with --false-wakes-from-store: the clip store folder (default: "
+        "$WAKEWARD_DATA_DIR/clips, else the user data directory's wakeward/clips)",
     )
 
 
@@ -859,22 +906,7 @@ def _add_train_data_parser(sub: argparse._SubParsersAction) -> None:
         metavar="F",
         help="share of the speakers (and clips) held out (default: %(default)s)",
     )
-    p.add_argument(
-        "--owner",
-        type=Path,
-        action="append",
-        default=[],
-        metavar="WAV_OR_DIR",
-        help="your own recordings of the phrase (16 kHz mono WAV files or folders; repeatable)",
-    )
-    p.add_argument(
-        "--false-wakes",
-        type=Path,
-        action="append",
-        default=[],
-        metavar="WAV_OR_DIR",
-        help="clips that woke the speaker by mistake, as hard negatives (repeatable)",
-    )
+    _add_recorded_clip_options(p)
     p.add_argument(
         "--words",
         type=Path,
@@ -907,6 +939,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
             negatives=args.negatives,
             words=args.words,
             engines=tuple(args.engine),
+            owner=tuple(args.owner),
+            false_wakes=tuple(args.false_wakes),
+            false_wake_store=_false_wake_store(args),
         )
     )
 
@@ -945,6 +980,7 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--positives", type=int, metavar="N", help="TTS positives to build")
     p.add_argument("--negatives", type=int, metavar="N", help="TTS/noise negatives to build")
     p.add_argument("--words", type=Path, metavar="FILE", help="word list for confusables")
+    _add_recorded_clip_options(p)
     p.add_argument(
         "--engine",
         action="append",

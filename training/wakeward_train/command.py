@@ -41,11 +41,13 @@ def train_data(
     heldout_fraction: float = 0.2,
     owner: Sequence[Path] = (),
     false_wakes: Sequence[Path] = (),
+    false_wake_store: Path | None = None,
     words: Path | None = None,
     engines: Sequence[str] = (),
     save_audio: bool = False,
     say: Callable[[str], None] = print,
 ) -> int:
+    owner_sources, false_sources = clips.sources(owner, false_wakes, false_wake_store)
     config = dataset.DataConfig(
         phrase=phrase,
         positives=positives,
@@ -54,8 +56,8 @@ def train_data(
         heldout_fraction=heldout_fraction,
         engines=tuple(engines) or voices.ENGINES,
         words=words,
-        owner=(clips.owner_recordings(owner),) if owner else (),
-        false_wakes=(clips.false_wakes(false_wakes),) if false_wakes else (),
+        owner=owner_sources,
+        false_wakes=false_sources,
         save_audio=save_audio,
     )
     say(f"train-data: building {positives} positives and {negatives} negatives for {phrase!r}")

@@ -28,6 +28,7 @@ from wakeward.errors import WakewardError
 
 from wakeward_train import __version__, command, dataset, evaluate, export, train
 from wakeward_train.backend import require
+from wakeward_train.clips import sources as clip_sources
 from wakeward_train.model import FEATURES, STRIDE
 
 Say = Callable[[str], None]
@@ -51,6 +52,9 @@ class Options:
     negatives: int | None = None
     words: Path | None = None
     engines: tuple[str, ...] = ()
+    owner: tuple[Path, ...] = ()  # the owner's takes (WAV files or folders)
+    false_wakes: tuple[Path, ...] = ()  # false wakes as WAV files or folders
+    false_wake_store: Path | None = None  # a clip store whose false-wake clips to add
     author: str = "wakeward"
     calibration_chunks: int | None = None
     check_invocations: int | None = None
@@ -90,6 +94,7 @@ def v2_manifest(
 
 def _dataset(opts: Options, name: str, say: Say) -> dataset.Dataset:
     path = opts.data or Path("build") / "train" / name / "data"
+    owner, false_wakes = clip_sources(opts.owner, opts.false_wakes, opts.false_wake_store)
     if (path / dataset.SUMMARY).is_file() and (path / dataset.MANIFEST).is_file():
         data = dataset.open_dataset(path)
         have = data.info.get("summary", {}).get("phrase", "")
@@ -97,6 +102,16 @@ def _dataset(opts: Options, name: str, say: Say) -> dataset.Dataset:
             raise WakewardError(
                 f"{path}: the dataset there is for {have!r}, not {opts.phrase!r} "
                 "(choose another --data)"
+            )
+        built = data.info.get("config", {})
+        asked = {"owner": owner, "false_wakes": false_wakes}
+        if (owner or false_wakes) and any(
+            built.get(key) != [repr(s) for s in srcs] for key, srcs in asked.items()
+        ):
+            raise WakewardError(
+                f"{path}: the dataset there was built from other recordings than --owner, "
+                "--false-wakes and --false-wakes-from-store give now (choose another --data "
+                "to build one with them)"
             )
         say(f"data: reusing the dataset in {path}")
         return data
@@ -110,6 +125,8 @@ def _dataset(opts: Options, name: str, say: Say) -> dataset.Dataset:
         seed=opts.seed,
         words=opts.words,
         engines=opts.engines or dataset.voices.ENGINES,
+        owner=owner,
+        false_wakes=false_wakes,
     )
     summary = dataset.build(config, path, command.ProgressLines())
     for line in summary.lines():
