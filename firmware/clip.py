@@ -18,6 +18,11 @@
 #   min_ms between the wake word and the command, then ends hangover_ms after speech stops).
 # - MUTED: set_muted(True). Frames fed while muted are dropped, never stored.
 # - OVERRUN: the transport fell backlog_ms behind (see above).
+# - CANCELLED: stop(CANCELLED), for a recording whose request ended early (link.py).
+#
+# A recording (start_recording, the owner's request: link.py) is a clip without pre-roll
+# and without END_OF_SPEECH: it starts with the next frame and ends at its own length (as
+# MAX_LENGTH), at a mute, an overrun or when it is cancelled.
 #
 # Speech is decided per frame by vad.EnergyVad (its adaptive noise floor rises slowly during
 # a speech segment, so the wake word itself does not lift the floor over the command that
@@ -34,6 +39,7 @@ END_OF_SPEECH = "end_of_speech"
 MAX_LENGTH = "max_length"
 MUTED = "muted"
 OVERRUN = "overrun"
+CANCELLED = "cancelled"
 
 PRE_ROLL_MS = const(1000)
 MAX_MS = const(8000)
@@ -125,8 +131,9 @@ class ClipRecorder:
     Attributes: capturing (frames still join the clip), pending (clip not fully handed out),
     reason (why the clip ended, None while capturing), pre_samples (pre-roll length of the
     clip: the detection is at that sample), length (clip samples so far), sent (samples handed
-    out). Counters: clips, refused (start() while a clip was pending), dropped (frames not
-    stored: overrun or muted), ends (clips per reason).
+    out), recording (the clip is a recording: start_recording). Counters: clips, refused
+    (start() while a clip was pending), dropped (frames not stored: overrun or muted), ends
+    (clips per reason).
     """
 
     def __init__(
@@ -159,7 +166,9 @@ class ClipRecorder:
         self.clips = 0
         self.refused = 0
         self.dropped = 0
-        self.ends = {END_OF_SPEECH: 0, MAX_LENGTH: 0, MUTED: 0, OVERRUN: 0}
+        self.ends = {END_OF_SPEECH: 0, MAX_LENGTH: 0, MUTED: 0, OVERRUN: 0, CANCELLED: 0}
+        self.recording = False
+        self._limit = self.max_samples  # the length of the clip being captured, at most
         self._fresh = 0  # newest ring samples a new clip may take as pre-roll
         self._unsent = 0  # clip samples in the ring not yet handed out
         self._after = 0  # ring samples newer than the clip's end
@@ -210,23 +219,44 @@ class ClipRecorder:
             self._silent = 0
         else:
             self._silent += n
-        if self.length >= self.max_samples:
-            over = self.length - self.max_samples
+        if self.length >= self._limit:
+            over = self.length - self._limit
             self.length -= over
             self._unsent -= over
             self._after = over
             self._end(MAX_LENGTH)
             self._fresh = over
         elif self._since >= self.min_after and self._silent >= self.hangover:
-            self._end(END_OF_SPEECH)
+            if not self.recording:  # a recording ends at its length only
+                self._end(END_OF_SPEECH)
 
     def start(self):
         """Begin a clip at a detection; False (and counted) while the last one is pending."""
         if self.pending or self.muted:
             self.refused += 1
             return False
-        pre = min(self._fresh, self.pre_roll)
+        self._begin(min(self._fresh, self.pre_roll), self.max_samples, False)
+        return True
+
+    def start_recording(self, samples):
+        """Begin a recording of `samples` samples from the next frame on (no pre-roll, no
+        end of speech); False (and counted) while a clip is pending or muted."""
+        if self.pending or self.muted:
+            self.refused += 1
+            return False
+        self._begin(0, samples, True)
+        return True
+
+    def stop(self, reason):
+        """End the clip being captured now, for `reason` (CANCELLED); what was captured
+        still drains."""
+        if self.capturing:
+            self._end(reason)
+
+    def _begin(self, pre, limit, recording):
         self.clips += 1
+        self.recording = recording
+        self._limit = limit
         self.capturing = True
         self.pending = True
         self.reason = None
@@ -237,7 +267,6 @@ class ClipRecorder:
         self._after = 0
         self._since = 0
         self._silent = 0
-        return True
 
     def set_muted(self, muted):
         """Mute ends a capturing clip (what was captured still drains) and drops every frame

@@ -15,6 +15,9 @@
 #                  receiver refuses a device without one. Neither goes with "serial": the
 #                  USB cable runs straight to the owner's PC, whose receiver takes the device
 #                  on the port it was told to open, and checks no secret there.
+#                  "requests": who may ask for the models' outputs or a recording
+#                  (request.py): "paired" (default: over TLS with the secret, or USB serial),
+#                  "any" (plain TCP too) or "none".
 #   wifi           {"ssid", "password"}
 #   clip           {"pre_roll_ms", "max_ms"}
 import json
@@ -43,6 +46,9 @@ _LINK_INTS = (
 _CLIP_FRAME_BYTES = const(1042)  # one CLIP_DATA frame of link.CHUNK_BYTES (1024) of audio
 _CLIP_OVERHEAD_BYTES = const(1024)  # clip_start and clip_end, with room to spare
 _SECRET_HEX = const(64)  # 32 bytes (host/wakeward/pairing.py, SECRET_BYTES)
+# link.requests: who may ask for the models' outputs or a recording (request.POLICIES)
+_REQUESTS = ("paired", "any", "none")
+_DEFAULT_REQUESTS = "paired"
 _FIELDS = ("board", "board_options", "device_id", "models", "trace", "link", "wifi", "clip")
 
 
@@ -113,7 +119,7 @@ def _link(path, config, max_clip_ms):
         _fail(path, "link", 'must be {"tcp": "HOST:PORT", ...} or {"serial": true, ...}')
     if "tcp" in link and "serial" in link:
         _fail(path, "link.serial", "not with link.tcp: one link, Wi-Fi (tcp) or USB (serial)")
-    names = ["tcp", "tls", "secret", "serial"] + [field[0] for field in _LINK_INTS]
+    names = ["tcp", "tls", "secret", "serial", "requests"] + [field[0] for field in _LINK_INTS]
     for key in link:
         if key not in names:
             _fail(path, "link." + key, "unknown field (known: %s)" % ", ".join(names))
@@ -123,6 +129,13 @@ def _link(path, config, max_clip_ms):
         out = _tcp(path, link)
     for name, default, lo, hi in _LINK_INTS:
         out[name] = _int(path, "link." + name, link.get(name, default), lo, hi)
+    out["requests"] = link.get("requests", _DEFAULT_REQUESTS)
+    if out["requests"] not in _REQUESTS:
+        _fail(
+            path,
+            "link.requests",
+            'must be "paired" (TLS with the secret, or USB serial), "any" or "none"',
+        )
     if out["retry_max_ms"] < out["retry_min_ms"]:
         _fail(path, "link.retry_max_ms", "must be at least link.retry_min_ms")
     clip_kb = _clip_kb(max_clip_ms)

@@ -1,5 +1,7 @@
 # The link stage: after a detection, the clip (pre-roll included) goes to the receiver on the
-# owner's PC as protocol frames. Nothing is sent before a detection but hello and status.
+# owner's PC as protocol frames. Nothing is sent before a detection but hello and status,
+# unless the owner asks for it (request.py): the models' outputs while a monitor request is
+# active, and a recording clip for a record request, only on a link that honours requests.
 #
 # Every clip is written to the outbox on flash while it is captured (outbox.py) and, while
 # the receiver is connected and has been sent every earlier clip, streamed to it at the same
@@ -33,15 +35,25 @@
 #
 # Per audio frame nothing here allocates, connected or not, while a clip is captured and
 # streamed too: the frames go to flash and to the stream from the recorder's preallocated
-# encoder. Allocations happen once per event: a detection, a clip's last short chunk, an
-# ack, a status, a connect, the last piece of a resent clip.
+# encoder; nor while monitoring: each model's outputs go into a preallocated OUTPUTS frame
+# (request.Monitor), written out whole every OUTPUTS_BATCH invocations. Allocations happen
+# once per event: a detection, a clip's last short chunk, an ack, a request, a status, a
+# connect, the last piece of a resent clip, a batch cut short.
+#
+# Requests (request.py): a recording is a clip like a detection's, in the same outbox and
+# acknowledged the same way, so none is lost to a dropped link; its clip_start has kind
+# CLIP_RECORDING and the request's id. A request ends when its time is up, at a mute, or
+# when the link drops (a recording captured so far ends as "cancelled" and goes after the
+# reconnect); each end that can be told is told with REQUEST_END. request.py handles the
+# requests; it is imported, and the monitor's batches made, at the first request only: a
+# device nobody asks keeps that heap.
 import errno
 import gc
 import select
 import time
 
 import protocol
-from clip import ClipRecorder
+from clip import CANCELLED, MAX_LENGTH, MUTED, ClipRecorder
 from micropython import const
 
 CHUNK_BYTES = const(1024)  # 32 ms of audio per CLIP_DATA frame
@@ -53,6 +65,8 @@ _CLOSE_WAIT_MS = const(2000)  # at the end of the input (sim): how long to wait 
 _QUEUED_MAX = const(255)  # status.queued is a u8
 _U32_WRAP = 0x100000000  # not a const: a long int on the device
 _U32_MASK = const(0x3FFFFFFF)  # the device clock (ticks_ms) wraps at 2**30 anyway
+# how a recording's request ended, by why its clip ended (otherwise: cancelled)
+_RECORD_ENDS = {MAX_LENGTH: protocol.REQ_DONE, MUTED: protocol.REQ_MUTED}
 
 
 class Link:
@@ -71,12 +85,17 @@ class Link:
         status_interval_ms=30000,
         write_timeout_ms=200,
         auth=b"",
+        requests="paired",
+        owner_link=False,
         say=print,
     ):
+        """requests: link.requests (request.py); owner_link: this link is TLS with the
+        paired secret, or the USB serial console."""
         self._connect = connect
         self.outbox = outbox
         self._clock = clock_ms
         self._say = say
+        self.say = say  # for request.py
         self._hello = protocol.encode_hello(device_id, FIRMWARE, list(model_names), auth)
         self.recorder = ClipRecorder(pre_roll_ms=pre_roll_ms, max_ms=max_ms)
         self._encoder = protocol.ClipDataEncoder(CHUNK_BYTES)
@@ -116,14 +135,37 @@ class Link:
         self._unsent = False  # a queued clip may not have gone out on it yet
         self._waiting = False  # a clip that went out on it awaits its ack
         self._wait_since = 0
+        # the owner's requests
+        self.requests = requests  # link.requests
+        self.owner_link = owner_link
+        self.model_names = list(model_names)
+        self.clock = clock_ms
+        self.monitor = None  # request.Monitor, from the first request on
+        self._recording = False  # the clip being captured is a recording
+        self._record_id = 0  # its request's id
         # counters, reported in status
         self.clips_sent = 0
         self.clips_acked = 0
         self.audio_bytes_sent = 0
+        self.recordings = 0
         self.muted = False
 
     def connected(self):
         return self._stream is not None
+
+    def asked(self):
+        """A request is active: a monitor window, or a recording being captured (the LED
+        shows it)."""
+        monitor = self.monitor
+        return (monitor is not None and monitor.active) or (self._open and self._recording)
+
+    def output(self, model, p):
+        """Every model invocation: its output, into the model's batch while monitoring."""
+        monitor = self.monitor
+        if monitor is not None and monitor.active:
+            frame = monitor.add(model, p)
+            if frame is not None:
+                self._write(frame)
 
     def frame(self, pcm, level):
         """Every 10 ms frame of audio while listening (the recorder keeps the pre-roll)."""
@@ -146,6 +188,8 @@ class Link:
         self._read()
         if self._stream is None:
             return
+        if self.monitor is not None and self.monitor.due(now):
+            self.monitor.end(protocol.REQ_DONE)
         if self._waiting and time.ticks_diff(now, self._wait_since) >= self._ack_timeout_ms:
             self._drop("no ack within %d ms" % self._ack_timeout_ms)
             return
@@ -157,34 +201,24 @@ class Link:
     def detected(self, model, score):
         """A detection: tell the receiver at once if connected (a notification, not
         queued: the clip's clip_start carries the same), then start a clip unless one is
-        still being captured or sent."""
+        still being captured or sent. While monitoring, the model's outputs batched so far
+        go first, so the detection follows the batch whose last value detected."""
+        if self._stream is not None and self.monitor is not None:
+            frame = self.monitor.flush(model)
+            if frame is not None:
+                self._write(frame)
         if self._stream is not None:
             self._write(protocol.encode_detection(model, score, self._clock() & _U32_MASK))
         if not self.recorder.start():
             return False
-        self._seq = 0
-        self._open = True
-        self._keep = True
-        self._live = False
-        try:
-            self.clip_id = self.outbox.begin()
-        except OSError as e:
-            self._say("link: clip not stored (%s): dropped" % e)
-            self.outbox.dropped += 1
-            self._keep = False
-            self._drain()
-            return True
-        pre_ms = self.recorder.pre_samples * 1000 // RATE_HZ
-        start = protocol.encode_clip_start(self.clip_id, model, score, RATE_HZ, pre_ms)
-        self._store(start)
-        self._live = self._stream is not None and not self._unsent
-        if self._live:
-            self._write(start)
-        self._drain()
+        self._begin_clip(model, score, protocol.CLIP_DETECTION, 0)
         return True
 
     def set_muted(self, muted):
+        """The mute button: ends a monitor window and a recording (REQUEST_END muted)."""
         self.muted = muted
+        if muted and self.monitor is not None and self.monitor.active:
+            self.monitor.end(protocol.REQ_MUTED)
         self.recorder.set_muted(muted)
         self._drain()
 
@@ -192,6 +226,8 @@ class Link:
         """At the end of the input (sim): finish an open clip as it stands, send what is
         queued if connected, wait a moment for the acks, send a last status and close.
         Whatever is not acknowledged stays queued on flash for the next boot."""
+        if self.monitor is not None and self.monitor.active:
+            self.monitor.end(protocol.REQ_CANCELLED)
         if self._open and self.recorder.capturing:
             self.recorder.set_muted(True)
             self._drain()
@@ -218,7 +254,54 @@ class Link:
         self._out_poller.unregister(stream)
         _close_cleanly(stream, self._rx)
 
+    # --- the owner's requests (request.py, which handles them) ----------------------------
+
+    def send(self, data):
+        """Write a frame to the receiver (request.py); False when the connection is gone."""
+        return self._write(data)
+
+    def record(self, request_id, seconds):
+        """Start a recording for a request (request.py); False while a clip is captured or
+        sent, or muted."""
+        if self._open or not self.recorder.start_recording(seconds * RATE_HZ):
+            return False
+        self.recordings += 1
+        self._begin_clip("", 0, protocol.CLIP_RECORDING, request_id)
+        return True
+
+    def stop_recording(self):
+        """End a recording being captured (its request is cancelled, or the link dropped):
+        its clip ends at the next frame, with what was captured."""
+        if self._open and self._recording:
+            self.recorder.stop(CANCELLED)
+
     # --- the clip being captured ---------------------------------------------------------
+
+    def _begin_clip(self, model, score, kind, request_id):
+        """The recorder has started a clip: a detection's, or a recording (kind)."""
+        self._seq = 0
+        self._open = True
+        self._keep = True
+        self._live = False
+        self._recording = kind == protocol.CLIP_RECORDING
+        self._record_id = request_id
+        try:
+            self.clip_id = self.outbox.begin()
+        except OSError as e:
+            self._say("link: clip not stored (%s): dropped" % e)
+            self.outbox.dropped += 1
+            self._keep = False
+            self._drain()
+            return
+        pre_ms = self.recorder.pre_samples * 1000 // RATE_HZ
+        start = protocol.encode_clip_start(
+            self.clip_id, model, score, RATE_HZ, pre_ms, kind, request_id
+        )
+        self._store(start)
+        self._live = self._stream is not None and not self._unsent
+        if self._live:
+            self._write(start)
+        self._drain()
 
     def _store(self, data):
         if not self._keep:
@@ -263,6 +346,10 @@ class Link:
         elif stored:
             self._unsent = True
         self._live = False
+        if self._recording:
+            self._recording = False
+            done = _RECORD_ENDS.get(rec.reason or CANCELLED, protocol.REQ_CANCELLED)
+            self._write(protocol.encode_request_end(self._record_id, done))
 
     # --- the connection ------------------------------------------------------------------
 
@@ -299,6 +386,9 @@ class Link:
         self._resending = 0
         self._live = False
         self._waiting = False
+        if self.monitor is not None:
+            self.monitor.stop()  # a request ends with its link
+        self.stop_recording()
         try:
             stream.close()
         except OSError:
@@ -372,6 +462,10 @@ class Link:
                 continue
             if msg["type"] == "ack":
                 self._acked(msg["clip_id"])
+            elif msg["type"] == "request":
+                import request  # at the first request: its code is heap
+
+                request.handle(self, msg)
             elif msg["type"] == "error":
                 self._say("link: the receiver says: %s" % msg["message"])
 
@@ -483,6 +577,8 @@ class Link:
                 self.muted,
                 self.audio_bytes_sent % _U32_WRAP,
                 gc.mem_free(),
+                self.monitor.seconds() if self.monitor is not None else 0,
+                self.recordings,
             )
         )
 

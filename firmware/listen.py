@@ -1,7 +1,9 @@
 # The listening loop: reads the microphone in 10 ms frames, honours the mute button (LED on
-# while listening), computes the speech features, runs every wake-word model on them and
-# reports detections and each stretch of speech; with a link (link.py), each detection's clip
-# goes to the owner's PC, and the link is polled once per frame, muted or not (acks, status,
+# while listening, off while muted, blinking while the owner's request is active: request.py),
+# computes the speech features, runs every wake-word model on them and reports detections
+# and each stretch of speech; with a link (link.py), each detection's clip goes to the
+# owner's PC, every model output goes to the link (sent only while a monitor request is
+# active), and the link is polled once per frame, muted or not (acks, requests, status,
 # reconnects).
 import json
 import math
@@ -13,6 +15,7 @@ from pcm import mean_abs
 from vad import END, EnergyVad
 
 FRAME_SAMPLES = const(160)  # 10 ms at 16 kHz
+_ASKED_BLINK_MS = const(250)  # the LED's half period while a request is active
 _FULL_SCALE = 32768.0
 
 
@@ -44,6 +47,15 @@ def _frame_end_s(frames):
     return (frames * FRAME_SAMPLES + 2 * FRAME_SAMPLES) / 16000
 
 
+def _led_on(board, muted, link):
+    """The state LED: off while muted, blinking while a request is active, else on."""
+    if muted:
+        return False
+    if link is not None and link.asked():
+        return (board.ticks_ms() // _ASKED_BLINK_MS) & 1 == 0
+    return True
+
+
 def run(board, say=print, wakewords=(), trace=False, link=None):
     """Listen until the microphone ends (only a simulated one does).
 
@@ -55,7 +67,8 @@ def run(board, say=print, wakewords=(), trace=False, link=None):
     ding = chime.make() if wakewords else None
     muted = False
     was_pressed = False
-    board.led.value(True)
+    lit = True
+    board.led.value(lit)
     segments = 0
     while True:
         got = board.mic.readinto(frame)
@@ -64,7 +77,6 @@ def run(board, say=print, wakewords=(), trace=False, link=None):
         pressed = board.button.pressed()
         if pressed and not was_pressed:
             muted = not muted
-            board.led.value(not muted)
             if link is not None:
                 link.set_muted(muted)
             say("muted" if muted else "listening")
@@ -85,6 +97,8 @@ def run(board, say=print, wakewords=(), trace=False, link=None):
                             continue
                         if trace:
                             _invocation(say, ww, frontend.frames, detected)
+                        if link is not None:
+                            link.output(ww.name, ww.p)
                         if detected:
                             t = _frame_end_s(frontend.frames)
                             say("detected: %s at %.2f s" % (ww.name, t))
@@ -97,6 +111,10 @@ def run(board, say=print, wakewords=(), trace=False, link=None):
             _report(say, vad, frame_ms)
         if link is not None:
             link.poll()
+        on = _led_on(board, muted, link)
+        if on != lit:
+            board.led.value(on)
+            lit = on
     if link is not None:
         link.close()
     if vad.flush() == END:

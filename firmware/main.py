@@ -69,6 +69,8 @@ def open_link(cfg, board, say=print):
         status_interval_ms=link_cfg["status_interval_ms"],
         write_timeout_ms=link_cfg["timeout_ms"],
         auth=binascii.unhexlify(secret) if secret else b"",
+        requests=link_cfg["requests"],
+        owner_link=link_cfg["serial"] or link_cfg["tls"] is not None,
         say=say,
     )
 

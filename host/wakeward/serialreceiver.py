@@ -15,13 +15,14 @@ is acknowledged, and sends it again.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from wakeward.errors import WakewardError
-from wakeward.receiver import Receiver
+from wakeward.receiver import Receiver, SessionListener
 from wakeward.serialport import DEFAULT_BAUD, open_port
 from wakeward.store import Clip, ClipStore
 
@@ -37,20 +38,25 @@ class SerialStream:
     off sends nothing, and that is no reason to close); a port that fails (unplugged)
     raises OSError (pyserial's SerialException is one)."""
 
-    def __init__(self, handle: Any) -> None:
+    def __init__(self, handle: Any, stop: threading.Event | None = None) -> None:
         self.handle = handle
+        self.stop = stop or threading.Event()
 
     def read(self) -> bytes:
-        while True:
+        while not self.stop.is_set():
             data = self.handle.read(max(1, self.handle.in_waiting))
             if data:
                 return data
+        return b""
 
     def write(self, data: bytes) -> None:
         self.handle.write(data)
 
     def linger(self) -> None:
         pass  # nothing is refused on a serial port
+
+    def close(self) -> None:
+        self.stop.set()  # the next read returns b"" (within _READ_TIMEOUT_S)
 
 
 def serve_serial(
@@ -62,23 +68,32 @@ def serve_serial(
     once: bool = False,
     on_clip: Callable[[Clip], None] | None = None,
     reopen_s: float = REOPEN_S,
+    listener: SessionListener | None = None,
+    stop: threading.Event | None = None,
+    on_open: Callable[[], None] | None = None,
 ) -> Receiver:
     """Receive from the device on `port` into the clip store in `store_dir` (default: the
-    store's default folder) until interrupted, or with `once` until the port goes away."""
+    store's default folder) until interrupted, or with `once` until the port goes away, or
+    until `stop` is set. `listener`: the owner's requests (receiver.Receiver), which hears
+    of each session on the port at once (the cable is the owner's: no hello to wait for);
+    `on_open` is called once the port is open and the store ready."""
+    stop = stop or threading.Event()
     handle = _open(port, baud)  # a missing or busy port: its message before anything else
     try:
         with ClipStore(store_dir) as store:
             for line in store.recovery.lines():
                 say(f"clip store: {line}")
-            receiver = Receiver(store, say, on_clip=on_clip)
+            receiver = Receiver(store, say, on_clip=on_clip, listener=listener)
             say(
                 f"listening on serial port {port} ({baud} baud), clips go to the clip store "
                 f"in {store.folder} ({store.retention().describe()})"
             )
+            if on_open is not None:
+                on_open()
             while True:
-                receiver.handle(SerialStream(handle), port)
+                receiver.handle(SerialStream(handle, stop), port, attached=True)
                 handle.close()
-                if once:
+                if once or stop.is_set():
                     return receiver
                 say(
                     f"{port}: the port went away (the board unplugged or reset?); opening it "

@@ -49,9 +49,12 @@ def sim_config(
     link_secret: str | None = None,
     device_id: str | None = None,
     link_serial: bool = False,
+    link_requests: str | None = None,
 ) -> dict:
     """The sim board's config.json; with link_secret the link is TLS, pinned to the
-    certificate in CERT_FILE on the flash; with link_serial it is the console."""
+    certificate in CERT_FILE on the flash; with link_serial it is the console.
+    link_requests: the link's link.requests (who may ask for outputs and recordings;
+    firmware/request.py), or the firmware's default ("paired")."""
     options: dict = {"wav": str(wav.resolve()), "realtime": realtime}
     if events is not None:
         options["events"] = str(events.resolve())
@@ -68,6 +71,8 @@ def sim_config(
             config["link"].update(tls={"cert": CERT_FILE}, secret=link_secret)
     elif link_serial:
         config["link"] = {"serial": True}
+    if link_requests is not None and "link" in config:
+        config["link"]["requests"] = link_requests
     return config
 
 
@@ -87,6 +92,7 @@ def run_sim(
     say: Callable[[str], None] = print,
     link_serial: bool = False,
     on_port: Callable[[PtyPort], None] | None = None,
+    allow_requests: bool = False,
 ) -> int:
     """Run firmware/main.py on the sim board over `wav`, passing each output line to `say`.
 
@@ -98,8 +104,14 @@ def run_sim(
 
     With `link_serial` the link is the board's console on a pseudo-terminal (ptyport.py):
     `on_port` gets the port once it exists (by default its path is printed, and the
-    firmware boots once a receiver has opened it)."""
+    firmware boots once a receiver has opened it).
+
+    `allow_requests`: the device honours the owner's requests (`wakeward monitor --tcp`)
+    on any link, plain TCP included (link.requests "any"); otherwise only over TLS (`tls`)
+    and the serial link, as a real device by default."""
     wav = Path(wav)
+    if allow_requests and link_tcp is None and not link_serial:
+        raise WakewardError("--allow-requests goes with --link: requests come over the link")
     read_wav(wav)  # refuse a wrong format here, with the host's message
     secret = cert = None
     if tls is not None:
@@ -126,6 +138,7 @@ def run_sim(
             link_secret=secret,
             device_id=device_id,
             link_serial=link_serial,
+            link_requests="any" if allow_requests else None,
         )
         if cert is not None:
             (Path(tmp) / CERT_FILE).write_bytes(cert)

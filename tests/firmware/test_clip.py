@@ -51,7 +51,7 @@ rec = ClipRecorder(**cfg['kw'])
 before = {}
 after = {}
 for f, a in cfg['events']:
-    if a in ('start', 'flush'):
+    if a in ('start', 'flush', 'record', 'cancel'):
         after[f] = a
     else:
         before[f] = a
@@ -107,6 +107,14 @@ for f in range(nframes):
             clips.append(state['cur'])
         else:
             refused.append(f)
+    if after.get(f) == 'record':
+        if rec.start_recording(cfg['record_samples']):
+            state['cur'] = {'f': f, 'pre': 0, 'bytes': 0, 'live': 0}
+            clips.append(state['cur'])
+        else:
+            refused.append(f)
+    if after.get(f) == 'cancel':
+        rec.stop('cancelled')
     if not any(p <= f < q for p, q in nodrain):
         drain(f, cfg['drains'])
     note(f)
@@ -124,19 +132,22 @@ def run_clips(
     mp,
     tmp_path,
     samples: np.ndarray,
-    events: list[tuple[int, str]],  # (frame, 'start' | 'flush' | 'mute' | 'unmute')
+    events: list[tuple[int, str]],  # (frame, 'start' | 'flush' | 'mute' | 'unmute' | ...)
     kw: dict | None = None,
     chunks: list[int] | None = None,
     drains: int = 2,
     nodrain: tuple[tuple[int, int], ...] = (),
+    record_samples: int = 0,
 ):
     """Feed `samples` frame by frame, draining `drains` chunks of the `chunks` sizes after each
-    frame (none in the `nodrain` frame ranges); 'flush' drains all that is ready. Returns the
+    frame (none in the `nodrain` frame ranges); 'flush' drains all that is ready, 'record'
+    starts a recording of record_samples, 'cancel' stops it. Returns the
     run's summary and each clip as reassembled from its streamed chunks."""
     (tmp_path / "in.raw").write_bytes(samples.astype("<i2").tobytes())
     if chunks is None:
         chunks = [int(c) for c in np.random.default_rng(1).integers(1, 400, 257)]
     cfg = {"kw": kw or {}, "events": events, "chunks": chunks, "drains": drains}
+    cfg["record_samples"] = record_samples
     cfg["frames"] = len(samples) // FRAME
     cfg["nodrain"] = [list(r) for r in nodrain]
     (tmp_path / "cfg.json").write_text(json.dumps(cfg))
@@ -337,6 +348,7 @@ def test_max_length_caps_continuous_speech(mp, tmp_path):
         "end_of_speech": 0,
         "muted": 0,
         "overrun": 0,
+        "cancelled": 0,
     }
 
 
@@ -425,7 +437,7 @@ def test_feeding_starting_and_streaming_allocate_nothing(mp):
     )
     clips, ends, dropped, chunks = json.loads(out)
     assert clips >= 4 and dropped > 100 and chunks > 1000
-    assert ends == {"max_length": 2, "end_of_speech": 1, "muted": 1, "overrun": 1}
+    assert ends == {"max_length": 2, "end_of_speech": 1, "muted": 1, "overrun": 1, "cancelled": 0}
 
 
 # --- checked 32-bit mode -------------------------------------------------------------------
@@ -474,3 +486,30 @@ def test_recorder_runs_checked_with_wrap_around(checked):
     assert len(starts) == 9
     for s, audio in zip(starts, got, strict=True):
         np.testing.assert_array_equal(np.frombuffer(bytes(audio), "<i2"), samples[s : s + 47920])
+
+
+def test_a_recording_has_no_pre_roll_and_ends_at_its_length_not_at_silence(mp, tmp_path):
+    """The owner's record request (link.py): from the next frame on, exactly its length,
+    through speech and the silence after it; a detection meanwhile starts no clip."""
+    x = noise(6.0)
+    add_syllables(x, 0.5, 1.0)
+    samples = pcm(x)
+    summary, got = run_clips(
+        mp, tmp_path, samples, [(40, "record"), (60, "start")], record_samples=3 * RATE
+    )
+    (c,) = summary["clips"]
+    assert (c["reason"], c["pre"], c["length"]) == ("max_length", 0, 3 * RATE)
+    assert c["end"] == 40 + 300
+    assert_exact(samples, c, got[0])
+    assert summary["refused"] == [60]
+
+
+def test_a_cancelled_recording_ends_with_what_was_captured(mp, tmp_path):
+    samples = pcm(noise(3.0))
+    summary, got = run_clips(
+        mp, tmp_path, samples, [(10, "record"), (110, "cancel")], record_samples=2 * RATE
+    )
+    (c,) = summary["clips"]
+    assert (c["reason"], c["length"]) == ("cancelled", 100 * FRAME)
+    assert_exact(samples, c, got[0])
+    assert summary["ends"]["cancelled"] == 1

@@ -115,6 +115,13 @@ SECRET = "0123456789abcdefABCDEF" * 2 + "00112233445566778899"
             "field 'link.tls': not with link.serial",
         ),
         ({"link": {}}, "field 'link': must be {\"tcp\": \"HOST:PORT\", ...} or {\"serial\": true"),
+        (
+            {"link": {"tcp": "a:1", "requests": "owner"}},
+            "field 'link.requests': must be \"paired\" (TLS with the secret, or USB serial), "
+            "\"any\" or \"none\"",
+        ),
+        ({"link": {"serial": True, "requests": True}}, "field 'link.requests': must be \"paired\""),
+        ({"link": {"tcp": "a:1", "requests": ["any"]}}, "field 'link.requests': must be"),
         ({"wifi": {"ssid": ""}}, "field 'wifi.ssid': must be a non-empty string"),
         ({"wifi": {"pass": "x"}}, "field 'wifi.pass': unknown field"),
         ({"clip": {"pre_roll_ms": -1}}, "field 'clip.pre_roll_ms': must be a whole number"),
@@ -153,6 +160,7 @@ def test_defaults_are_filled_in(mp):
         "status_interval_ms": 30000,
         "tls": None,
         "secret": None,
+        "requests": "paired",
     }
     assert (got["pre_roll_ms"], got["max_clip_ms"], got["device_id"]) == (1000, 8000, "sim")
 
@@ -165,6 +173,13 @@ def test_a_serial_link_has_no_address_and_the_same_queue_fields(mp):
         True, None, None, None, None
     )  # fmt: skip
     assert (got["ack_timeout_ms"], got["queue_max_clips"]) == (3000, 16)
+
+
+@pytest.mark.parametrize("policy", ["paired", "any", "none"])
+def test_link_requests_takes_each_policy(mp, policy):
+    link = {"serial": True, "requests": policy}
+    (mp.cwd / "config.json").write_text(json.dumps({**GOOD, "link": link}))
+    assert json.loads(mp.output(CHECK))["link"]["requests"] == policy
 
 
 def test_a_tls_link_carries_its_certificate_file_and_secret(mp):

@@ -194,6 +194,47 @@ def test_clip_data_frames_are_built_without_allocating(mp, tmp_path):
     assert data[count * frame_len :] == P.encode_clip_data(2, 99, bytes([count - 1]) + src[1:10])
 
 
+def test_outputs_frames_are_built_without_allocating(mp, tmp_path):
+    """OUTPUTS while monitoring (firmware/request.py's OutputsFrame): add + frame + copying
+    the frame out, under heap_lock, and byte-identical to CPython's encode_outputs; a batch
+    cut short after the lock."""
+    values = [random.Random(6).randrange(256) for _ in range(10 * P.OUTPUTS_BATCH + 3)]
+    out = mp.output(
+        "import micropython, request\n"
+        f"values = {values!r}\n"
+        "enc = request.OutputsFrame('alexa')\n"
+        "frames = [bytearray(64) for _ in range(10)]\n"
+        "sizes = [0] * 10\n"
+        "def run():\n"
+        "    n = 0\n"
+        "    t = 0x3FFFFF00\n"
+        "    for i in range(100):\n"
+        "        if enc.add(values[i], t):\n"
+        "            f = enc.frame()\n"
+        "            frames[n][0:len(f)] = f\n"
+        "            sizes[n] = len(f)\n"
+        "            n += 1\n"
+        "        t += 30\n"
+        "micropython.heap_lock()\n"
+        "run()\n"
+        "micropython.heap_unlock()\n"
+        "for v in values[100:]:\n"
+        "    enc.add(v, 7)\n"
+        "import binascii\n"
+        "for i in range(10):\n"
+        "    print(binascii.hexlify(frames[i][:sizes[i]]).decode())\n"
+        "print(binascii.hexlify(enc.frame()).decode())\n"
+    )
+    lines = out.split()
+    n = P.OUTPUTS_BATCH
+    want = [
+        P.encode_outputs("alexa", 0x3FFFFF00 + 30 * n * i, bytes(values[n * i : n * (i + 1)]))
+        for i in range(10)
+    ]
+    assert [bytes.fromhex(x) for x in lines[:10]] == want
+    assert bytes.fromhex(lines[10]) == P.encode_outputs("alexa", 7, bytes(values[100:]))
+
+
 def test_device_decodes_acks_within_the_heap(mp, tmp_path):
     """The device side only decodes what the host sends (ACK, ERROR): feed it a long
     stream in small pieces, as a UART delivers, under the 128,000-byte heap."""

@@ -113,16 +113,19 @@ class Device:
 
     first_clip_id: int
 
-    def __init__(self, flash: Path, port: int, **link) -> None:
+    def __init__(self, flash: Path, port: int, events: Path | None = None, **link) -> None:
         self.flash = flash
         flash.mkdir(parents=True, exist_ok=True)
         self.fed: list[np.ndarray] = []
         self.rng = np.random.default_rng(len(os.listdir(flash)))
         mic = socket.create_server(("127.0.0.1", 0))
         mic.settimeout(WAIT_S)
+        options: dict = {"pcm_socket": f"127.0.0.1:{mic.getsockname()[1]}"}
+        if events is not None:  # the LED's, button's and speaker's changes (board/sim.py)
+            options["events"] = str(events)
         config = {
             "board": "sim",
-            "board_options": {"pcm_socket": f"127.0.0.1:{mic.getsockname()[1]}"},
+            "board_options": options,
             "models": [sim.model_entry("alexa")],
             "link": self.link_config(port, link),
         }

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ import pytest
 from wakeward import deploy
 from wakeward.errors import WakewardError
 
+from tests.conftest import REPO
 from tests.host.ptyboard import PtyBoard
 
 LINK = "192.168.1.5:7000"
@@ -122,13 +124,23 @@ def test_a_second_deploy_copies_only_what_changed(board: PtyBoard, bundle: deplo
     assert fixed == bundle.file("frontend.mpy").source.read_bytes()
 
 
+# the firmware's clip queue folder, read from firmware/outbox.py (DIR = "...")
+OUTBOX_DIR = re.search(
+    r'^DIR = "([^"]+)"', (REPO / "firmware" / "outbox.py").read_text(), re.M
+).group(1)
+
+
+def test_the_clip_queue_is_what_clean_keeps():
+    assert f"{OUTBOX_DIR}/" in deploy.KEPT_ON_CLEAN
+
+
 def test_files_it_does_not_deploy_stay_unless_clean(board: PtyBoard, bundle: deploy.Bundle):
     board.path("boot.py").write_text("# boot\n")
     board.path("notes.txt").write_text("mine\n")
     board.path("old").mkdir()
     board.path("old/stale.mpy").write_bytes(b"M\x06")
-    board.path("outbox").mkdir()
-    board.path("outbox/7.clip").write_bytes(b"a clip not yet sent")
+    board.path(OUTBOX_DIR).mkdir()
+    board.path(f"{OUTBOX_DIR}/7.clip").write_bytes(b"a clip not yet sent")
     report, said = run(board, bundle)
     assert report.left == ("notes.txt", "old/stale.mpy")
     assert (
@@ -142,7 +154,7 @@ def test_files_it_does_not_deploy_stay_unless_clean(board: PtyBoard, bundle: dep
     assert report.copied == ()
     assert not board.path("notes.txt").exists() and not board.path("old").exists()
     assert board.path("boot.py").is_file()
-    assert board.path("outbox/7.clip").read_bytes() == b"a clip not yet sent"
+    assert board.path(f"{OUTBOX_DIR}/7.clip").read_bytes() == b"a clip not yet sent"
 
 
 def test_verification_catches_a_file_that_landed_corrupted(

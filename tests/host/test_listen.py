@@ -41,9 +41,15 @@ class Device:
         self.decoder = P.Decoder()
         self.sock.sendall(P.encode_hello(device_id, "test", ["alexa"]))
 
-    def clip(self, clip_id: int, audio: bytes | None = None, *, cut: bool = False) -> None:
+    def clip(
+        self, clip_id: int, audio: bytes | None = None, *, cut: bool = False, request_id=None
+    ) -> None:
+        """A detection clip, or with request_id a recording asked for by that request."""
         audio = pcm(clip_id) if audio is None else audio
-        frames = [P.encode_clip_start(clip_id, "alexa", 240, 16000, 1000)]
+        if request_id is None:
+            frames = [P.encode_clip_start(clip_id, "alexa", 240, 16000, 1000)]
+        else:
+            frames = [P.encode_clip_start(clip_id, "", 0, 16000, 0, P.CLIP_RECORDING, request_id)]
         chunks = [audio[i : i + 4000] for i in range(0, len(audio), 4000)]
         frames += [P.encode_clip_data(clip_id, seq, c) for seq, c in enumerate(chunks)]
         if cut:  # a frame lost on the way: the receiver must not keep or ack the clip
@@ -129,6 +135,24 @@ def test_a_clip_is_in_the_store_before_its_ack(rx):
     assert (clip.pre_roll_ms, clip.end_reason, clip.samples) == (1000, "end_of_speech", 8000)
     assert clip.path.is_file() and rx.receiver.clips == [clip]
     assert rx.having(f"clip 7: alexa (score 240), 0.50 s, ended by end_of_speech -> clip {clip.id}")
+    rx.close(dev)
+
+
+def test_a_recording_nobody_here_asked_for_is_acknowledged_and_not_stored(rx):
+    """A recording (clip_start kind 1) is the requester's, never a detection for the clip
+    store; `wakeward listen` asked for none, so it acknowledges it and discards it (its
+    requester has gone), and says so. One that arrived incomplete is not acknowledged."""
+    dev = rx.connect()
+    dev.clip(9, request_id=41, cut=True)
+    dev.no_ack()
+    dev.clip(9, request_id=41)
+    assert dev.ack() == 9
+    dev.clip(10)
+    assert dev.ack() == 10
+    assert [c.device_clip_id for c in rx.store.clips()] == [10]
+    assert rx.having("recording 9 started on kitchen (request 41)")
+    assert rx.having("recording 9: incomplete (")
+    assert rx.having("recording 9 (request 41) from kitchen: nobody here asked for it; ")
     rx.close(dev)
 
 

@@ -1,5 +1,8 @@
 """Privacy as tested behaviour: over hours of audio without the wake word, the device sends
-the receiver no audio at all, only its hello and status heartbeats.
+the receiver no audio at all, only its hello and status heartbeats; and a receiver on plain
+TCP that asks for the models' outputs or a recording (the owner's requests, which only the
+paired owner may make: firmware/request.py) gets a refusal, and nothing derived from the
+audio, by default.
 
 The firmware runs unmodified on the sim board (a real process) with the alexa model; its
 microphone is fed over a socket with HOURS of everyday speech in several voices, silence,
@@ -78,9 +81,11 @@ def minute_of_audio(rng: np.random.Generator, pool: list[np.ndarray]) -> np.ndar
 
 
 class Listener:
-    """The receiver's end of the link, counting what arrives (it never acknowledges)."""
+    """The receiver's end of the link, counting what arrives (it never acknowledges); it
+    sends `ask` (request frames) after the device's hello."""
 
-    def __init__(self) -> None:
+    def __init__(self, ask: bytes = b"") -> None:
+        self.ask = ask
         self.server = socket.create_server(("127.0.0.1", 0))
         self.port = self.server.getsockname()[1]
         self.counts: dict[str, int] = {}
@@ -88,6 +93,7 @@ class Listener:
         self.statuses: list[dict] = []
         self.logs: list[bytes] = []
         self.errors: list[str] = []
+        self.replies: list[dict] = []  # error and request_end
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
@@ -99,25 +105,33 @@ class Listener:
             while data := conn.recv(65536):
                 self.bytes += len(data)
                 decoder.feed(data)
-                self._take(decoder)
+                if self._take(decoder) and self.ask:
+                    conn.sendall(self.ask)
         decoder.finish()
         self._take(decoder)
 
-    def _take(self, decoder) -> None:
+    def _take(self, decoder) -> bool:
+        """Counts what has come; True when a hello was among it."""
+        hello = False
         for kind, item in decoder:
             if kind == "msg":
+                hello = hello or item["type"] == "hello"
                 self.counts[item["type"]] = self.counts.get(item["type"], 0) + 1
+                if item["type"] in ("error", "request_end"):
+                    self.replies.append(item)
                 if item["type"] == "status":
                     self.statuses.append(item)
             elif kind == "log":
                 self.logs.append(item)
             else:
                 self.errors.append(str(item))
+        return hello
 
 
-def run_device(tmp_path: Path, minutes) -> tuple[Listener, str]:
-    """The firmware with alexa over the given minutes of audio; what arrived, what it said."""
-    listener = Listener()
+def run_device(tmp_path: Path, minutes, ask: bytes = b"") -> tuple[Listener, str]:
+    """The firmware with alexa over the given minutes of audio, its link to a Listener
+    that sends `ask` after the hello; what arrived, what the firmware said."""
+    listener = Listener(ask)
     mic = socket.create_server(("127.0.0.1", 0))
     mic.settimeout(WAIT_S)
     config = {
@@ -188,3 +202,34 @@ def test_the_listener_does_see_audio_after_a_wake_word(tmp_path, speech_pool):
     assert listener.counts["clip_start"] == 1 and listener.counts["clip_end"] == 1
     assert listener.counts["clip_data"] > 0
     assert listener.bytes > 2 * RATE_HZ  # over a second of audio crossed the link
+
+
+def test_requests_over_plain_tcp_are_refused_and_nothing_audio_derived_is_sent(
+    tmp_path, speech_pool
+):
+    """A receiver on plain TCP asks for the models' outputs and for a recording, over a
+    minute of speech with the wake word in it: the device (config.json as deployed without
+    pairing: link.requests by default) refuses both, saying why, and sends no outputs and
+    no recording; the wake word's own clip still comes, as ever."""
+    from wakeward import tts
+
+    require_tools("espeak-ng", "sox")
+    rng = np.random.default_rng(SEED + 1)
+    minute = minute_of_audio(rng, speech_pool).astype(np.float64)
+    wake = tts.espeak("Alexa, what time is it?", tmp_path / "wake.wav").astype(np.float64)
+    at = 30 * RATE_HZ
+    minute[at : at + len(wake)] = wake * 0.5 + rng.normal(0, 30, len(wake))
+    ask = P.encode_request(P.MONITOR, 600, 1) + P.encode_request(P.RECORD, 10, 2)
+    listener, text = run_device(tmp_path, [minute.astype("<i2")], ask)
+    assert text.count("detected: alexa") == 1, text
+    assert set(listener.counts) == {
+        "hello", "status", "error", "request_end", "detection", "clip_start", "clip_data",
+        "clip_end",
+    }  # fmt: skip
+    assert "outputs" not in listener.counts and listener.counts["clip_start"] == 1
+    errors = [m for m in listener.replies if m["type"] == "error"]
+    ends = [m for m in listener.replies if m["type"] == "request_end"]
+    assert [(m["request_id"], m["reason"]) for m in ends] == [(1, 1), (2, 1)]  # refused
+    assert [m["code"] for m in errors] == [P.ERR_REFUSED, P.ERR_REFUSED]
+    assert all("not the paired owner's" in m["message"] for m in errors)
+    assert "link: request 1 refused: this link is plain TCP" in text

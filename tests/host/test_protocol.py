@@ -61,6 +61,8 @@ SAMPLES: list[dict] = [
         "score": 231,
         "rate_hz": 16000,
         "pre_roll_ms": 1500,
+        "kind": 0,
+        "request_id": 0,
     },
     {"type": "clip_data", "clip_id": 7, "seq": 0, "pcm": bytes(range(256)) * 2},
     {"type": "clip_data", "clip_id": 7, "seq": 0xFFFFFFFF, "pcm": b""},
@@ -78,10 +80,31 @@ SAMPLES: list[dict] = [
         "muted": 1,
         "audio_bytes": 0xFFFFFFFF,
         "free_heap": 61234,
+        "monitor_s": 0xFFFFFFFF,
+        "recordings": 3,
     },
     {"type": "ack", "clip_id": 0},
     {"type": "ack", "clip_id": 0xFFFFFFFF},
     {"type": "error", "code": 4, "message": "clip queue full: dropped clip 12"},
+    {
+        "type": "clip_start",
+        "clip_id": 12,
+        "model": "",
+        "score": 0,
+        "rate_hz": 16000,
+        "pre_roll_ms": 0,
+        "kind": 1,
+        "request_id": 0xFFFFFFFF,
+    },
+    {"type": "clip_end", "clip_id": 12, "samples": 160000, "reason": 4},
+    {"type": "request", "what": 1, "seconds": 600, "request_id": 0},
+    {"type": "request", "what": 2, "seconds": 0xFFFF, "request_id": 0xFFFFFFFF},
+    {"type": "outputs", "model": "alexa", "time_ms": 0x3FFFFFFF, "values": bytes(range(10))},
+    {"type": "outputs", "model": "okay_nabu", "time_ms": 0, "values": b"\xff" * 255},
+    {"type": "outputs", "model": "", "time_ms": 30, "values": b""},
+    {"type": "request_end", "request_id": 7, "reason": 0},
+    {"type": "request_end", "request_id": 0xFFFFFFFF, "reason": 5},
+    {"type": "error", "code": 6, "message": "request 7 refused: the speaker is muted"},
 ]
 
 
@@ -166,6 +189,17 @@ def test_clip_data_encoder_matches_encode_clip_data():
     assert P.decode(bytes(enc.frame(1, 2, 4)))["pcm"] == b"\x01\x02\x03\x04"
 
 
+def test_the_request_messages_are_laid_out_as_documented():
+    assert P.encode_request(P.RECORD, 10, 0x01020304)[6:-4] == b"\x02\x0a\x00\x04\x03\x02\x01"
+    assert P.encode_request_end(9, P.REQ_BUSY)[6:-4] == b"\x09\x00\x00\x00\x02"
+    assert P.encode_outputs("m", 30, b"\x01\x02")[6:-4] == b"\x01\x00m\x1e\x00\x00\x00\x02\x01\x02"
+    start = P.encode_clip_start(5, "", 0, 16000, 0, P.CLIP_RECORDING, 8)[6:-4]
+    assert start[-5:] == b"\x01\x08\x00\x00\x00"  # kind, then request_id
+    assert (P.REQUEST, P.OUTPUTS, P.REQUEST_END, P.VERSION) == (9, 10, 11, 4)
+    assert P.REQUEST_ENDS == ("done", "refused", "busy", "cancelled", "muted", "replaced")
+    assert P.REASONS[P.CANCELLED] == "cancelled" and P.KINDS == ("detection", "recording")
+
+
 def test_largest_frame_decodes():
     msg = {"type": "clip_data", "clip_id": 1, "seq": 2, "pcm": b"\x01\x80" * 2044}
     frame = P.encode_message(msg)
@@ -208,6 +242,16 @@ def test_largest_frame_decodes():
         (lambda: P.ClipDataEncoder(64).frame(-1, 0, 2), r"clip_data\.clip_id: -1"),
         (lambda: P.ClipDataEncoder(64).frame(1, 2**32, 2), r"clip_data\.seq"),
         (lambda: P.ClipDataEncoder(64).put(bytes(66)), r"pcm: 66 bytes exceeds"),
+        (lambda: P.encode_request(0, 10, 1), r"request\.what: unknown what 0"),
+        (lambda: P.encode_request(3, 10, 1), r"request\.what: unknown what 3"),
+        (lambda: P.encode_request(1, 0x10000, 1), r"request\.seconds: 65536 out of range"),
+        (lambda: P.encode_request(1, 10, -1), r"request\.request_id: -1 out of range"),
+        (lambda: P.encode_request_end(1, 6), r"request_end\.reason: unknown reason 6"),
+        (lambda: P.encode_outputs("m", 0, bytes(256)), r"outputs\.values length: 256"),
+        (lambda: P.encode_outputs("m", 0, [1, 2]), r"outputs\.values: expected bytes"),
+        (lambda: P.encode_outputs("m", 2**32, b""), r"outputs\.time_ms: 4294967296 out of"),
+        (lambda: P.encode_clip_start(1, "", 0, 16000, 0, 2), r"clip_start\.kind: unknown kind 2"),
+        (lambda: P.encode_clip_end(1, 0, 5), r"clip_end\.reason: unknown reason 5"),
     ],
 )
 def test_bad_values_raise_protocol_error_naming_the_field(call, match):
@@ -233,7 +277,23 @@ BAD_FRAMES = [
     (raw_frame(V, P.HELLO, b"\x00\x00\x00\x00\x01\x00"), r"hello\.auth: truncated"),
     (raw_frame(V, P.HELLO, b"\x00\x00\x00\x00\x01\x00\x02\x00"), r"hello\.auth: truncated"),
     (raw_frame(V, P.CLIP_DATA, bytes(8) + b"\x01"), r"clip_data\.pcm: odd length 1"),
-    (raw_frame(V, P.CLIP_END, bytes(8) + b"\x04"), r"clip_end\.reason: unknown reason 4"),
+    (raw_frame(V, P.CLIP_END, bytes(8) + b"\x05"), r"clip_end\.reason: unknown reason 5"),
+    (
+        raw_frame(V, P.CLIP_START, bytes(4) + b"\x00\x00\x00" + bytes(6) + b"\x02" + bytes(4)),
+        r"clip_start\.kind: unknown kind 2",
+    ),
+    (
+        raw_frame(V, P.CLIP_START, bytes(4) + b"\x00\x00\x00" + bytes(6) + b"\x01"),
+        r"clip_start\.request_id: truncated",
+    ),
+    (raw_frame(V, P.REQUEST, b"\x00\x0a\x00" + bytes(4)), r"request\.what: unknown what 0"),
+    (raw_frame(V, P.REQUEST, b"\x03\x0a\x00" + bytes(4)), r"request\.what: unknown what 3"),
+    (raw_frame(V, P.REQUEST, b"\x01\x0a\x00" + bytes(3)), r"request\.request_id: truncated"),
+    (raw_frame(V, P.REQUEST_END, bytes(4) + b"\x06"), r"request_end\.reason: unknown reason 6"),
+    (raw_frame(V, P.REQUEST_END, bytes(4) + b"\x00\x00"), r"request_end: 1 bytes after"),
+    (raw_frame(V, P.OUTPUTS, b"\x01\x00m" + bytes(4) + b"\x0a" + bytes(9)), r"values: truncated"),
+    (raw_frame(V, P.OUTPUTS, b"\x01\x00m" + bytes(3)), r"outputs\.time_ms: truncated"),
+    (raw_frame(V, P.OUTPUTS, b"\x01\x00\xff" + bytes(4) + b"\x00"), r"outputs\.model: not UTF-8"),
 ]
 
 

@@ -183,3 +183,46 @@ def test_record_from_the_pc_microphone(tmp_path, monkeypatch, capsys):
         f"wakeward: the capture command `head -c 8000 {raw}` ended after 0.25 s of a 2.5 s take"
     )
     assert sorted(p.name for p in out.iterdir()) == ["take-001.wav", "take-002.wav", "takes.json"]
+
+
+def test_record_from_the_speaker_asks_it_for_each_take(tmp_path, monkeypatch, capsys):
+    """--from-speaker: each take is one record request through the receiver
+    (devicerequests.record_from_speaker, tested end to end against the firmware in
+    tests/host/test_requests.py), asked for in whole seconds and cut to --seconds."""
+    asked: list[tuple] = []
+
+    def fake(options, seconds, takes=1, on_take=None, *, before_take=None, say=print, **kw):
+        asked.append(((options.host, options.port), seconds, takes))
+        before_take(0)
+        return [np.concatenate([take(len(asked)), np.zeros(RATE_HZ, np.int16)])]
+
+    from wakeward import devicerequests
+
+    monkeypatch.setattr(devicerequests, "record_from_speaker", fake)
+    monkeypatch.setattr(record, "PAUSE_S", 0.0)
+    out = tmp_path / "mine"
+    argv = ["record", "hey wakeward", "--out", str(out), "--takes", "2", "--seconds", "1.5"]
+    code = cli.main([*argv, "--from-speaker", "--tcp", "127.0.0.1:7070"])
+    said = capsys.readouterr()
+    assert code == 0, said.err
+    assert asked == [(("127.0.0.1", 7070), 2, 1)] * 2  # 1.5 s: asked for 2 s
+    assert ">>> beep: speak now" in said.out
+    for i, name in enumerate(("take-001.wav", "take-002.wav"), start=1):
+        assert np.array_equal(read_wav(out / name), take(i))  # cut to 1.5 s
+    info = json.loads((out / "takes.json").read_text())
+    assert {t["source"] for t in info["takes"]} == {"speaker"}
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--tcp", "127.0.0.1:7070"], "--tcp, --serial, --baud, --tls and --pairing go with "),
+        (["--from-speaker"], "where does the speaker connect"),
+        (["--from-speaker", "--tcp", "127.0.0.1:7070", "--seconds", "12"], "at most 10 s"),
+        (["--from-speaker", "--serial", "/dev/x", "--pairing", "p"], "--pairing goes with --tls"),
+    ],
+)
+def test_speaker_options_are_checked(tmp_path, capsys, extra, message):
+    code = cli.main(["record", "hey wakeward", "--out", str(tmp_path / "t"), *extra])
+    assert code == 1 and message in capsys.readouterr().err
+    assert not (tmp_path / "t").exists()
