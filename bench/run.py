@@ -417,6 +417,26 @@ def machine_line() -> str:
     )
 
 
+# Sections other scripts write into BENCHMARKS.md (bench/train_compare.py: `make
+# bench-train`, a long run of its own), kept as they are when `make bench` rewrites the file.
+KEPT_SECTIONS = ("## Trained models vs pymicro-wakeword",)
+
+
+def kept_sections(path: Path) -> str:
+    """The KEPT_SECTIONS of the BENCHMARKS.md at `path`, each up to the next section."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return ""
+    out = []
+    for title in KEPT_SECTIONS:
+        start = text.find(title)
+        if start >= 0:
+            end = text.find("\n## ", start + len(title))
+            out.append(text[start : end + 1 if end >= 0 else len(text)].rstrip("\n") + "\n")
+    return "\n".join(out)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=REPO / "BENCHMARKS.md")
@@ -436,7 +456,8 @@ def main() -> int:
             *sections,
         ]
     )
-    args.out.write_text(text + "\n")
+    kept = kept_sections(args.out)
+    args.out.write_text(text + "\n" + ("\n" + kept if kept else ""))
     print(f"bench: wrote {args.out}")
     return 0
 

@@ -39,6 +39,7 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         tls=_tls_pairing(args),
         device_id=args.device_id,
         say=sim.json_lines_stdout if args.json else sim.main_stdout,
+        allow_requests=args.allow_requests,
     )
 
 
@@ -133,7 +134,7 @@ def _tls_pairing(args: argparse.Namespace) -> Pairing | None:
     return pairing.Pairing(args.pairing)
 
 
-def _add_tls_options(p: argparse.ArgumentParser, what: str) -> None:
+def _add_tls_options(p: argparse.ArgumentParser | argparse._ArgumentGroup, what: str) -> None:
     p.add_argument("--tls", action="store_true", help=what)
     p.add_argument("--pairing", type=Path, metavar="DIR", help=_PAIRING_DIR_HELP)
 
@@ -344,6 +345,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--device-id", help="the simulated device's id (default: sim)")
     p.add_argument(
+        "--allow-requests",
+        action="store_true",
+        help="honour the owner's requests (`wakeward monitor --tcp`) on a plain-TCP --link "
+        'too: link.requests "any" in its config.json (by default only over --tls or serial)',
+    )
+    p.add_argument(
         "--flash",
         type=Path,
         metavar="DIR",
@@ -466,6 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_board_parsers(sub)
     _add_train_data_parser(sub)
     _add_train_parser(sub)
+    _add_evaluate_parser(sub)
     trymodel.add_parser(sub)
     record.add_parser(sub)
     return parser
@@ -531,12 +539,38 @@ def _add_clips_parser(sub: argparse._SubParsersAction) -> None:
 def _cmd_monitor(args: argparse.Namespace) -> int:
     from wakeward import monitor, sim
 
-    if (args.source is None) == (args.sim is None):
+    device = args.tcp is not None or args.serial is not None
+    if [args.source is not None, args.sim is not None, device].count(True) != 1:
         raise WakewardError(
             "monitor: give the records' source: - (stdin, e.g. `wakeward sim x.wav --model "
-            "alexa --json | wakeward monitor -`), a file of them, or --sim AUDIO.wav --model NAME"
+            "alexa --json | wakeward monitor -`), a file of them, --sim AUDIO.wav --model NAME, "
+            "or a speaker: --tcp HOST:PORT or --serial PORT"
         )
     size = monitor.parse_size(args.size) if args.size is not None else None
+    if device:
+        from wakeward import devicerequests
+
+        options = devicerequests.ListenOptions.parse(
+            tcp=args.tcp,
+            serial=args.serial,
+            baud=args.baud,
+            pairing=_tls_pairing(args),
+            store=args.store,
+        )
+        devicerequests.monitor_device(
+            options,
+            seconds=args.seconds,
+            model_specs=args.model,
+            save=args.save,
+            size=size,
+            records=args.records,
+        )
+        return 0
+    speaker_only = (args.seconds, args.records, args.store, args.baud, args.pairing)
+    if args.tls or any(x is not None for x in speaker_only):
+        raise WakewardError(
+            "--seconds, --records, --store, --baud, --tls and --pairing go with --tcp or --serial"
+        )
     if args.sim is not None:
         if not args.model:
             raise WakewardError("monitor --sim: name at least one --model to run")
@@ -579,7 +613,8 @@ def _add_monitor_parser(sub: argparse._SubParsersAction) -> None:
         description=(
             "Chart each model's output per invocation (0..1), its detection cutoff and its "
             "detections, from `wakeward sim ... --json` records: piped in (SOURCE -), "
-            "recorded in a file, or from a sim run here (--sim). On a terminal the chart "
+            "recorded in a file, from a sim run here (--sim), or live from a speaker "
+            "(--tcp/--serial, below). On a terminal the chart "
             "follows the last 10 s live and ends showing the whole run; elsewhere it is "
             "printed once at the end. A line that is not a record is named by its number and "
             "skipped, and the command exits 1."
@@ -610,7 +645,37 @@ def _add_monitor_parser(sub: argparse._SubParsersAction) -> None:
         help="the PNG's size in pixels (default: 1000 wide, 240 high per model plus 120)",
     )
     _add_heap_option(p, unixport.MODEL_HEAP_PROFILE)
+    _add_monitor_device_options(p)
     p.set_defaults(func=_cmd_monitor)
+
+
+def _add_monitor_device_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group(
+        "a speaker's own outputs",
+        "Act as the receiver the speaker connects to (as it connects to `wakeward listen`; "
+        "only one of the two can listen on a port at a time) and ask it for its models' "
+        "outputs: renewed before each request expires, until --seconds or Ctrl-C. Detection "
+        "clips that arrive meanwhile go into the clip store as listen puts them. The speaker "
+        "honours this only from its paired owner (--tls with the pairing, or its USB serial "
+        'port) unless its config.json says link.requests "any"; its LED blinks meanwhile.',
+    )
+    g.add_argument("--tcp", metavar="HOST:PORT", help="listen on this address (as listen)")
+    g.add_argument("--serial", metavar="PORT", help="the board's USB serial port (as listen)")
+    g.add_argument("--baud", type=int, metavar="N", help="with --serial: the port's speed")
+    _add_tls_options(g, "TLS with the receiver's identity; only paired devices (as listen)")
+    g.add_argument(
+        "--seconds",
+        type=float,
+        metavar="N",
+        help="monitor for N seconds (default: until Ctrl-C)",
+    )
+    g.add_argument(
+        "--records",
+        type=Path,
+        metavar="FILE.jsonl",
+        help="also write the records there, as `wakeward sim --json` prints them",
+    )
+    g.add_argument("--store", type=Path, metavar="DIR", help="the clip store folder (as listen)")
 
 
 def _cmd_pair(args: argparse.Namespace) -> int:
@@ -942,7 +1007,28 @@ def _cmd_train(args: argparse.Namespace) -> int:
             owner=tuple(args.owner),
             false_wakes=tuple(args.false_wakes),
             false_wake_store=_false_wake_store(args),
+            target_fa_per_hour=pipeline.evaluate.DEFAULT_TARGET_FA_PER_HOUR
+            if args.target_fa_per_hour is None
+            else args.target_fa_per_hour,
+            eval_hours=args.eval_hours,
         )
+    )
+
+
+def _add_evaluation_options(p: argparse.ArgumentParser, hours_option: str, default: str) -> None:
+    p.add_argument(
+        "--target-fa-per-hour",
+        type=float,
+        metavar="X",
+        help="choose the cutoff and sliding window with the lowest FRR at no more than X "
+        "false accepts per hour on the held-out negative audio (default: 0.5)",
+    )
+    p.add_argument(
+        hours_option,
+        type=float,
+        metavar="H",
+        help="hours of held-out negative audio, built into the dataset folder once and "
+        f"reused (default: {default})",
     )
 
 
@@ -953,10 +1039,12 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
         description=(
             "Build the training data (as train-data does) or reuse it from --data, train the "
             "model, export it as a streaming int8 TFLite model with the microWakeWord v2 "
-            "interface, choose a cutoff on the held-out clips and check the device "
-            "interpreter against TFLite Micro. Writes OUT/NAME.tflite, OUT/NAME.json (the "
-            "microWakeWord v2 manifest), OUT/NAME.wakeward.json (data, training and "
-            "evaluation figures) and OUT/NAME.keras, NAME being the folder's name. Needs the "
+            "interface, evaluate it on the held-out positives and hours of held-out negative "
+            "audio, choose the cutoff and window for the target false accepts per hour and "
+            "check the device interpreter against TFLite Micro. Writes OUT/NAME.tflite, "
+            "OUT/NAME.json (the microWakeWord v2 manifest), OUT/NAME.wakeward.json (data, "
+            "training and evaluation figures), OUT/NAME.det.png (the DET curve) and "
+            "OUT/NAME.keras, NAME being the folder's name. Needs the "
             "train extra (TensorFlow): make venv-train. Seeded: the same arguments give the "
             "same model on the same machine."
         ),
@@ -988,7 +1076,53 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
         choices=["espeak-ng", "mbrola", "flite", "festival"],
         help="use only this TTS engine (repeatable; default: every one installed)",
     )
+    _add_evaluation_options(p, "--eval-hours", "3; 0.04 with --quick")
     p.set_defaults(func=_cmd_train)
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from wakeward_train import evalcmd  # TFLite Micro only: TensorFlow is never imported
+
+    return evalcmd.evaluate_cmd(
+        args.model,
+        args.data,
+        target_fa_per_hour=args.target_fa_per_hour,
+        hours=args.hours,
+        det=args.det,
+        json_out=args.json,
+    )
+
+
+def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="FRR and false accepts per hour of a wake-word model on held-out audio",
+        description=(
+            "Run a microWakeWord v2 model on TFLite Micro, as the device runs it, over hours "
+            "of everyday held-out audio made from the dataset's held-out voices (built into "
+            "DIR/eval_streams once, then reused, so every model hears the same sounds) and "
+            "over its held-out positives, through the device's detection rule. Prints the "
+            "FRR and false accepts per hour at the cutoff and window chosen for the target, "
+            "the FRR at 0.5, 1 and 2 false accepts per hour, and at the model's own manifest "
+            "cutoff and window. Needs tflite-micro (the reference extra), not TensorFlow."
+        ),
+    )
+    p.add_argument(
+        "model",
+        help="a pymicro-wakeword model name (alexa, hey_jarvis, hey_mycroft, okay_nabu), a "
+        ".tflite file, a model folder written by `wakeward train` or its NAME.json",
+    )
+    p.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="a dataset folder (`wakeward train-data`): its held-out voices and clips",
+    )
+    _add_evaluation_options(p, "--hours", "3")
+    p.add_argument("--det", type=Path, metavar="PNG", help="save the DET curve there")
+    p.add_argument("--json", type=Path, metavar="OUT", help="save every figure there (JSON)")
+    p.set_defaults(func=_cmd_evaluate)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -21,7 +21,7 @@ if not backend.available():
         allow_module_level=True,
     )
 
-from wakeward_train import dataset, export, model, pipeline, train  # noqa: E402
+from wakeward_train import dataset, evaluate, export, model, pipeline, streams, train  # noqa: E402
 
 from tests.conftest import require_tools  # noqa: E402
 from tests.training.conftest import WORDS  # noqa: E402
@@ -161,8 +161,7 @@ def test_quick_train_exports_a_bit_exact_model_with_a_v2_manifest(tiny_data, tmp
         "tensor_arena_size",
         "minimum_esphome_version",
     }
-    assert micro["feature_step_size"] == 10 and micro["sliding_window_size"] == 5
-    assert 0.5 <= micro["probability_cutoff"] <= 0.99
+    assert micro["feature_step_size"] == 10
     ours = json.loads((out / "hey_jarvis_test.wakeward.json").read_text())
     facts = ours["export"]
     assert micro["tensor_arena_size"] > facts["tflm_arena_bytes_64bit"]
@@ -176,10 +175,29 @@ def test_quick_train_exports_a_bit_exact_model_with_a_v2_manifest(tiny_data, tmp
     }
     assert np.float32(facts["input"]["scale"]) == model.INPUT_SCALE
     assert facts["output"]["type"] == "UINT8" and facts["output"]["shape"] == [1, 1]
-    assert facts["agreement"]["max_abs_diff"] <= 0.2
+    assert facts["agreement"]["p99_abs_diff"] <= export.AGREEMENT_P99_LIMIT
+    assert facts["agreement"]["max_abs_diff"] <= export.AGREEMENT_MAX_LIMIT
     assert ours["device_check"]["bit_exact"] is True
     assert ours["data"]["counts"]["train"]["positive/tts"] > 0
-    assert ours["evaluation"]["false_accepts_per_hour"] is None  # the evaluation stage's
+    # the cutoff and window come from the evaluation stage: FA/h on the negative streams
+    ev = ours["evaluation"]
+    assert (micro["probability_cutoff"], micro["sliding_window_size"]) == (
+        ev["probability_cutoff"],
+        ev["sliding_window_size"],
+    )
+    assert int(micro["probability_cutoff"] * 255) == ev["cutoff_u8"]
+    assert ev["sliding_window_size"] in evaluate.WINDOWS
+    assert ev["negative_hours"] == streams.QUICK_HOURS == ev["negative_streams"]["hours"]
+    assert ev["false_accepts_per_hour"] == round(ev["false_accepts"] / streams.QUICK_HOURS, 4)
+    assert ev["target_fa_per_hour"] == 0.5 and isinstance(ev["target_met"], bool)
+    heldout_positives = [r for r in tiny_data.records if r.split == "heldout" and r.label == 1]
+    assert ev["positives"] == len(heldout_positives)
+    assert ev["negative_streams"]["unique_speech_minutes"] > 0
+    assert set(ev["curve"]["by_window"]) == {str(w) for w in evaluate.WINDOWS}
+    assert ev["false_reject_rate"] == round(ev["missed"] / ev["positives"], 4)
+    assert ev["det_png"] == "hey_jarvis_test.det.png"
+    assert (out / ev["det_png"]).read_bytes()[:4] == b"\x89PNG"
+    assert "evaluate: hey_jarvis_test: cutoff " in said and "FA/h (target 0.5/h:" in said
 
     # and `wakeward model check` on random inputs, as a user would run it
     from wakeward import modelcheck

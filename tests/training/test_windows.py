@@ -1,4 +1,5 @@
-"""Training windows and the held-out clip evaluation: numpy only (no TensorFlow needed)."""
+"""Training windows and the per-clip detection rule: numpy only (no TensorFlow needed).
+The evaluation stage itself is tested in test_evaluate.py and test_streams.py."""
 
 from __future__ import annotations
 
@@ -132,27 +133,26 @@ def test_detection_follows_the_device_rule():
 
 
 def test_manifest_cutoffs_survive_esphomes_truncation():
-    for c in range(evaluate.MIN_CUTOFF_U8, evaluate.MAX_CUTOFF_U8 + 1):
+    for c in range(evaluate.HIGHEST_CUTOFF_U8 + 1):
         p = evaluate.manifest_cutoff(c)
         assert int(p * 255) == c and round(p, 3) == p
 
 
-def test_the_operating_point_accepts_no_held_out_negative():
-    rng = np.random.default_rng(2)
-    clips = []
-    for i in range(30):
-        label = i % 2
-        out = rng.integers(0, 60, 40).astype(np.uint8)
-        if label:
-            out[20:28] = rng.integers(200, 256, 8)
-        elif i % 6 == 0:
-            out[10:16] = 190  # a confusable that looks like the word, a bit
-        clips.append(evaluate.ClipOutputs(record(i, label, 40, 0), out))
-    point = evaluate.choose_operating_point(clips, window=5)
-    assert point.false_accepts == 0 and point.cutoff_u8 >= 152
-    negatives = [c.outputs for c in clips if c.record.label == 0]
-    assert not any(evaluate.detects(o, point.cutoff_u8, 5) for o in negatives)
-    assert point.missed == sum(
-        not evaluate.detects(c.outputs, point.cutoff_u8, 5) for c in clips if c.record.label
-    )
-    assert point.positives == 15 and point.negatives == 15
+def test_stream_windows_come_from_their_part_of_each_stream():
+    length = 10
+    # every frame holds its index in its stream, so a window tells where it came from
+    marks = [np.repeat(np.arange(n, dtype=np.int8)[:, None], 40, axis=1) for n in (120, 100)]
+    rng = np.random.default_rng(0)
+    w = windows.stream_windows(marks, length, 400, rng, (0.0, 0.9))
+    assert len(w) == 400 and w.x.shape == (400, length, 40)
+    assert not w.y.any() and set(w.kind.tolist()) == {windows.STREAM} and set(w.clip) == {-1}
+    ends = w.x[:, -1, 0].astype(np.int64)
+    assert np.all(np.diff(w.x[:, :, 0].astype(np.int64), axis=1) == 1)  # consecutive frames
+    starts_late = windows.stream_windows(marks, length, 400, rng, (0.9, 1.0))
+    late_first = starts_late.x[:, 0, 0].astype(np.int64)
+    # fitting windows end before 90% of their stream; validation windows start after it
+    assert ends.max() < 0.9 * 120 and late_first.min() >= int(0.9 * 100)
+    both = windows.concat(w, starts_late)
+    assert len(both) == 800 and list(both.counts()) == [windows.STREAM]
+    with pytest.raises(WakewardError, match="part"):
+        windows.stream_windows(marks, length, 1, rng, (0.5, 0.5))

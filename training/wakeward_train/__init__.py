@@ -17,8 +17,16 @@ Model stages (TensorFlow, the optional `train` extra; imported only when used):
   resource variables) sharing every layer.
 - `windows` + `train`: windows of the receptive field, class weights, early stopping.
 - `export`: streaming, fully int8 TFLite, inspected and compared with the Keras model.
-- `evaluate`: held-out clips through the int8 model on TFLite Micro, ESPHome's rule.
 - `pipeline`: `wakeward train`, from the phrase to a checked model and its manifests.
+
+Evaluation stage (TFLite Micro and numpy, no TensorFlow: `wakeward evaluate` runs it on any
+microWakeWord v2 model):
+
+- `scenes` + `streams`: hours of everyday held-out audio (held-out voices, texts training
+  never said), as device features, cached in the dataset folder.
+- `evaluate`: the model on TFLite Micro through the device's detection rule: FRR, false
+  accepts per hour, the curve, the cutoff and window for a target FA/h.
+- `detplot`: the DET curve (PNG). `evalcmd`: `wakeward evaluate MODEL --data DIR`.
 """
 
 __version__ = "0.1.0"

@@ -1,41 +1,310 @@
-"""Held-out evaluation of an exported model, clip by clip, as the device would run it.
+"""Evaluation of a streaming wake-word model as the device runs it: false rejects on the
+held-out positives, false accepts per hour on hours of held-out negative audio, a DET curve,
+and the cutoff and sliding window for a target FA/h.
 
-Every held-out clip is streamed through the int8 model on TFLite Micro (the reference the
-device interpreter matches bit for bit) from a fresh state, after a left context of the
-clip's own first frames mirrored (so the streaming buffers hold room noise, not zeros),
-and its uint8 outputs go through ESPHome's detection rule (firmware/wakeword.py): a
-detection when the sum of the last `sliding_window_size` outputs exceeds
-`int(probability_cutoff * 255) * sliding_window_size`. A positive clip is missed when no
-output detects; a negative clip is a false accept when any does.
+The model (any microWakeWord v2 .tflite: ours, or pymicro-wakeword's) runs on TFLite Micro
+(`export.Reference`, which the device interpreter equals bit for bit), one uint8 output per
+3 feature frames, continuously from a fresh state over each stream, and the outputs go
+through the device's detection rule, `wakeward.detector.detections` (ESPHome's sliding
+window, with its hold-off of 100 frames at start and after every detection):
 
-`choose_operating_point` picks the cutoff for a sliding window (default 5, microWakeWord's):
-the lowest cutoff at which no held-out negative clip is a false accept (so the fewest
-positives are missed), no lower than 0.5. That is an interim choice from a few hundred
-short clips.
+- false accepts: every detection on the negative streams (streams.py: each chunk of at
+  most an hour is a device that has just started and then listens); FA/h = false accepts /
+  hours. With H hours one false accept is 1/H per hour, so the count is kept beside the rate;
+- false rejects: the held-out positive clips are one continuous stream too, each clip after
+  a lead-in of LEAD_IN_S seconds of held-out background (room tone or noise, from the
+  streams' cache), so the model's state and the detector's hold-off are those of a device
+  that has been listening (3 s: longer than the hold-off, 1 s, and than our models' receptive
+  field, 1.37 s, so one clip's detection or sound never reaches the next clip). A clip is
+  detected when the device detects from its first frame to POSITIVE_GRACE_S after its last
+  (the model answers a little after the phrase ends; the clips' tails are 0.1-0.4 s);
+  detections elsewhere in the lead-ins are counted apart.
 
-Still to come here (issue 7, evaluation stage): false accepts per hour on several hours of
-long held-out negative streams, a DET curve (PNG), and the cutoff/window chosen for a target
-FA/h (default 0.5 per hour); `OperatingPoint` and the manifest's `micro` fields are where
-that result goes.
+`measure_curve` gives, for every sliding window in WINDOWS and every uint8 cutoff
+(`int(probability_cutoff * 255)`, as the device truncates it), the false accepts and the
+missed clips. Each window's cutoffs are scanned from 254 down to 1 (at 255 no window sum
+can exceed it; at 0 no output is below it, so the hold-off never ends) and the scan stops
+once the false accepts pass both CURVE_STOP_FA_PER_HOUR and CURVE_STOP_FALSE_ACCEPTS (the
+curve beyond is of no use and its detections cost time).
+
+`choose` picks the operating point: the lowest FRR among the points with FA/h <= target
+(default 0.5 per hour) and a cutoff of at least MIN_CHOSEN_CUTOFF_U8 (probability 0.5),
+ties broken towards the higher cutoff, then fewer false accepts, then the smaller window.
+When no point meets the target, the point with the fewest false accepts (then the lowest
+FRR, the higher cutoff) is chosen and `target_met` is false. The floor is there because the
+negative audio is synthetic (TTS voices, made-up rooms): a model with no false accept in it
+down to a cutoff of 0.2 would still wake on real homes' sounds, and a few hours without a
+false accept are weak evidence (one would be 1/H per hour). The curve and the FRR at fixed
+FA/h (`best_at`, for comparing models) cover every cutoff.
+
+The held-out negative clips are also scored one by one (each from a fresh state after a
+mirrored left context, no hold-off: ESPHome's rule on the clip alone) for the count of
+clips that would be accepted at the chosen point, by kind: cheap extra information.
 """
 
 from __future__ import annotations
 
+import struct
+import time
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+from wakeward import detector
 from wakeward.audio import RATE_HZ
 from wakeward.errors import WakewardError
 
+from wakeward_train import streams as evstreams
 from wakeward_train.dataset import HELDOUT, ClipRecord, Dataset
 from wakeward_train.export import Reference
-from wakeward_train.model import FEATURES, STRIDE, ModelConfig
+from wakeward_train.model import FEATURES, STRIDE
 
-DEFAULT_WINDOW = 5
-MIN_CUTOFF_U8 = 127  # probability 0.5
-MAX_CUTOFF_U8 = 252  # 0.99
+DEFAULT_TARGET_FA_PER_HOUR = 0.5
+WINDOWS = (3, 5, 7, 10)
+REPORT_FA_PER_HOUR = (0.5, 1.0, 2.0)  # FRR at these FA/h, to compare models
+HIGHEST_CUTOFF_U8 = 254  # at 255 nothing can detect (a window sum > 255 * window)
+LOWEST_CUTOFF_U8 = 1  # at 0 nothing can either: the hold-off counts only outputs below it
+MIN_CHOSEN_CUTOFF_U8 = 127  # probability 0.5: the lowest cutoff `choose` writes to a manifest
+CURVE_STOP_FA_PER_HOUR = 100.0
+CURVE_STOP_FALSE_ACCEPTS = 10
+POSITIVE_GRACE_S = 0.5
+FRAMES_PER_SECOND = 100  # one feature frame per 10 ms
+DEFAULT_CONTEXT_FRAMES = 150  # mirrored context for the per-clip figures (>= our 137)
+INSTALL_REFERENCE = (
+    "evaluating a model needs TFLite Micro (PyPI tflite-micro, the `reference` extra): "
+    "pip install -c constraints.txt -e '.[reference]'"
+)
+Say = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+# -- the model on TFLite Micro -------------------------------------------------------------
+
+
+def load_reference(flatbuffer: bytes, where: str | Path) -> Reference:
+    """TFLite Micro running the model, after checking it is a microWakeWord streaming model
+    (int8 [1, 3, 40] in, one uint8 out)."""
+    try:
+        from tflite_micro.python.tflite_micro import runtime
+    except ImportError:
+        raise WakewardError(INSTALL_REFERENCE) from None
+    try:
+        it = runtime.Interpreter.from_bytes(flatbuffer)
+        inp, out = it.get_input_details(0), it.get_output_details(0)
+        ref = Reference(flatbuffer)
+    except (RuntimeError, ValueError, IndexError, struct.error) as e:
+        raise WakewardError(f"{where}: TFLite Micro cannot load the model ({e})") from None
+    shape = [1, STRIDE, FEATURES]
+    if (
+        list(inp["shape"]) != shape
+        or np.dtype(inp["dtype"]) != np.int8
+        or int(np.prod(out["shape"])) != 1
+        or np.dtype(out["dtype"]) != np.uint8
+    ):
+        raise WakewardError(
+            f"{where}: not a microWakeWord streaming model (int8 {shape} in, one uint8 out); "
+            f"it has {np.dtype(inp['dtype']).name} {list(inp['shape'])} in, "
+            f"{np.dtype(out['dtype']).name} {list(out['shape'])} out"
+        )
+    return ref
+
+
+def run_stream(ref: Reference, frames: np.ndarray) -> np.ndarray:
+    """uint8 outputs over one stream from a fresh state (whole invocations only)."""
+    steps = len(frames) // STRIDE
+    ref.reset()
+    return ref.run(np.asarray(frames[: steps * STRIDE]).reshape(steps, STRIDE, FEATURES))
+
+
+@dataclass
+class Outputs:
+    """A model's outputs on an evaluation set."""
+
+    negative: list[np.ndarray]  # uint8, one array per negative stream chunk
+    negative_hours: float
+    positive: np.ndarray  # uint8, the positive stream
+    clip_spans: np.ndarray  # (clips, 2): the invocations [first, end) that count per clip
+    seconds: float  # TFLite Micro time
+
+    @property
+    def invocations(self) -> int:
+        return sum(len(o) for o in self.negative) + len(self.positive)
+
+
+def invocation_spans(frame_spans: np.ndarray, grace_frames: int) -> np.ndarray:
+    """Frame spans [a, b) as the invocations whose last frame (3k + 2) lies in
+    [a, b + grace_frames)."""
+    last = STRIDE - 1
+    spans = np.asarray(frame_spans, np.int64)
+    first = np.maximum(0, -(-(spans[:, 0] - last) // STRIDE))
+    end = -(-(spans[:, 1] + grace_frames - last) // STRIDE)
+    return np.stack([first, end], axis=1)
+
+
+def run_model(
+    ref: Reference, streams: evstreams.EvalStreams, positives: evstreams.PositiveStream
+) -> Outputs:
+    t = time.monotonic()
+    negative = [run_stream(ref, chunk) for chunk in streams.chunks]
+    positive = run_stream(ref, positives.frames)
+    grace = int(round(POSITIVE_GRACE_S * FRAMES_PER_SECOND))
+    return Outputs(
+        negative=negative,
+        negative_hours=streams.hours,
+        positive=positive,
+        clip_spans=invocation_spans(positives.spans, grace),
+        seconds=time.monotonic() - t,
+    )
+
+
+# -- counting, as the device detects --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Point:
+    """One (window, cutoff): false accepts on the negative streams, missed positive clips,
+    and detections in the positives' lead-ins."""
+
+    window: int
+    cutoff_u8: int
+    false_accepts: int
+    missed: int
+    leadin_detections: int
+
+
+def measure(outputs: Outputs, cutoff_u8: int, window: int) -> Point:
+    fa = sum(len(detector.detections(o, cutoff_u8, window)) for o in outputs.negative)
+    hits = detector.detections(outputs.positive, cutoff_u8, window)
+    lo = np.searchsorted(hits, outputs.clip_spans[:, 0], side="left")
+    hi = np.searchsorted(hits, outputs.clip_spans[:, 1], side="left")
+    detected = hi > lo
+    return Point(
+        window=window,
+        cutoff_u8=cutoff_u8,
+        false_accepts=fa,
+        missed=int(np.count_nonzero(~detected)),
+        leadin_detections=int(len(hits) - np.sum(hi - lo)),
+    )
+
+
+@dataclass
+class Curve:
+    points: list[Point]
+    positives: int
+    hours: float
+
+    def frr(self, p: Point) -> float:
+        return p.missed / self.positives
+
+    def fa_per_hour(self, p: Point) -> float:
+        return p.false_accepts / self.hours
+
+    def within(self, fa_per_hour: float) -> list[Point]:
+        """The points whose FA/h is at most `fa_per_hour` (counts compared, not rates)."""
+        limit = fa_per_hour * self.hours
+        return [p for p in self.points if p.false_accepts <= limit + 1e-9]
+
+    def compact(self) -> dict[str, list[list[int]]]:
+        """Per window, [cutoff_u8, false_accepts, missed] where either changes (and the
+        scan's first and last cutoffs)."""
+        out: dict[str, list[list[int]]] = {}
+        for w in sorted({p.window for p in self.points}):
+            pts = [p for p in self.points if p.window == w]
+            keep = [
+                [p.cutoff_u8, p.false_accepts, p.missed]
+                for i, p in enumerate(pts)
+                if i in (0, len(pts) - 1)
+                or (p.false_accepts, p.missed) != (pts[i - 1].false_accepts, pts[i - 1].missed)
+            ]
+            out[str(w)] = keep
+        return out
+
+
+def measure_curve(outputs: Outputs, windows: Sequence[int] = WINDOWS) -> Curve:
+    stop = max(CURVE_STOP_FALSE_ACCEPTS, CURVE_STOP_FA_PER_HOUR * outputs.negative_hours)
+    points = []
+    for window in windows:
+        for cutoff in range(HIGHEST_CUTOFF_U8, LOWEST_CUTOFF_U8 - 1, -1):
+            p = measure(outputs, cutoff, window)
+            points.append(p)
+            if p.false_accepts > stop:
+                break
+    return Curve(points, len(outputs.clip_spans), outputs.negative_hours)
+
+
+# -- the choice ------------------------------------------------------------------------------
+
+
+def _frr_first(p: Point) -> tuple[int, int, int, int]:
+    return (p.missed, -p.cutoff_u8, p.false_accepts, p.window)
+
+
+def best_at(curve: Curve, fa_per_hour: float) -> Point | None:
+    """The lowest FRR with FA/h <= fa_per_hour (ties: higher cutoff, fewer false accepts,
+    smaller window); None when no point gets there."""
+    ok = curve.within(fa_per_hour)
+    return min(ok, key=_frr_first) if ok else None
+
+
+def manifest_cutoff(cutoff_u8: int) -> float:
+    """A probability_cutoff that ESPHome's int(p * 255) turns back into `cutoff_u8`."""
+    p = round((cutoff_u8 + 0.5) / 255, 3)
+    if int(p * 255) != cutoff_u8:
+        raise WakewardError(f"cutoff {cutoff_u8} has no 3-decimal probability")
+    return p
+
+
+@dataclass
+class OperatingPoint:
+    probability_cutoff: float  # manifest value; int(x * 255) == cutoff_u8
+    cutoff_u8: int
+    sliding_window_size: int
+    positives: int
+    missed: int
+    false_reject_rate: float
+    false_accepts: int
+    false_accepts_per_hour: float
+    negative_hours: float
+    target_fa_per_hour: float
+    target_met: bool
+    leadin_detections: int
+
+    @classmethod
+    def of(cls, curve: Curve, p: Point, target: float, met: bool) -> OperatingPoint:
+        return cls(
+            probability_cutoff=manifest_cutoff(p.cutoff_u8),
+            cutoff_u8=p.cutoff_u8,
+            sliding_window_size=p.window,
+            positives=curve.positives,
+            missed=p.missed,
+            false_reject_rate=round(curve.frr(p), 4),
+            false_accepts=p.false_accepts,
+            false_accepts_per_hour=round(curve.fa_per_hour(p), 4),
+            negative_hours=round(curve.hours, 4),
+            target_fa_per_hour=target,
+            target_met=met,
+            leadin_detections=p.leadin_detections,
+        )
+
+
+def choose(curve: Curve, target_fa_per_hour: float = DEFAULT_TARGET_FA_PER_HOUR) -> OperatingPoint:
+    if not curve.points:
+        raise WakewardError("no evaluation points to choose from")
+    floor = [p for p in curve.within(target_fa_per_hour) if p.cutoff_u8 >= MIN_CHOSEN_CUTOFF_U8]
+    best = min(floor, key=_frr_first) if floor else None
+    if best is not None:
+        return OperatingPoint.of(curve, best, target_fa_per_hour, True)
+    fewest = min(curve.points, key=lambda p: (p.false_accepts, *_frr_first(p)))
+    return OperatingPoint.of(curve, fewest, target_fa_per_hour, False)
+
+
+# -- the held-out clips one by one (extra information) ------------------------------------
 
 
 @dataclass
@@ -51,118 +320,191 @@ def stream_clip(ref: Reference, clip: np.ndarray, context: int) -> np.ndarray:
     frames = np.asarray(clip)
     if lead:
         frames = np.pad(frames, ((lead, 0), (0, 0)), mode="symmetric")
-    steps = len(frames) // STRIDE
-    ref.reset()
-    out = ref.run(frames[: steps * STRIDE].reshape(steps, STRIDE, FEATURES))
-    return out[lead // STRIDE :]
+    return run_stream(ref, frames)[lead // STRIDE :]
 
 
 def score(
-    flatbuffer: bytes, data: Dataset, config: ModelConfig, split: str = HELDOUT
+    ref: Reference, data: Dataset, context: int, label: int, split: str = HELDOUT
 ) -> list[ClipOutputs]:
-    """Every clip of `split` streamed through the int8 model."""
-    ref = Reference(flatbuffer)
-    records = [r for r in data.records if r.split == split and r.frames > 0]
-    if not records:
-        raise WakewardError(f"{data.path}: no {split} clips to evaluate on")
-    return [
-        ClipOutputs(r, stream_clip(ref, data.clip(r), config.receptive_frames)) for r in records
-    ]
+    """Every clip of `split` with `label`, streamed alone through the model."""
+    records = [r for r in data.records if r.split == split and r.label == label and r.frames]
+    return [ClipOutputs(r, stream_clip(ref, data.clip(r), context)) for r in records]
 
 
 def detects(outputs: np.ndarray, cutoff_u8: int, window: int) -> bool:
-    """ESPHome's rule over one clip: sum of the last `window` outputs > cutoff * window."""
+    """ESPHome's rule over one clip, no hold-off: a sum of the last `window` outputs
+    > cutoff * window."""
     if len(outputs) == 0:
         return False
     sums = np.convolve(outputs.astype(np.int64), np.ones(window, np.int64))[: len(outputs)]
     return bool(np.any(sums > cutoff_u8 * window))
 
 
-def peak_means(clips: list[ClipOutputs], window: int) -> np.ndarray:
-    """Each clip's highest sliding-window sum, over the window: it detects at cutoff c
-    exactly when this is > c."""
-    out = np.zeros(len(clips))
-    for i, c in enumerate(clips):
-        if len(c.outputs):
-            s = np.convolve(c.outputs.astype(np.int64), np.ones(window, np.int64))
-            out[i] = s[: len(c.outputs)].max() / window
-    return out
+def clip_figures(clips: list[ClipOutputs], cutoff_u8: int, window: int) -> dict[str, Any]:
+    accepted = [c for c in clips if detects(c.outputs, cutoff_u8, window)]
+    return {
+        "rule": "each held-out negative clip alone, fresh state after a mirrored context, "
+        "no hold-off",
+        "clips": len(clips),
+        "accepted": len(accepted),
+        "accepted_by_kind": dict(sorted(Counter(c.record.kind for c in accepted).items())),
+        "hours": round(sum(c.record.samples for c in clips) / RATE_HZ / 3600, 4),
+    }
+
+
+# -- one model, start to end ---------------------------------------------------------------
 
 
 @dataclass
-class OperatingPoint:
-    probability_cutoff: float  # manifest value; int(x * 255) == cutoff_u8
-    cutoff_u8: int
-    sliding_window_size: int
-    positives: int
-    missed: int
-    false_reject_rate: float
-    negatives: int
-    false_accepts: int
-    negative_hours: float
-    false_accepts_by_kind: dict[str, int] = field(default_factory=dict)
-    method: str = "lowest cutoff with no false accept on the held-out negative clips"
-    curve: list[dict[str, float]] = field(default_factory=list)  # FRR/FA at some cutoffs
+class Evaluation:
+    model: str
+    model_bytes: int
+    point: OperatingPoint
+    curve: Curve
+    at_fa_per_hour: dict[str, dict[str, Any] | None]
+    streams: dict[str, Any]
+    tflm_invocations: int
+    tflm_us_per_invocation: float
+    heldout_clips: dict[str, Any]
+    manifest_point: dict[str, Any] | None = None
+    det_png: str | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def point_json(self, p: Point | None) -> dict[str, Any] | None:
+        if p is None:
+            return None
+        return {
+            "probability_cutoff": manifest_cutoff(p.cutoff_u8),
+            "cutoff_u8": p.cutoff_u8,
+            "sliding_window_size": p.window,
+            "false_reject_rate": round(self.curve.frr(p), 4),
+            "missed": p.missed,
+            "false_accepts": p.false_accepts,
+            "false_accepts_per_hour": round(self.curve.fa_per_hour(p), 4),
+        }
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {
+            **asdict(self.point),
+            "method": "lowest FRR with FA/h <= target over windows and cutoffs, on TFLite "
+            "Micro outputs through the device's detector (wakeward.detector)",
+            "false_accepts_per_hour_resolution": round(1 / self.curve.hours, 4),
+            "windows": sorted({p.window for p in self.curve.points}),
+            "frr_at_false_accepts_per_hour": self.at_fa_per_hour,
+            "manifest_point": self.manifest_point,
+            "lead_in_s": evstreams.LEAD_IN_S,
+            "positive_grace_s": POSITIVE_GRACE_S,
+            "negative_streams": self.streams,
+            "det_png": self.det_png,
+            "curve": {
+                "columns": ["cutoff_u8", "false_accepts", "missed"],
+                "by_window": self.curve.compact(),
+            },
+            "heldout_clips": self.heldout_clips,
+            "model": self.model,
+            "model_bytes": self.model_bytes,
+            "tflm_invocations": self.tflm_invocations,
+            "tflm_us_per_invocation": self.tflm_us_per_invocation,
+            "times": self.seconds,
+        }
 
     def lines(self) -> list[str]:
-        return [
-            f"evaluate: cutoff {self.probability_cutoff} (uint8 {self.cutoff_u8}), sliding "
-            f"window {self.sliding_window_size}: {self.missed}/{self.positives} held-out "
-            f"positives missed (FRR {self.false_reject_rate:.2%}), {self.false_accepts}/"
-            f"{self.negatives} negative clips accepted ({self.negative_hours:.3f} h)",
-            "evaluate: FRR / false-accept clips by cutoff: "
-            + ", ".join(
-                f"{c['cutoff']:.2f}: {c['frr']:.1%}/{int(c['false_accepts'])}" for c in self.curve
-            ),
+        p = self.point
+        met = "met" if p.target_met else "NOT MET"
+        out = [
+            f"evaluate: {self.model}: cutoff {p.probability_cutoff} (uint8 {p.cutoff_u8}), "
+            f"window {p.sliding_window_size}: FRR {p.false_reject_rate:.2%} ({p.missed}/"
+            f"{p.positives} held-out positives missed), {p.false_accepts} false accepts in "
+            f"{p.negative_hours:g} h = {p.false_accepts_per_hour:.2f} FA/h (target "
+            f"{p.target_fa_per_hour:g}/h: {met})"
         ]
-
-
-def manifest_cutoff(cutoff_u8: int) -> float:
-    """A probability_cutoff that ESPHome's int(p * 255) turns back into `cutoff_u8`."""
-    p = round((cutoff_u8 + 0.5) / 255, 3)
-    if int(p * 255) != cutoff_u8:
-        raise WakewardError(f"cutoff {cutoff_u8} has no 3-decimal probability")
-    return p
-
-
-def choose_operating_point(
-    clips: list[ClipOutputs], window: int = DEFAULT_WINDOW
-) -> OperatingPoint:
-    pos = [c for c in clips if c.record.label == 1]
-    neg = [c for c in clips if c.record.label == 0]
-    if not pos or not neg:
-        raise WakewardError("evaluation needs held-out positive and negative clips")
-    pos_peak = peak_means(pos, window)
-    neg_peak = peak_means(neg, window)
-    # a clip detects at cutoff c when its peak > c: none does from ceil(highest peak) on
-    cutoff = int(np.ceil(neg_peak.max()))
-    cutoff = min(max(cutoff, MIN_CUTOFF_U8), MAX_CUTOFF_U8)
-    missed = int(np.sum(pos_peak <= cutoff))
-    accepted = neg_peak > cutoff
-    by_kind = Counter(c.record.kind for c, a in zip(neg, accepted, strict=True) if a)
-    curve = []
-    for p in (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 0.99):
-        c = int(p * 255)
-        curve.append(
-            {
-                "cutoff": p,
-                "frr": round(float(np.mean(pos_peak <= c)), 4),
-                "false_accepts": int(np.sum(neg_peak > c)),
-            }
+        if not p.target_met:
+            out.append(
+                f"evaluate: WARNING: no cutoff and window reach {p.target_fa_per_hour:g} false "
+                f"accepts per hour on this audio; the point with the fewest false accepts "
+                f"was chosen"
+            )
+        at = []
+        for key, q in self.at_fa_per_hour.items():
+            if q is None:
+                at.append(f"{key}/h: not reached")
+            else:
+                at.append(
+                    f"{key}/h: {q['false_reject_rate']:.2%} (cutoff "
+                    f"{q['probability_cutoff']}, window {q['sliding_window_size']})"
+                )
+        out.append("evaluate: FRR at FA/h " + "; ".join(at))
+        if self.manifest_point is not None:
+            m = self.manifest_point
+            out.append(
+                f"evaluate: its manifest's cutoff {m['probability_cutoff']}, window "
+                f"{m['sliding_window_size']}: FRR {m['false_reject_rate']:.2%}, "
+                f"{m['false_accepts']} false accepts = {m['false_accepts_per_hour']:.2f} FA/h"
+            )
+        clips = self.heldout_clips
+        out.append(
+            f"evaluate: held-out negative clips accepted one by one at the chosen point: "
+            f"{clips['accepted']}/{clips['clips']} {clips['accepted_by_kind'] or ''}".rstrip()
         )
-    return OperatingPoint(
-        probability_cutoff=manifest_cutoff(cutoff),
-        cutoff_u8=cutoff,
-        sliding_window_size=window,
-        positives=len(pos),
-        missed=missed,
-        false_reject_rate=round(missed / len(pos), 4),
-        negatives=len(neg),
-        false_accepts=int(accepted.sum()),
-        negative_hours=round(sum(c.record.samples for c in neg) / RATE_HZ / 3600, 4),
-        false_accepts_by_kind=dict(sorted(by_kind.items())),
-        curve=curve,
+        out.append(
+            f"evaluate: {self.model_bytes:,} bytes; TFLite Micro: {self.tflm_invocations:,} "
+            f"invocations, {self.tflm_us_per_invocation:.0f} us each on this PC"
+        )
+        return out
+
+
+def evaluate_model(
+    flatbuffer: bytes,
+    name: str,
+    data: Dataset,
+    eval_streams: evstreams.EvalStreams,
+    *,
+    target_fa_per_hour: float = DEFAULT_TARGET_FA_PER_HOUR,
+    context_frames: int = DEFAULT_CONTEXT_FRAMES,
+    manifest: tuple[float, int] | None = None,
+    where: str | Path | None = None,
+    say: Say = _quiet,
+) -> Evaluation:
+    """The model over the streams and the held-out positives; the chosen point; the curve;
+    FRR at REPORT_FA_PER_HOUR; the point of `manifest` (probability_cutoff, window) too."""
+    if not target_fa_per_hour >= 0:
+        raise WakewardError(f"target false accepts per hour {target_fa_per_hour}: must be >= 0")
+    ref = load_reference(flatbuffer, where or name)
+    positives = evstreams.positive_stream(data, eval_streams)
+    say(
+        f"evaluate: {name} over {eval_streams.hours:g} h of negative audio and "
+        f"{len(positives.records)} held-out positives (TFLite Micro)"
     )
+    outputs = run_model(ref, eval_streams, positives)
+    t = time.monotonic()
+    curve = measure_curve(outputs)
+    point = choose(curve, target_fa_per_hour)
+    t_curve = time.monotonic() - t
+    t = time.monotonic()
+    clips = score(ref, data, context_frames, label=0)
+    figures = clip_figures(clips, point.cutoff_u8, point.sliding_window_size)
+    t_clips = time.monotonic() - t
+    invocations = outputs.invocations
+    ev = Evaluation(
+        model=name,
+        model_bytes=len(flatbuffer),
+        point=point,
+        curve=curve,
+        at_fa_per_hour={},
+        streams=eval_streams.summary(),
+        tflm_invocations=invocations,
+        tflm_us_per_invocation=round(1e6 * outputs.seconds / max(1, invocations), 1),
+        heldout_clips=figures,
+        seconds={
+            "tflm_s": round(outputs.seconds, 1),
+            "curve_s": round(t_curve, 1),
+            "clips_s": round(t_clips, 1),
+        },
+    )
+    ev.at_fa_per_hour = {f"{x:g}": ev.point_json(best_at(curve, x)) for x in REPORT_FA_PER_HOUR}
+    if manifest is not None:
+        cutoff, window = manifest
+        ev.manifest_point = ev.point_json(measure(outputs, detector.cutoff_u8(cutoff), window))
+        if ev.manifest_point is not None:
+            ev.manifest_point["probability_cutoff"] = cutoff
+    return ev

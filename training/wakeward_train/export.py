@@ -52,6 +52,11 @@ from wakeward_train.model import (
 )
 
 CALIBRATION_CHUNKS = 16_000
+# int8 streaming vs float Keras, in probability. Most outputs agree closely; a few
+# invocations on the sigmoid's steep part move more (one logit step there is ~0.05), so one
+# outlier does not fail an export, a wrong conversion (most outputs off) does.
+AGREEMENT_P99_LIMIT = 0.05
+AGREEMENT_MAX_LIMIT = 0.4
 # The device interpreter's ops (firmware/tflm/interpreter.py).
 SUPPORTED_OPS = frozenset(
     {
@@ -411,7 +416,8 @@ def export(
     seed: int = 0,
     chunks: int = CALIBRATION_CHUNKS,
     agreement_frames: int = 9000,
-    max_abs_diff: float = 0.2,
+    p99_abs_diff: float = AGREEMENT_P99_LIMIT,
+    max_abs_diff: float = AGREEMENT_MAX_LIMIT,
 ) -> ExportReport:
     """Convert, write `path` (.tflite), inspect and compare; raises on any problem."""
     cal, forced = calibration_chunks(data, chunks, seed)
@@ -425,10 +431,11 @@ def export(
     split = HELDOUT if any(r.split == HELDOUT for r in data.records) else TRAIN
     stream = stream_of(data, split, agreement_frames, seed + 1)
     agree = agreement(flatbuffer, model, net.config, stream)
-    if agree.max_abs_diff > max_abs_diff:
+    if agree.p99_abs_diff > p99_abs_diff or agree.max_abs_diff > max_abs_diff:
         raise WakewardError(
-            f"{path}: the int8 streaming model disagrees with the Keras model by up to "
-            f"{agree.max_abs_diff:.3f} in probability (limit {max_abs_diff}) at invocation "
+            f"{path}: the int8 streaming model disagrees with the Keras model: |dp| 99th "
+            f"percentile {agree.p99_abs_diff:.3f} (limit {p99_abs_diff}), largest "
+            f"{agree.max_abs_diff:.3f} (limit {max_abs_diff}) at invocation "
             f"{agree.worst_invocation} of the held-out stream"
         )
     return ExportReport(

@@ -6,12 +6,14 @@ Writes into the --out folder (NAME is its last component):
     NAME.json             its microWakeWord v2 manifest, exactly the fields ESPHome's schema
                           allows (ESPHome refuses unknown keys, so ours live beside it)
     NAME.wakeward.json    wakeward's own fields: data summary, training, export facts,
-                          held-out evaluation, the device check
+                          held-out evaluation (FRR, FA/h, the curve), the device check
+    NAME.det.png          the DET curve: FRR against false accepts per hour, per window
     NAME.keras            the trained non-streaming Keras model (for later evaluation or
                           fine-tuning)
 
 The dataset goes to --data (default build/train/NAME/data); an existing dataset there is
-reused as it is (its phrase must match).
+reused as it is (its phrase must match). The evaluation's negative audio (streams.py:
+3 hours, 2.4 minutes with --quick) is cached inside it, in eval_streams/.
 """
 
 from __future__ import annotations
@@ -26,7 +28,16 @@ from typing import Any
 
 from wakeward.errors import WakewardError
 
-from wakeward_train import __version__, command, dataset, evaluate, export, train
+from wakeward_train import (
+    __version__,
+    command,
+    dataset,
+    detplot,
+    evaluate,
+    export,
+    streams,
+    train,
+)
 from wakeward_train.backend import require
 from wakeward_train.clips import sources as clip_sources
 from wakeward_train.model import FEATURES, STRIDE
@@ -37,6 +48,8 @@ FEATURE_STEP_MS = 10
 QUICK_POSITIVES = 40
 QUICK_NEGATIVES = 60
 CHECK_INVOCATIONS = 1000
+TRAIN_STREAM_HOURS = 2.0  # long negative training audio (streams.py, split TRAIN)
+QUICK_TRAIN_STREAM_HOURS = 0.03
 FORMAT = "wakeward-model/1"
 
 
@@ -58,6 +71,9 @@ class Options:
     author: str = "wakeward"
     calibration_chunks: int | None = None
     check_invocations: int | None = None
+    target_fa_per_hour: float = evaluate.DEFAULT_TARGET_FA_PER_HOUR
+    eval_hours: float | None = None  # default: streams.DEFAULT_HOURS, QUICK_HOURS with quick
+    train_stream_hours: float | None = None  # default: TRAIN_STREAM_HOURS (quick: QUICK_...)
 
 
 def model_name(out: Path) -> str:
@@ -146,6 +162,7 @@ def _data_summary(data: dataset.Dataset) -> dict[str, Any]:
         "seconds": s.get("seconds"),
         "speakers": {k: len(v) for k, v in (s.get("speakers") or {}).items()},
         "voices_used": s.get("voices_used"),
+        "config": {k: (data.info.get("config") or {}).get(k) for k in ("positives", "negatives")},
     }
 
 
@@ -153,18 +170,27 @@ def run(opts: Options, say: Say = print) -> int:
     """The whole pipeline; returns 0, or 1 when the device check is not bit-exact."""
     name = model_name(opts.out)
     tf, keras = require()  # fail before building data when TensorFlow is missing
+    detplot.require()  # and matplotlib, for the DET curve
+    if not opts.target_fa_per_hour >= 0:
+        raise WakewardError(f"--target-fa-per-hour {opts.target_fa_per_hour}: must be >= 0")
+    if opts.eval_hours is not None and not opts.eval_hours > 0:
+        raise WakewardError(f"--eval-hours {opts.eval_hours}: must be more than 0")
     from wakeward import modelcheck
 
     t_all = time.monotonic()
     times: dict[str, float] = {}
     t = time.monotonic()
     data = _dataset(opts, name, say)
+    train_hours = opts.train_stream_hours or (
+        QUICK_TRAIN_STREAM_HOURS if opts.quick else TRAIN_STREAM_HOURS
+    )
+    train_streams = streams.ensure(data, train_hours, say=say, split=dataset.TRAIN)
     times["data_s"] = round(time.monotonic() - t, 1)
 
     config = train.QUICK if opts.quick else train.TrainConfig()
     config = train.with_epochs(replace(config, seed=opts.seed), opts.epochs)
     t = time.monotonic()
-    result = train.train(data, config, say=say)
+    result = train.train(data, config, say=say, streams=train_streams.chunks)
     times["train_s"] = round(time.monotonic() - t, 1)
     try:
         opts.out.mkdir(parents=True, exist_ok=True)
@@ -184,11 +210,24 @@ def run(opts: Options, say: Say = print) -> int:
     times["export_s"] = round(time.monotonic() - t, 1)
 
     t = time.monotonic()
-    say("evaluate: streaming every held-out clip through the int8 model (TFLite Micro)")
-    clips = evaluate.score(model_path.read_bytes(), data, result.config.model)
-    point = evaluate.choose_operating_point(clips)
-    for line in point.lines():
+    hours = opts.eval_hours or (streams.QUICK_HOURS if opts.quick else streams.DEFAULT_HOURS)
+    eval_streams = streams.ensure(data, hours, say=say)
+    times["eval_streams_s"] = round(time.monotonic() - t, 1)
+    t = time.monotonic()
+    ev = evaluate.evaluate_model(
+        model_path.read_bytes(),
+        name,
+        data,
+        eval_streams,
+        target_fa_per_hour=opts.target_fa_per_hour,
+        context_frames=result.config.model.receptive_frames,
+        where=model_path,
+        say=say,
+    )
+    ev.det_png = detplot.save(ev, opts.out / f"{name}.det.png").name
+    for line in ev.lines():
         say(line)
+    point = ev.point
     times["evaluate_s"] = round(time.monotonic() - t, 1)
     arena = export.manifest_arena_bytes(report.tflm_arena_bytes)
     manifest = v2_manifest(opts.phrase, name, opts.author, arena, point)
@@ -219,7 +258,7 @@ def run(opts: Options, say: Say = print) -> int:
             "tensorflow": tf.__version__,
             "keras": keras.__version__,
         },
-        "data": _data_summary(data),
+        "data": {**_data_summary(data), "training_streams": train_streams.summary()},
         "training": {
             "config": result.config.to_json(),
             "parameters": result.params,
@@ -231,12 +270,7 @@ def run(opts: Options, say: Say = print) -> int:
             "heldout_windows": result.heldout,
         },
         "export": report.to_json(),
-        "evaluation": {
-            **point.to_json(),
-            "false_accepts_per_hour": None,
-            "note": "held-out clips one by one; false accepts per hour on long negative "
-            "streams and the DET curve are the evaluation stage (not run yet)",
-        },
+        "evaluation": ev.to_json(),
         "device_check": {
             "bit_exact": check.bit_exact,
             "invocations": check.invocations,
@@ -253,8 +287,8 @@ def run(opts: Options, say: Say = print) -> int:
     export.write_json(opts.out / f"{name}.wakeward.json", ours)
     say(
         f"train: wrote {model_path} ({report.model_bytes:,} bytes), {name}.json (cutoff "
-        f"{point.probability_cutoff}, window {point.sliding_window_size}, arena {arena:,}) "
-        f"and {name}.wakeward.json in {times['total_s']:.0f} s"
+        f"{point.probability_cutoff}, window {point.sliding_window_size}, arena {arena:,}), "
+        f"{name}.wakeward.json and {ev.det_png} in {times['total_s']:.0f} s"
     )
     if not check.bit_exact:
         raise WakewardError(

@@ -29,6 +29,7 @@ import numpy as np
 from wakeward.errors import WakewardError
 
 from wakeward_train.dataset import ClipRecord, Dataset
+from wakeward_train.features import NUM_CHANNELS as NUM_FEATURES
 
 
 @dataclass(frozen=True)
@@ -158,6 +159,57 @@ def cut(
         np.asarray(ys, np.float32),
         np.asarray(kinds, dtype=object).astype(str) if kinds else np.zeros(0, str),
         np.asarray(clips, np.int64),
+    )
+
+
+STREAM = "stream"  # a window of the long negative training audio (streams.py, split TRAIN)
+
+
+def concat(a: Windows, b: Windows) -> Windows:
+    """Both sets of windows, `b`'s clip indices kept (stream windows have -1)."""
+    return Windows(
+        np.concatenate([a.x, b.x]),
+        np.concatenate([a.y, b.y]),
+        np.concatenate([a.kind.astype(str), b.kind.astype(str)]),
+        np.concatenate([a.clip, b.clip]),
+    )
+
+
+def stream_windows(
+    chunks: Sequence[np.ndarray],
+    length: int,
+    count: int,
+    rng: np.random.Generator,
+    part: tuple[float, float] = (0.0, 1.0),
+) -> Windows:
+    """`count` negative windows of `length` frames ending at random frames of the long
+    negative streams, within the `part` (fractions) of each stream: training draws from
+    one part and validation from another, so they never share a frame."""
+    lo, hi = part
+    if not 0.0 <= lo < hi <= 1.0:
+        raise WakewardError(f"stream part {part} is not within (0, 1)")
+    spans = []
+    for i, c in enumerate(chunks):
+        first = max(length - 1, int(len(c) * lo) + length - 1)
+        last = int(len(c) * hi) - 1
+        if last >= first:
+            spans.append((i, first, last))
+    if not spans or count <= 0:
+        return Windows(
+            np.zeros((0, length, NUM_FEATURES), np.int8),
+            np.zeros(0, np.float32),
+            np.zeros(0, str),
+            np.zeros(0, np.int64),
+        )
+    sizes = np.array([b - a + 1 for _, a, b in spans], np.float64)
+    which = rng.choice(len(spans), size=count, p=sizes / sizes.sum())
+    x = np.empty((count, length, NUM_FEATURES), np.int8)
+    for k, j in enumerate(which):
+        i, a, b = spans[j]
+        end = int(rng.integers(a, b + 1))
+        x[k] = chunks[i][end + 1 - length : end + 1]
+    return Windows(
+        x, np.zeros(count, np.float32), np.full(count, STREAM), np.full(count, -1, np.int64)
     )
 
 

@@ -1,0 +1,114 @@
+"""`wakeward evaluate MODEL --data DIR`: any microWakeWord v2 model (ours, or one shipped
+in pymicro-wakeword) on a dataset's held-out evaluation audio, so that two models can be
+compared on the same sounds: FRR at the point chosen for the target FA/h, FRR at fixed
+FA/h values, its manifest's own cutoff and window, size and cost per invocation.
+
+The negative streams are built into the dataset folder on first use and reused after
+(streams.py). Runs on TFLite Micro (the `reference` extra); TensorFlow is never imported.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from wakeward import hostmodel, models
+from wakeward.errors import WakewardError
+from wakeward.files import write_text_atomic
+
+from wakeward_train import dataset, detplot, evaluate, streams
+
+Say = Callable[[str], None]
+
+
+def resolve_model(spec: str) -> tuple[Path, dict[str, Any] | None]:
+    """The .tflite and its manifest: a pymicro-wakeword name, a .tflite file, a model folder
+    from `wakeward train`, or a manifest (NAME.json, whose `model` names the file)."""
+    path = Path(spec)
+    if spec not in models.BUILTIN and path.suffix == ".json":
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise WakewardError(f"{path}: no such manifest") from None
+        except (OSError, ValueError) as e:
+            raise WakewardError(f"{path}: not a readable JSON manifest ({e})") from None
+        name = manifest.get("model") if isinstance(manifest, dict) else None
+        if not isinstance(name, str) or not name:
+            raise WakewardError(f"{path}: no 'model' file named in the manifest")
+        tflite = path.parent / name
+        if not tflite.is_file():
+            raise WakewardError(f"{tflite}: no such model file (named by {path})")
+        return tflite, manifest
+    tflite = hostmodel.resolve(spec)
+    return tflite, models.manifest(tflite)
+
+
+def manifest_rule(manifest: dict[str, Any] | None, where: Path) -> tuple[float, int] | None:
+    """(probability_cutoff, sliding_window_size) from a v2 manifest, None without one."""
+    if manifest is None:
+        return None
+    micro = manifest.get("micro")
+    if not isinstance(micro, dict):
+        raise WakewardError(f"{where}: no 'micro' object in the manifest")
+    cutoff, window = micro.get("probability_cutoff"), micro.get("sliding_window_size")
+    if isinstance(cutoff, bool) or not isinstance(cutoff, int | float) or not 0 <= cutoff <= 1:
+        raise WakewardError(f"{where}: micro.probability_cutoff {cutoff!r} is not in 0..1")
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        raise WakewardError(f"{where}: micro.sliding_window_size {window!r} is not >= 1")
+    return float(cutoff), window
+
+
+def evaluate_cmd(
+    model: str,
+    data: Path,
+    *,
+    target_fa_per_hour: float | None = None,
+    hours: float | None = None,
+    det: Path | None = None,
+    json_out: Path | None = None,
+    say: Say = print,
+) -> int:
+    target = target_fa_per_hour
+    if target is None:
+        target = evaluate.DEFAULT_TARGET_FA_PER_HOUR
+    hours = streams.DEFAULT_HOURS if hours is None else hours
+    if not target >= 0:
+        raise WakewardError(f"--target-fa-per-hour {target}: must be >= 0")
+    if not hours > 0:
+        raise WakewardError(f"--hours {hours}: must be more than 0")
+    if det is not None:
+        detplot.require()
+    tflite, manifest = resolve_model(model)
+    rule = manifest_rule(manifest, tflite.with_suffix(".json"))
+    try:
+        flatbuffer = tflite.read_bytes()
+    except OSError as e:
+        raise WakewardError(f"{tflite}: cannot read ({e.strerror})") from None
+    evaluate.load_reference(flatbuffer, tflite)  # a bad model fails before any audio is built
+    data_set = dataset.open_dataset(data)
+    phrase = (data_set.info.get("summary") or {}).get("phrase", "?")
+    say(f"evaluate: model {tflite.stem} ({tflite}) on the held-out audio of {data} ({phrase!r})")
+    eval_streams = streams.ensure(data_set, hours, say=say)
+    ev = evaluate.evaluate_model(
+        flatbuffer,
+        tflite.stem,
+        data_set,
+        eval_streams,
+        target_fa_per_hour=target,
+        manifest=rule,
+        where=tflite,
+        say=say,
+    )
+    if det is not None:
+        detplot.save(ev, det)
+        ev.det_png = str(det)
+    for line in ev.lines():
+        say(line)
+    if det is not None:
+        say(f"evaluate: DET curve written to {det}")
+    if json_out is not None:
+        write_text_atomic(json_out, json.dumps(ev.to_json(), indent=1) + "\n")
+        say(f"evaluate: figures written to {json_out}")
+    return 0
