@@ -210,3 +210,25 @@ def test_quick_train_exports_a_bit_exact_model_with_a_v2_manifest(tiny_data, tmp
 def test_out_must_name_the_model():
     with pytest.raises(WakewardError, match="the folder's name is the model's name"):
         pipeline.model_name(Path("models/hey wakeward"))
+
+
+def test_hard_negatives_are_the_highest_scoring_stream_windows_of_the_fitting_part():
+    length = train.QUICK.model.receptive_frames
+    rng = np.random.default_rng(0)
+    chunks = [rng.integers(-128, -100, (3000, 40)).astype(np.int8) for _ in range(2)]
+    # "alarming" frames: a window ending on one scores by how loud its last frame is
+    for i, at, level in [(0, 500, 60), (0, 2000, 90), (1, 1200, 30), (1, 2900, 127)]:
+        chunks[i][at] = level
+
+    def fake_model(x, training=False):
+        last = x[:, -1, 0]  # the floats the model sees, (q + 128) * 26 / 255
+        return (last / 26.0).reshape(-1, 1)
+
+    config = replace(train.QUICK, hard_negatives=2, hard_stride=1, hard_min_p=0.3)
+    hard, info = train.hard_negatives(fake_model, chunks, config)
+    # frame 2900 of the second stream is in validation's last tenth: never scored; the
+    # other three pass p 0.3 ((30 + 128) / 255 = 0.62 is the lowest) and the two highest stay
+    assert info["above_min_p"] == 3 and info["kept"] == len(hard) == 2
+    assert [int(w[-1, 0]) for w in hard.x] == [90, 60]
+    assert hard.x.shape[1] == length and not hard.y.any()
+    assert set(hard.kind.tolist()) == {train.HARD}

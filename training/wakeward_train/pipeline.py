@@ -268,6 +268,7 @@ def run(opts: Options, say: Say = print) -> int:
             "best_epoch": result.best_epoch,
             "history": result.history,
             "heldout_windows": result.heldout,
+            "hard_negatives": result.hard_negatives,
         },
         "export": report.to_json(),
         "evaluation": ev.to_json(),

@@ -10,6 +10,9 @@
   from the rest. Short clips alone taught the model too little of ordinary sound: the
   first "hey wakeward" model false-accepted 1.67 times an hour on the held-out streams at
   its cutoff.
+- Then hard negatives (`hard_negatives`): the model scores the fitting part of the streams
+  every `hard_stride` frames; the highest-scoring windows join every epoch of a second,
+  shorter fit (the false alarms it was about to raise, as microWakeWord's mined negatives).
 - Early stopping on a validation set split off the train split by speaker
   (`windows.validation_split`), so the dataset's held-out split stays unseen until the
   final measurements (`heldout_metrics`, and later the evaluation stage).
@@ -38,6 +41,7 @@ from wakeward_train.dataset import HELDOUT, TRAIN, ClipRecord, Dataset
 from wakeward_train.model import ModelConfig, Net, numpy_of, to_float
 
 STREAM_FIT_PART = 0.9  # of each training stream for fitting; the rest for validation
+HARD = "hard"  # the kind of a hard-negative window
 _STREAM_SALT = 0x73746D
 _VALIDATION = 1 << 20  # the validation draw's "epoch" in the stream windows' seed
 
@@ -82,6 +86,14 @@ class TrainConfig:
     # the first STREAM_FIT_PART of each stream for fitting, the rest for validation
     stream_windows: int = 40_000
     validation_stream_windows: int = 5_000
+    # then hard negatives: the fitting part of the streams scored every `hard_stride`
+    # frames, the `hard_negatives` highest-scoring windows (above `hard_min_p`) added to
+    # every epoch of a second fit of at most `hard_epochs` epochs
+    hard_negatives: int = 4_000
+    hard_stride: int = 3
+    hard_min_p: float = 0.05
+    hard_epochs: int = 10
+    hard_repeats: int = 2  # each hard negative this many times an epoch
     spec_augment: SpecAugment = field(default_factory=SpecAugment)
     model: ModelConfig = field(default_factory=ModelConfig)
     windows: windows.WindowConfig = field(default_factory=windows.WindowConfig)
@@ -108,6 +120,8 @@ QUICK = TrainConfig(
     windows=windows.WindowConfig(positives_per_clip=3, negatives_per_clip=4),
     stream_windows=2_000,
     validation_stream_windows=300,
+    hard_negatives=200,
+    hard_epochs=1,
 )
 
 
@@ -121,6 +135,7 @@ class TrainResult:
     epochs_run: int
     windows: dict[str, dict[str, int]]  # fit/validation/heldout -> kind -> windows
     heldout: dict[str, Any]  # window-level metrics on the held-out split
+    hard_negatives: dict[str, Any]  # the second fit's hard stream windows (none: {})
     params: int
     elapsed_s: float
 
@@ -239,6 +254,49 @@ def drawer(
     return draw
 
 
+def hard_negatives(
+    model: Any, streams: Sequence[np.ndarray], config: TrainConfig, batch: int = 2048
+) -> tuple[windows.Windows, dict[str, Any]]:
+    """The windows of the streams' fitting part the model scores highest (false alarms
+    waiting to happen), every `hard_stride` frames, at most `hard_negatives` of them."""
+    length = config.model.receptive_frames
+    found_p: list[np.ndarray] = []
+    found_at: list[tuple[int, np.ndarray]] = []
+    scored = 0
+    for i, chunk in enumerate(streams):
+        fit_end = int(len(chunk) * STREAM_FIT_PART)
+        if fit_end < length:
+            continue
+        view = np.lib.stride_tricks.sliding_window_view(chunk[:fit_end], length, axis=0)
+        starts = np.arange(0, len(view), config.hard_stride)
+        for a in range(0, len(starts), batch):
+            idx = starts[a : a + batch]
+            x = np.ascontiguousarray(view[idx].transpose(0, 2, 1))
+            p = numpy_of(model(to_float(x), training=False))[:, -1]
+            keep = p > config.hard_min_p
+            found_p.append(p[keep])
+            found_at.append((i, idx[keep]))
+            scored += len(idx)
+    p_all = np.concatenate(found_p) if found_p else np.zeros(0, np.float32)
+    order = np.argsort(-p_all, kind="stable")[: config.hard_negatives]
+    where = [(i, int(s)) for i, starts_kept in found_at for s in starts_kept]
+    x = np.empty((len(order), length, windows.NUM_FEATURES), np.int8)
+    for k, j in enumerate(order):
+        i, start = where[j]
+        x[k] = streams[i][start : start + length]
+    n = len(order)
+    chosen = windows.Windows(
+        x, np.zeros(n, np.float32), np.full(n, HARD), np.full(n, -1, np.int64)
+    )
+    info = {
+        "scored_windows": scored,
+        "above_min_p": int(len(p_all)),
+        "kept": n,
+        "lowest_kept_p": round(float(p_all[order[-1]]), 4) if n else None,
+    }
+    return chosen, info
+
+
 def validation_streams(streams: Sequence[np.ndarray], config: TrainConfig) -> windows.Windows:
     """Fixed validation windows from the part of the streams that fitting never sees."""
     rng = np.random.default_rng([config.seed, _STREAM_SALT, _VALIDATION])
@@ -337,6 +395,37 @@ def train(
     best = int(np.argmin(losses)) + 1 if losses else 0
     if len(losses) < config.epochs or best != len(losses):
         say(f"train: best validation loss at epoch {best}; its weights are kept")
+    logs = {k: list(v) for k, v in history.history.items()}
+    hard_info: dict[str, Any] = {}
+    if streams and config.hard_negatives > 0 and config.hard_epochs > 0:
+        hard, hard_info = hard_negatives(model, streams, config)
+        say(
+            f"train: {hard_info['kept']} hard negatives from {hard_info['scored_windows']:,} "
+            f"stream windows ({hard_info['above_min_p']:,} above p {config.hard_min_p}, the "
+            f"lowest kept at p {hard_info['lowest_kept_p']})"
+        )
+        if len(hard):
+            base = drawer(data, fit_clips, config, streams)
+            repeated = hard.take(np.tile(np.arange(len(hard)), config.hard_repeats))
+
+            def with_hard(epoch: int) -> windows.Windows:
+                return windows.concat(base(config.epochs + epoch), repeated)
+
+            again = model.fit(
+                batches(with_hard, config.batch_size, config, True),
+                validation_data=val_data,
+                epochs=config.hard_epochs,
+                callbacks=[
+                    keras.callbacks.EarlyStopping(
+                        monitor="val_loss", patience=config.patience, restore_best_weights=True
+                    ),
+                    _progress_callback(say, config.hard_epochs),
+                ],
+                verbose=0,
+            )
+            for k, v in again.history.items():
+                logs.setdefault(k, []).extend(v)
+            hard_info["epochs_run"] = len(again.history.get("val_loss", []))
     heldout = window_metrics(model, held) if len(held) else {}
     if heldout:
         say(
@@ -348,10 +437,11 @@ def train(
         net=net,
         model=model,
         config=config,
-        history={k: [round(float(v), 5) for v in vs] for k, vs in history.history.items()},
+        history={k: [round(float(v), 5) for v in vs] for k, vs in logs.items()},
         best_epoch=best,
         epochs_run=len(losses),
         windows={"fit": fit.counts(), "validation": val.counts(), "heldout": held.counts()},
+        hard_negatives=hard_info,
         heldout=heldout,
         params=params,
         elapsed_s=round(time.monotonic() - t0, 1),
