@@ -1065,8 +1065,12 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="a tiny run for smoke tests: 40 positives, 60 negatives, a small model, 3 epochs",
     )
-    p.add_argument("--positives", type=int, metavar="N", help="TTS positives to build")
-    p.add_argument("--negatives", type=int, metavar="N", help="TTS/noise negatives to build")
+    p.add_argument(
+        "--positives", type=int, metavar="N", help="TTS positives to build (default: 4000)"
+    )
+    p.add_argument(
+        "--negatives", type=int, metavar="N", help="TTS/noise negatives to build (default: 6000)"
+    )
     p.add_argument("--words", type=Path, metavar="FILE", help="word list for confusables")
     _add_recorded_clip_options(p)
     p.add_argument(

@@ -50,17 +50,8 @@ class ModelSpec:
 
 
 def resolve(spec: str | Path) -> Path:
-    """The .tflite a user means: a pymicro-wakeword name, a .tflite file, or a model folder
-    written by `wakeward train` (models/NAME holding NAME.tflite and NAME.json)."""
-    path = Path(spec)
-    if str(spec) not in models.BUILTIN and path.is_dir():
-        inside = path / f"{path.resolve().name}.tflite"
-        if not inside.is_file():
-            raise WakewardError(
-                f"{path}: no {inside.name} in the folder (a model folder written by "
-                "`wakeward train` holds NAME.tflite and NAME.json)"
-            )
-        return inside
+    """The .tflite a user means (wakeward.models.resolve: a pymicro-wakeword name, a .tflite
+    file, or a model folder written by `wakeward train`)."""
     return models.resolve(spec)
 
 

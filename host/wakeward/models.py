@@ -1,5 +1,7 @@
-"""Finding wake-word models: a path to a .tflite file, or the name of a model shipped in
-PyPI pymicro-wakeword (alexa, hey_jarvis, hey_mycroft, okay_nabu)."""
+"""Finding wake-word models: a path to a .tflite file, a model folder written by `wakeward
+train` (models/NAME holding NAME.tflite and NAME.json, like the project's own
+models/hey_wakeward), or the name of a model shipped in PyPI pymicro-wakeword (alexa,
+hey_jarvis, hey_mycroft, okay_nabu)."""
 
 from __future__ import annotations
 
@@ -22,6 +24,14 @@ def resolve(name_or_path: str | Path) -> Path:
     if text in BUILTIN:
         return builtin_dir() / f"{text}.tflite"
     path = Path(text)
+    if path.is_dir():
+        inside = path / f"{path.resolve().name}.tflite"
+        if not inside.is_file():
+            raise WakewardError(
+                f"{path}: no {inside.name} in the folder (a model folder written by "
+                "`wakeward train` holds NAME.tflite and NAME.json)"
+            )
+        return inside
     if not path.is_file():
         raise WakewardError(
             f"{path}: no such model file (or give one of: {', '.join(BUILTIN)})"

@@ -45,6 +45,8 @@ from wakeward_train.model import FEATURES, STRIDE
 Say = Callable[[str], None]
 MINIMUM_ESPHOME_VERSION = "2024.7.0"  # the microWakeWord v2 models' own value
 FEATURE_STEP_MS = 10
+DEFAULT_POSITIVES = 4000  # the models in models/ were trained on this much (about 6 min)
+DEFAULT_NEGATIVES = 6000
 QUICK_POSITIVES = 40
 QUICK_NEGATIVES = 60
 CHECK_INVOCATIONS = 1000
@@ -131,8 +133,8 @@ def _dataset(opts: Options, name: str, say: Say) -> dataset.Dataset:
             )
         say(f"data: reusing the dataset in {path}")
         return data
-    positives = opts.positives or (QUICK_POSITIVES if opts.quick else 1000)
-    negatives = opts.negatives or (QUICK_NEGATIVES if opts.quick else 1000)
+    positives = opts.positives or (QUICK_POSITIVES if opts.quick else DEFAULT_POSITIVES)
+    negatives = opts.negatives or (QUICK_NEGATIVES if opts.quick else DEFAULT_NEGATIVES)
     say(f"data: building {positives} positives and {negatives} negatives into {path}")
     config = dataset.DataConfig(
         phrase=opts.phrase,
