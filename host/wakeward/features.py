@@ -252,3 +252,33 @@ def run(
         f"{out}: {len(features)} frames x {NUM_CHANNELS} int8 from {seconds:.2f} s of audio, "
         f"{source}"
     )
+
+
+_STREAM_CHUNK_BYTES = 2 * WINDOW_STEP  # what pymicro-wakeword feeds the frontend at once
+
+
+class StreamingFeatures:
+    """pymicro-features fed as pymicro-wakeword feeds it (160-sample chunks, advanced by
+    what it read), audio arriving in blocks of any size: the same int8 frames as
+    `reference_features` over the whole recording."""
+
+    def __init__(self) -> None:
+        from pymicro_features import MicroFrontend
+
+        self._front = MicroFrontend()
+        self._pending = b""
+
+    def feed(self, samples: np.ndarray) -> np.ndarray:
+        """int8 frames (n x 40) completed by these samples."""
+        data = self._pending + np.asarray(samples, dtype="<i2").tobytes()
+        rows: list[list[float]] = []
+        at = 0
+        while at + _STREAM_CHUNK_BYTES <= len(data):
+            result = self._front.process_samples(data[at : at + _STREAM_CHUNK_BYTES])
+            at += 2 * result.samples_read
+            if result.features:
+                rows.append(result.features)
+        self._pending = data[at:]
+        if not rows:
+            return np.zeros((0, NUM_CHANNELS), np.int8)
+        return esphome_int8(pmf_to_uint16(rows))

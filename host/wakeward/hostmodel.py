@@ -32,7 +32,6 @@ INSTALL_HINT = (
     "pip install -c constraints.txt -e . in the project (make venv installs it), or "
     "pip install ai-edge-litert"
 )
-_CHUNK_BYTES = 2 * features.WINDOW_STEP  # what pymicro-wakeword feeds the frontend at once
 
 
 @dataclass(frozen=True)
@@ -137,33 +136,6 @@ class HostModel:
         return int(self._it.get_tensor(self._output).reshape(-1)[0])
 
 
-class StreamingFeatures:
-    """pymicro-features fed as pymicro-wakeword feeds it (160-sample chunks, advanced by
-    what it read), audio arriving in blocks of any size: the same int8 frames as
-    `features.reference_features` over the whole recording."""
-
-    def __init__(self) -> None:
-        from pymicro_features import MicroFrontend
-
-        self._front = MicroFrontend()
-        self._pending = b""
-
-    def feed(self, samples: np.ndarray) -> np.ndarray:
-        """int8 frames (n x 40) completed by these samples."""
-        data = self._pending + np.asarray(samples, dtype="<i2").tobytes()
-        rows: list[list[float]] = []
-        at = 0
-        while at + _CHUNK_BYTES <= len(data):
-            result = self._front.process_samples(data[at : at + _CHUNK_BYTES])
-            at += 2 * result.samples_read
-            if result.features:
-                rows.append(result.features)
-        self._pending = data[at:]
-        if not rows:
-            return np.zeros((0, features.NUM_CHANNELS), np.int8)
-        return features.esphome_int8(features.pmf_to_uint16(rows))
-
-
 @dataclass(frozen=True)
 class Detection:
     t: float  # seconds into the audio
@@ -184,7 +156,7 @@ class Listener:
     def __init__(self, spec: ModelSpec, *, optimized: bool = False) -> None:
         self.spec = spec
         self._model = HostModel(spec.path, optimized=optimized)
-        self._features = StreamingFeatures()
+        self._features = features.StreamingFeatures()
         self._detector = detector.Detector(spec.cutoff_u8, spec.window)
         self._recent: deque[int] = deque([0] * spec.window, maxlen=spec.window)
         self._frames = np.zeros((0, features.NUM_CHANNELS), np.int8)

@@ -111,7 +111,7 @@ def test_litert_outputs_against_tflite_micro(wavs, optimized):
 
 def test_streaming_features_equal_those_of_the_whole_recording(wavs):
     samples = read_wav(wavs["alexa"])
-    stream = hostmodel.StreamingFeatures()
+    stream = features.StreamingFeatures()
     rng = np.random.default_rng(3)
     got = []
     at = 0

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from wakeward import features as wf_features
 from wakeward import models
 from wakeward.audio import RATE_HZ
 from wakeward.errors import WakewardError
@@ -113,7 +114,7 @@ def test_features_fed_in_pieces_equal_the_whole_recording():
     pool = [scenes.Utterance(np.zeros(1600, np.int16) + 300, "x:y")]
     audio, comp = scenes.compose(12.0, np.random.default_rng(1), pool, {"noise": 1, "music": 1})
     assert len(audio) == 12 * RATE_HZ and comp.scenes
-    front = streams.StreamFeatures()
+    front = wf_features.StreamingFeatures()
     cuts = [0, 777, 16000, 16001, 100000, len(audio)]
     parts = [front.feed(audio[a:b]) for a, b in zip(cuts, cuts[1:], strict=False)]
     assert np.array_equal(np.concatenate(parts), clip_features(audio))

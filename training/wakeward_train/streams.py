@@ -14,7 +14,8 @@ What goes in (all seeded by the dataset's seed, so the same dataset gives the sa
   babble, music, noises, room tone and silence, each use of an utterance at its own speed
   and gain, with reverberation and noise at several SNRs;
 - the features are computed as the device computes them, one continuous frontend run per
-  chunk of at most CHUNK_HOURS (a device listening for an hour): `StreamFeatures` feeds
+  chunk of at most CHUNK_HOURS (a device listening for an hour):
+  `wakeward.features.StreamingFeatures` feeds
   pymicro-features scene by scene exactly as `features.clip_features` feeds a whole
   recording, so the frames are the same bits without holding an hour of audio;
 - LEAD_INS short backgrounds (room tone and noise, 3 s) that the evaluation puts before
@@ -97,33 +98,6 @@ def _split_name(split: str) -> str:
 
 def _quiet(_: str) -> None:
     return None
-
-
-class StreamFeatures:
-    """The device features of one continuous recording fed in pieces: pymicro-features
-    fed as `features.clip_features` feeds it (160-sample chunks, advanced by what it read),
-    so the frames equal clip_features(concatenation of the pieces), bit for bit."""
-
-    def __init__(self) -> None:
-        from pymicro_features import MicroFrontend
-
-        self._front = MicroFrontend()
-        self._pending = b""
-
-    def feed(self, samples: np.ndarray) -> np.ndarray:
-        data = self._pending + np.asarray(samples, dtype="<i2").tobytes()
-        chunk = 2 * wf.WINDOW_STEP
-        rows: list[list[float]] = []
-        at = 0
-        while at + chunk <= len(data):
-            result = self._front.process_samples(data[at : at + chunk])
-            at += 2 * result.samples_read
-            if result.features:
-                rows.append(result.features)
-        self._pending = data[at:]
-        if not rows:
-            return np.zeros((0, NUM_CHANNELS), np.int8)
-        return wf.esphome_int8(wf.pmf_to_uint16(rows).reshape(-1, NUM_CHANNELS))
 
 
 # -- what the streams are made of --------------------------------------------------------
@@ -301,7 +275,7 @@ def lead_in(
     features."""
     rng = _rng(seed, "lead_in", index, split)
     audio, _ = scenes.compose(LEAD_IN_S, rng, pool, LEAD_IN_SHARES)
-    return StreamFeatures().feed(audio)
+    return wf.StreamingFeatures().feed(audio)
 
 
 # -- the cache ---------------------------------------------------------------------------
@@ -446,7 +420,7 @@ def build(
     i = 0
     while left_s > 0:
         seconds = min(CHUNK_HOURS * 3600, left_s)
-        front = StreamFeatures()
+        front = wf.StreamingFeatures()
         comp = scenes.Composition()
         parts = [
             front.feed(piece)
