@@ -83,8 +83,12 @@ class Stand_in:
                 self.data += chunk
                 decoder.feed(chunk)
                 for kind, msg in decoder:
-                    if kind == "msg" and msg["type"] == "clip_end":
-                        conn.sendall(P.encode_ack(msg["clip_id"]))
+                    if kind == "msg":
+                        conn.sendall(self.reply(msg))
+
+    def reply(self, msg: dict) -> bytes:
+        """What the receiver sends back for one of the device's messages."""
+        return P.encode_ack(msg["clip_id"]) if msg["type"] == "clip_end" else b""
 
     def messages(self) -> list[dict]:
         self.thread.join(30)

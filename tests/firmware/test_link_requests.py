@@ -8,13 +8,11 @@ any clip; link.requests decides who is honoured, and a refusal says why."""
 from __future__ import annotations
 
 import json
-import socket
-import threading
 
 import numpy as np
 import pytest
 
-from tests.firmware.test_link import FEED
+from tests.firmware.test_link import FEED, Stand_in
 from tests.host.test_protocol import P
 
 # The link with two models; `invocations` feeds 30 ms of audio per model invocation and
@@ -65,40 +63,19 @@ print(json.dumps(RESULT))
 """
 
 
-class Asker:
+class Asker(Stand_in):
     """A receiver stand-in: sends `requests` (frames) once the device's message of type
     `after` has come, acks each clip_end, and keeps the device's messages in order."""
 
     def __init__(self, requests: list[bytes], after: str = "hello") -> None:
         self.requests = requests
         self.after = after
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.server.settimeout(30)
-        self.port = self.server.getsockname()[1]
-        self.data = bytearray()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        super().__init__()
 
-    def _serve(self) -> None:
-        conn, _ = self.server.accept()
-        decoder = P.Decoder()
-        with conn:
-            while chunk := conn.recv(65536):
-                self.data += chunk
-                decoder.feed(chunk)
-                for kind, msg in decoder:
-                    if kind == "msg" and msg["type"] == self.after:
-                        conn.sendall(b"".join(self.requests))
-                    elif kind == "msg" and msg["type"] == "clip_end":
-                        conn.sendall(P.encode_ack(msg["clip_id"]))
-
-    def messages(self) -> list[dict]:
-        self.thread.join(30)
-        self.server.close()
-        decoder = P.Decoder()
-        decoder.feed(bytes(self.data))
-        decoder.finish()
-        return [m for kind, m in decoder if kind == "msg"]
+    def reply(self, msg: dict) -> bytes:
+        if msg["type"] == self.after:
+            return b"".join(self.requests)
+        return super().reply(msg)
 
 
 def run(

@@ -18,12 +18,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import pytest
 from wakeward import sim, unixport
 from wakeward.audio import RATE_HZ, read_wav
 from wakeward.store import Clip, ClipStore, store_exists
 
-from tests.conftest import require_tools
 from tests.host.test_protocol import P
 
 WAIT_S = 60.0  # wall-clock limit on any one wait (a hang fails instead of blocking)
@@ -32,16 +30,6 @@ MAX_STEPS = 400  # 40 s of audio: the backoff is at most 1.6 s, the ack timeout 
 PRE_ROLL_S = 1.0
 # Short backoff and frequent status (audio time), so the tests need little audio.
 LINK = {"retry_min_ms": 200, "retry_max_ms": 1600, "status_interval_ms": 1000}
-
-
-@pytest.fixture(scope="module")
-def speech(tmp_path_factory) -> np.ndarray:
-    """'Alexa, what time is it?' (espeak-ng): one detection, one clip."""
-    require_tools("espeak-ng", "sox")
-    from wakeward import tts
-
-    voice = tts.espeak("Alexa, what time is it?", tmp_path_factory.mktemp("tts") / "a.wav")
-    return (voice.astype(np.float64) * 0.5).astype(np.int16)
 
 
 def free_port() -> int:

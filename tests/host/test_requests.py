@@ -27,7 +27,6 @@ import pytest
 from wakeward import devicerequests, pairing
 from wakeward.audio import RATE_HZ, write_wav
 
-from tests.conftest import require_tools
 from tests.host.test_delivery import (
     Device,
     Output,
@@ -42,16 +41,6 @@ from tests.host.test_protocol import P
 WAKEWARD = [sys.executable, "-m", "wakeward"]
 WINDOW_S = 3
 CERT = "receiver.der"
-
-
-@pytest.fixture(scope="module")
-def speech(tmp_path_factory) -> np.ndarray:
-    """'Alexa, what time is it?' (espeak-ng): one detection."""
-    require_tools("espeak-ng", "sox")
-    from wakeward import tts
-
-    voice = tts.espeak("Alexa, what time is it?", tmp_path_factory.mktemp("tts") / "a.wav")
-    return (voice.astype(np.float64) * 0.5).astype(np.int16)
 
 
 class Asker:

@@ -17,14 +17,12 @@ import tty
 from pathlib import Path
 
 import numpy as np
-import pytest
 import serial  # type: ignore[import-untyped]
 from wakeward import deploy, serialreceiver, unixport
 from wakeward.audio import RATE_HZ, read_wav, write_wav
 from wakeward.errors import WakewardError
 from wakeward.ptyport import PtyPort
 
-from tests.conftest import require_tools
 from tests.host.test_delivery import (
     LINK,
     WAIT_S,
@@ -38,16 +36,6 @@ from tests.host.test_protocol import P
 
 # audio time: a clip that got no ack goes again 2 s after its end (after the backoff)
 ACK_TIMEOUT_MS = 2000
-
-
-@pytest.fixture(scope="module")
-def speech(tmp_path_factory) -> np.ndarray:
-    """'Alexa, what time is it?' (espeak-ng): one detection, one clip."""
-    require_tools("espeak-ng", "sox")
-    from wakeward import tts
-
-    voice = tts.espeak("Alexa, what time is it?", tmp_path_factory.mktemp("tts") / "a.wav")
-    return (voice.astype(np.float64) * 0.5).astype(np.int16)
 
 
 class Lines:

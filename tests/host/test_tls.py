@@ -46,16 +46,6 @@ CERT = "receiver.der"
 
 
 @pytest.fixture(scope="module")
-def speech(tmp_path_factory) -> np.ndarray:
-    """'Alexa, what time is it?' (espeak-ng): one detection, one clip."""
-    require_tools("espeak-ng", "sox")
-    from wakeward import tts
-
-    voice = tts.espeak("Alexa, what time is it?", tmp_path_factory.mktemp("tts") / "a.wav")
-    return (voice.astype(np.float64) * 0.5).astype(np.int16)
-
-
-@pytest.fixture(scope="module")
 def identities(tmp_path_factory) -> tuple[pairing.Pairing, pairing.Pairing]:
     """This receiver's pairing folder (its identity, no device yet) and another one's."""
     mine = pairing.Pairing(tmp_path_factory.mktemp("pairing") / "p")
