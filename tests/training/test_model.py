@@ -111,10 +111,15 @@ def test_training_is_reproducible(tiny_data):
     )
 
 
-def test_calibration_needs_the_extreme_feature_values(tiny_data):
+@pytest.fixture(scope="module")
+def one_epoch(tiny_data) -> train.TrainResult:
+    return train.train(tiny_data, replace(train.QUICK, epochs=1), say=lambda s: None)
+
+
+def test_calibration_needs_the_extreme_feature_values(tiny_data, one_epoch):
     """Without features 0 and 26 in the representative data the input scale is not the
     reference models': the export's inspection refuses it."""
-    result = train.train(tiny_data, replace(train.QUICK, epochs=1), say=lambda s: None)
+    result = one_epoch
     chunks, _ = export.calibration_chunks(tiny_data, 300, seed=0)
     assert (chunks == -128).any() and (chunks == 127).any()
     narrow = np.clip(chunks, -100, 100)
@@ -205,6 +210,28 @@ def test_quick_train_exports_a_bit_exact_model_with_a_v2_manifest(tiny_data, tmp
     report = modelcheck.check(tflite, invocations=100, seed=9)
     assert report.bit_exact, report.lines()
     assert report.manifest_arena_bytes == micro["tensor_arena_size"]
+
+
+@pytest.mark.parametrize(
+    ("p99", "largest", "refused"),
+    [(0.01, 0.3, False), (0.06, 0.1, True), (0.01, 0.5, True)],
+)
+def test_the_export_refuses_an_int8_model_that_disagrees_with_keras(
+    tiny_data, one_epoch, tmp_path, monkeypatch, p99, largest, refused
+):
+    """One outlier on the sigmoid's steep part passes; most outputs off, or one far off, do
+    not, and the message names the file and both figures."""
+    result = one_epoch
+    measured = export.Agreement(100, largest, 0.001, p99, 42)
+    monkeypatch.setattr(export, "agreement", lambda *a, **k: measured)
+    path = tmp_path / "m.tflite"
+    if not refused:
+        report = export.export(result.net, result.model, tiny_data, path, chunks=300)
+        assert report.agreement == measured
+        return
+    with pytest.raises(WakewardError, match=f"{path}: the int8 streaming model disagrees") as e:
+        export.export(result.net, result.model, tiny_data, path, chunks=300)
+    assert f"99th percentile {p99:.3f}" in str(e.value) and f"largest {largest:.3f}" in str(e.value)
 
 
 def test_out_must_name_the_model():
