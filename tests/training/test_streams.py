@@ -17,7 +17,7 @@ from wakeward import features as wf_features
 from wakeward import models
 from wakeward.audio import RATE_HZ
 from wakeward.errors import WakewardError
-from wakeward_train import dataset, evalcmd, scenes, streams, voices
+from wakeward_train import dataset, evalcmd, scenes, streams, talk, voices
 from wakeward_train.features import clip_features
 
 from tests.conftest import require_tools
@@ -75,6 +75,22 @@ def test_training_streams_speak_only_with_training_voices_and_training_texts(ale
     assert not {r["text"] for r in pool} & evaluation
     assert not any(re.search(r"\balexa\b", r["text"].lower()) for r in pool)
     assert not np.array_equal(trained.chunks[0][:1000], built.chunks[0][:1000])
+    # the sentences are mostly talk.py's, seeded like the rest
+    assert trained.info["format"] == streams.TRAIN_FORMAT != built.info["format"]
+    generated = set(
+        talk.sentences(
+            streams.GENERATED_SENTENCES,
+            streams._rng(trained.info["seed"], "talk", 0, dataset.TRAIN),
+        )
+    )
+    assert {r["text"] for r in pool} & generated
+    assert not {r["text"] for r in streams.pool_records(built)} & generated
+    # a training stream is never taken for an evaluation stream, nor the other way round
+    sha = streams._dataset_sha256(alexa_data)
+    seed = trained.info["seed"]
+    assert streams.open_streams(trained.path, sha, HOURS, seed, dataset.TRAIN) is not None
+    assert streams.open_streams(trained.path, sha, HOURS, seed, dataset.HELDOUT) is None
+    assert streams.open_streams(built.path, sha, HOURS, seed, dataset.TRAIN) is None
 
 
 def test_the_same_seed_gives_the_same_features(alexa_data, built, tmp_path):

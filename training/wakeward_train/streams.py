@@ -33,8 +33,9 @@ Cost on this machine (2 shared cores): see README (training/README.md, evaluatio
 
 The same machinery, with `split=TRAIN`, makes the trainer's long negative audio
 (train_streams/, TRAIN_STREAM_HOURS): the training speakers' voices saying the training
-sentences (data/sentences.txt) and word salads, composed into everyday scenes with other
-seeds. Training windows cut from it teach the model what hours of ordinary sound look like,
+sentences (data/sentences.txt and GENERATED_SENTENCES of talk.py's grammar) and word salads,
+TRAIN_UNIQUE_SPEECH_SHARE of the hours unique speech, composed into everyday scenes with
+other seeds. Training windows cut from it teach the model what hours of ordinary sound look like,
 which short clips alone do not (train.py). Held-out voices and evaluation sentences never
 appear in it.
 """
@@ -57,11 +58,12 @@ from wakeward.audio import RATE_HZ
 from wakeward.errors import WakewardError
 from wakeward.files import write_atomic, write_text_atomic
 
-from wakeward_train import __version__, clips, dataset, phonemes, scenes, voices
+from wakeward_train import __version__, clips, dataset, phonemes, scenes, talk, voices
 from wakeward_train.dataset import HELDOUT, TRAIN, Dataset
 from wakeward_train.features import NUM_CHANNELS, load_split
 
 FORMAT = "wakeward-eval-streams/1"
+TRAIN_FORMAT = "wakeward-train-streams/2"  # 2: generated sentences (talk.py), more unique speech
 FOLDER = "eval_streams"
 TRAIN_FOLDER = "train_streams"
 DESCRIPTION = "streams.json"
@@ -74,6 +76,9 @@ CHUNK_HOURS = 1.0  # one continuous frontend and model run each
 UNIQUE_SPEECH_SHARE = 0.25  # unique speech minutes per minute of stream
 MIN_UNIQUE_SPEECH_MINUTES = 0.5
 MAX_UNIQUE_SPEECH_MINUTES = 45.0
+TRAIN_UNIQUE_SPEECH_SHARE = 0.5  # the training streams: less reuse of each utterance
+MAX_TRAIN_UNIQUE_SPEECH_MINUTES = 120.0
+GENERATED_SENTENCES = 5000  # talk.py sentences beside data/sentences.txt, training streams
 SALAD_SHARE = 0.5  # of the texts: word salads, the rest sentences
 SYNTH_BATCH = 64  # TTS requests at a time
 EXPECTED_UTTERANCE_S = 2.5  # to size the last batch
@@ -83,7 +88,7 @@ LEAD_IN_SHARES = {"quiet": 0.5, "noise": 0.5}
 TEXT_ROUNDS = 100  # attempts to fill a batch of texts without the phrase's sounds
 _SALT = 7311  # the streams' generators: [seed, _SALT, purpose, index]
 _TRAIN_SALT = 7312  # ... of the training streams
-_PURPOSES = {"texts": 1, "voices": 2, "chunk": 3, "lead_in": 4}
+_PURPOSES = {"texts": 1, "voices": 2, "chunk": 3, "lead_in": 4, "talk": 5}
 Say = Callable[[str], None]
 
 
@@ -103,9 +108,16 @@ def _quiet(_: str) -> None:
 # -- what the streams are made of --------------------------------------------------------
 
 
-def unique_speech_minutes(hours: float) -> float:
-    minutes = UNIQUE_SPEECH_SHARE * hours * 60
-    return min(MAX_UNIQUE_SPEECH_MINUTES, max(MIN_UNIQUE_SPEECH_MINUTES, minutes))
+def unique_speech_minutes(hours: float, split: str = HELDOUT) -> float:
+    if split == HELDOUT:
+        share, most = UNIQUE_SPEECH_SHARE, MAX_UNIQUE_SPEECH_MINUTES
+    else:
+        share, most = TRAIN_UNIQUE_SPEECH_SHARE, MAX_TRAIN_UNIQUE_SPEECH_MINUTES
+    return min(most, max(MIN_UNIQUE_SPEECH_MINUTES, share * hours * 60))
+
+
+def stream_format(split: str) -> str:
+    return FORMAT if split == HELDOUT else TRAIN_FORMAT
 
 
 def heldout_voices(data: Dataset) -> list[voices.Voice]:
@@ -154,9 +166,9 @@ class _Texts:
     exclude: frozenset[str]
 
 
-def _text_source(data: Dataset, split: str = HELDOUT) -> _Texts:
+def _text_source(data: Dataset, split: str = HELDOUT, seed: int = 0) -> _Texts:
     """Evaluation texts (never said in training), or for the training streams the training
-    sentences (never the evaluation ones)."""
+    sentences and GENERATED_SENTENCES from talk.py (never the evaluation ones)."""
     config = data.info.get("config") or {}
     words = config.get("words")
     lexicon = phonemes.load_lexicon(Path(words) if words else None)
@@ -165,8 +177,10 @@ def _text_source(data: Dataset, split: str = HELDOUT) -> _Texts:
         exclude = frozenset(t.strip().lower() for t in said)
         lines = phonemes.sentence_lines(EVAL_SENTENCES)
     else:
-        exclude = frozenset(t.strip().lower() for t in phonemes.sentence_lines(EVAL_SENTENCES))
-        lines = phonemes.sentence_lines(phonemes.SENTENCES)
+        evaluation = phonemes.sentence_lines(EVAL_SENTENCES)
+        exclude = frozenset(t.strip().lower() for t in evaluation)
+        generated = talk.sentences(GENERATED_SENTENCES, _rng(seed, "talk", 0, split), evaluation)
+        lines = phonemes.sentence_lines(phonemes.SENTENCES) + generated
     sentences = [s for s in lines if s.lower() not in exclude]
     usable = [lexicon.words[i] for i in np.flatnonzero(lexicon.spoken)]
     return _Texts(sentences, usable, _phrase_phonemes(data), exclude)
@@ -223,7 +237,7 @@ def speech_pool(
     shares = config.get("engine_shares") or dataset.DEFAULT_ENGINE_SHARES
     speed_range = tuple(config.get("speed_range") or (1.0, 1.0))
     pitch_range = tuple(config.get("pitch_range") or (1.0, 1.0))
-    source = _text_source(data, split)
+    source = _text_source(data, split, seed)
     pool = SpeechPool([], [], [])
     want_s = minutes * 60
     batch = 0
@@ -344,7 +358,9 @@ def _chunk_name(i: int) -> str:
     return f"chunk-{i:03d}.npy"
 
 
-def open_streams(folder: Path, sha256: str, hours: float, seed: int) -> EvalStreams | None:
+def open_streams(
+    folder: Path, sha256: str, hours: float, seed: int, split: str = HELDOUT
+) -> EvalStreams | None:
     """The cached streams in `folder` if they are whole and match; None otherwise."""
     try:
         info = json.loads((folder / DESCRIPTION).read_text(encoding="utf-8"))
@@ -355,7 +371,7 @@ def open_streams(folder: Path, sha256: str, hours: float, seed: int) -> EvalStre
         info.get("dataset_sha256"),
         info.get("hours"),
         info.get("seed"),
-    ) != (FORMAT, sha256, hours, seed):
+    ) != (stream_format(split), sha256, hours, seed):
         return None
     try:
         chunks = [load_split(folder / c["file"]) for c in info["chunks"]]
@@ -385,7 +401,7 @@ def ensure(
         seed = int((data.info.get("summary") or {}).get("seed") or 0)
     folder = stream_dir(data, hours, seed, split)
     sha = _dataset_sha256(data)
-    cached = open_streams(folder, sha, hours, seed)
+    cached = open_streams(folder, sha, hours, seed, split)
     if cached is not None:
         say(
             f"{_stage(split)}: reusing {hours:g} h of {_split_name(split)} negative audio in "
@@ -407,7 +423,7 @@ def build(
     """Synthesise, compose and featurise the streams into `folder`."""
     t0 = time.monotonic()
     (folder / DESCRIPTION).unlink(missing_ok=True)  # invalid until rewritten
-    minutes = unique_speech_minutes(hours)
+    minutes = unique_speech_minutes(hours, split)
     stage, name = _stage(split), _split_name(split)
     say(f"{stage}: building {hours:g} h of {name} negative audio into {folder}")
     pool = speech_pool(data, minutes, seed, say, split)
@@ -444,7 +460,7 @@ def build(
     write_text_atomic(folder / POOL_LIST, "".join(json.dumps(r) + "\n" for r in pool.records))
     engines = Counter(r["voice"].split(":", 1)[0] for r in pool.records)
     info = {
-        "format": FORMAT,
+        "format": stream_format(split),
         "split": split,
         "wakeward_train": __version__,
         "dataset_sha256": sha256,
@@ -461,6 +477,7 @@ def build(
         "utterances_by_engine": dict(sorted(engines.items())),
         "texts": {
             "sentences_file": (EVAL_SENTENCES if split == HELDOUT else phonemes.SENTENCES).name,
+            "generated_sentences": 0 if split == HELDOUT else GENERATED_SENTENCES,
             "distinct": len({r["text"] for r in pool.records}),
         },
         "synthesis_failures": len(pool.failures),
@@ -473,7 +490,7 @@ def build(
         },
     }
     write_text_atomic(folder / DESCRIPTION, json.dumps(info, indent=1) + "\n")
-    opened = open_streams(folder, sha256, hours, seed)
+    opened = open_streams(folder, sha256, hours, seed, split)
     if opened is None:
         raise WakewardError(f"{folder}: the streams just written cannot be read back")
     say(
