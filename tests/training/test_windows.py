@@ -156,3 +156,35 @@ def test_stream_windows_come_from_their_part_of_each_stream():
     assert len(both) == 800 and list(both.counts()) == [windows.STREAM]
     with pytest.raises(WakewardError, match="part"):
         windows.stream_windows(marks, length, 1, rng, (0.5, 0.5))
+
+
+def test_spec_augment_masks_one_stretch_and_one_band_and_warps_channels():
+    from wakeward_train.train import SpecAugment
+
+    x = np.random.default_rng(1).uniform(1, 26, (64, 137, 40)).astype(np.float32)
+    masked = SpecAugment(probability=1.0, warp_probability=0.0).apply(
+        x.copy(), np.random.default_rng(0)
+    )
+    for w in masked:
+        rows = np.flatnonzero((w == 0).all(axis=1))
+        cols = np.flatnonzero((w == 0).all(axis=0))
+        assert len(rows) <= 10 and len(cols) <= 5
+        assert not len(rows) or np.array_equal(rows, np.arange(rows[0], rows[-1] + 1))
+    assert (masked == 0).any() and not (x == 0).any()
+
+    def warped(max_warp: float, p: float = 1.0) -> np.ndarray:
+        aug = SpecAugment(probability=0.0, warp_probability=p, max_warp=max_warp)
+        return aug.apply(x.copy(), np.random.default_rng(5))
+
+    assert np.array_equal(warped(0.0), x) and np.array_equal(warped(0.1, p=0.0), x)
+    out = warped(0.1)
+    # each window is its channels read at c * a by linear interpolation, one a per window
+    rng = np.random.default_rng(5)
+    chosen = np.flatnonzero(rng.random(len(x)) < 1.0)
+    factors = 1.0 + rng.uniform(-0.1, 0.1, len(chosen))
+    for i, a in zip(chosen[:8], factors[:8], strict=True):
+        at = np.clip(np.arange(40) * a, 0, 39)
+        want = np.stack([np.interp(at, np.arange(40), frame) for frame in x[i]])
+        np.testing.assert_allclose(out[i], want, rtol=1e-5, atol=1e-5)
+        assert 0.9 <= a <= 1.1 and not np.allclose(out[i], x[i])
+    np.testing.assert_array_equal(out[:, :, 0], x[:, :, 0])  # channel 0 stays where it is

@@ -3,7 +3,7 @@
 - Windows (`windows.cut`) of the model's receptive field from the train split: positives
   end just after the wake phrase, negatives everywhere else (see windows.py). Their ends
   are drawn anew every epoch, and SpecAugment masks a stretch of frames and a band of
-  channels in half of them.
+  channels in half of them, after a channel warp (a vocal tract longer or shorter) of some.
 - With the dataset's long training streams (streams.py, split TRAIN: hours of everyday
   sound and speech by the training speakers), `stream_windows` more negatives a epoch,
   drawn anew from the first STREAM_FIT_PART of each stream; validation gets fixed windows
@@ -51,13 +51,35 @@ Say = Callable[[str], None]
 @dataclass(frozen=True)
 class SpecAugment:
     """Masks on training windows (SpecAugment): with `probability`, one stretch of up to
-    `max_frames` frames and one band of up to `max_channels` channels set to feature 0."""
+    `max_frames` frames and one band of up to `max_channels` channels set to feature 0.
+    Before the masks, with `warp_probability`, a channel warp: the window's channels read
+    at c * a (linear interpolation, edges held), a drawn from 1 +- `max_warp`, like a
+    longer or shorter vocal tract, so a few TTS voices stand for more speakers."""
 
     probability: float = 0.5
     max_frames: int = 10
     max_channels: int = 5
+    warp_probability: float = 0.5
+    max_warp: float = 0.2
+
+    def warp(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        n, _, channels = x.shape
+        chosen = np.flatnonzero(rng.random(n) < self.warp_probability)
+        if not len(chosen) or self.max_warp <= 0:
+            return x
+        factors = 1.0 + rng.uniform(-self.max_warp, self.max_warp, len(chosen))
+        at = np.clip(np.arange(channels)[None, :] * factors[:, None], 0, channels - 1)
+        lo = np.minimum(at.astype(np.int64), channels - 2)
+        frac = (at - lo).astype(x.dtype)[:, None, :]
+        rows = chosen[:, None]
+        x[chosen] = x[rows, :, lo].transpose(0, 2, 1) * (1 - frac) + x[
+            rows, :, lo + 1
+        ].transpose(0, 2, 1) * frac
+        return x
 
     def apply(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if self.warp_probability > 0:
+            x = self.warp(x, rng)
         if self.probability <= 0:
             return x
         n, frames, channels = x.shape
