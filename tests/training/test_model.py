@@ -229,9 +229,14 @@ def test_the_export_refuses_an_int8_model_that_disagrees_with_keras(
         report = export.export(result.net, result.model, tiny_data, path, chunks=300)
         assert report.agreement == measured
         return
+    path.write_bytes(b"an earlier model")
     with pytest.raises(WakewardError, match=f"{path}: the int8 streaming model disagrees") as e:
         export.export(result.net, result.model, tiny_data, path, chunks=300)
     assert f"99th percentile {p99:.3f}" in str(e.value) and f"largest {largest:.3f}" in str(e.value)
+    # never under the name a user deploys: an earlier model there stays, the refused one beside
+    assert path.read_bytes() == b"an earlier model"
+    refused = tmp_path / "m.refused.tflite"
+    assert "m.refused.tflite" in str(e.value) and refused.read_bytes()[4:8] == b"TFL3"
 
 
 def test_out_must_name_the_model():

@@ -407,6 +407,9 @@ class ExportReport:
         ]
 
 
+REFUSED_SUFFIX = ".refused.tflite"
+
+
 def export(
     net: Net,
     model: Any,
@@ -419,25 +422,30 @@ def export(
     p99_abs_diff: float = AGREEMENT_P99_LIMIT,
     max_abs_diff: float = AGREEMENT_MAX_LIMIT,
 ) -> ExportReport:
-    """Convert, write `path` (.tflite), inspect and compare; raises on any problem."""
+    """Convert, inspect, compare, and only then write `path` (.tflite); raises on any
+    problem. A model refused for disagreeing is kept beside it as NAME.refused.tflite (for
+    a look), never under the name a user would deploy."""
+    from wakeward.files import write_atomic
+
     cal, forced = calibration_chunks(data, chunks, seed)
     flatbuffer = convert(net, cal)
     facts = inspect(flatbuffer)
     if facts.problems:
         raise WakewardError(f"{path}: the converted model is unusable: {'; '.join(facts.problems)}")
-    from wakeward.files import write_atomic
-
-    write_atomic(path, lambda f: f.write(flatbuffer))
     split = HELDOUT if any(r.split == HELDOUT for r in data.records) else TRAIN
     stream = stream_of(data, split, agreement_frames, seed + 1)
     agree = agreement(flatbuffer, model, net.config, stream)
     if agree.p99_abs_diff > p99_abs_diff or agree.max_abs_diff > max_abs_diff:
+        refused = path.with_name(path.stem + REFUSED_SUFFIX)
+        write_atomic(refused, lambda f: f.write(flatbuffer))
         raise WakewardError(
             f"{path}: the int8 streaming model disagrees with the Keras model: |dp| 99th "
             f"percentile {agree.p99_abs_diff:.3f} (limit {p99_abs_diff}), largest "
             f"{agree.max_abs_diff:.3f} (limit {max_abs_diff}) at invocation "
-            f"{agree.worst_invocation} of the held-out stream"
+            f"{agree.worst_invocation} of the held-out stream; not written (the refused "
+            f"model is {refused.name}); train again with another --seed"
         )
+    write_atomic(path, lambda f: f.write(flatbuffer))
     return ExportReport(
         path=path,
         model_bytes=len(flatbuffer),
