@@ -231,12 +231,61 @@ def test_the_export_refuses_an_int8_model_that_disagrees_with_keras(
         return
     path.write_bytes(b"an earlier model")
     with pytest.raises(WakewardError, match=f"{path}: the int8 streaming model disagrees") as e:
-        export.export(result.net, result.model, tiny_data, path, chunks=300)
+        export.export(result.net, result.model, tiny_data, path, chunks=300, tries=2)
+    assert "after 2 calibration samples" in str(e.value)
     assert f"99th percentile {p99:.3f}" in str(e.value) and f"largest {largest:.3f}" in str(e.value)
     # never under the name a user deploys: an earlier model there stays, the refused one beside
     assert path.read_bytes() == b"an earlier model"
     refused = tmp_path / "m.refused.tflite"
     assert "m.refused.tflite" in str(e.value) and refused.read_bytes()[4:8] == b"TFL3"
+
+
+def test_a_disagreeing_conversion_is_made_again_from_another_calibration_sample(
+    tiny_data, one_epoch, tmp_path, monkeypatch
+):
+    """The int8 ranges depend on the calibration sample: the export tries another one (a
+    different part of the training audio) before refusing, keeps the closest when all
+    disagree, and says which sample the written model came from."""
+    result = one_epoch
+    seeds: list[int] = []
+    real_chunks = export.calibration_chunks
+
+    def chunks(data, count, seed):
+        seeds.append(seed)
+        return real_chunks(data, count, seed)
+
+    monkeypatch.setattr(export, "calibration_chunks", chunks)
+    bad = export.Agreement(100, 0.2, 0.01, 0.08, 7)
+    worse = export.Agreement(100, 0.3, 0.01, 0.09, 8)
+    good = export.Agreement(100, 0.05, 0.001, 0.01, 9)
+    measured = iter([bad, good])
+    monkeypatch.setattr(export, "agreement", lambda *a, **k: next(measured))
+    said: list[str] = []
+    path = tmp_path / "m.tflite"
+    report = export.export(
+        result.net, result.model, tiny_data, path, seed=4, chunks=300, say=said.append
+    )
+    assert report.agreement == good and report.calibration_sample == 2
+    assert report.to_json()["calibration_sample"] == 2
+    assert seeds == [4, 4 + export.CALIBRATION_SEED_STEP]
+    assert len(said) == 1 and "calibration sample 1/3" in said[0] and "0.080" in said[0]
+    assert path.read_bytes()[4:8] == b"TFL3"
+    assert not (tmp_path / "m.refused.tflite").exists()
+
+    # all disagree: the refused file is the closest try's model, not the last one's
+    converted: list[bytes] = []
+    real_convert = export.convert
+
+    def convert(net, cal):
+        converted.append(real_convert(net, cal))
+        return converted[-1]
+
+    monkeypatch.setattr(export, "convert", convert)
+    measured = iter([worse, bad, worse])
+    with pytest.raises(WakewardError, match="after 3 calibration samples: at best .* 0.080"):
+        export.export(result.net, result.model, tiny_data, tmp_path / "n.tflite", chunks=300)
+    assert (tmp_path / "n.refused.tflite").read_bytes() == converted[1]
+    assert converted[1] != converted[0] and not (tmp_path / "n.tflite").exists()
 
 
 def test_out_must_name_the_model():

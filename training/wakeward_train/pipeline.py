@@ -205,7 +205,7 @@ def run(opts: Options, say: Say = print) -> int:
     chunks = opts.calibration_chunks or (2000 if opts.quick else export.CALIBRATION_CHUNKS)
     say(f"export: converting to int8 with {chunks} calibration chunks")
     report = export.export(
-        result.net, result.model, data, model_path, seed=opts.seed, chunks=chunks
+        result.net, result.model, data, model_path, seed=opts.seed, chunks=chunks, say=say
     )
     for line in report.lines():
         say(line)
