@@ -13,7 +13,7 @@ DEB_PACKAGES := espeak-ng sox valgrind
 # whose pointer casts only the MicroPython compiler knows (mpy-cross checks those).
 FIRMWARE_TYPED = $(shell grep -L -r --include='*.py' 'micropython.viper' firmware)
 
-.PHONY: help venv venv-train sysdeps demo test lint bench bench-train clean
+.PHONY: help venv venv-train sysdeps sysdeps-train demo test lint bench bench-train clean
 
 help:
 	@echo "make demo   set up everything and run the main job"
@@ -43,10 +43,16 @@ $(TRAIN_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,train]'
 	@touch $@
 
-# Install the Debian packages when we can (root or password-less sudo); otherwise say how,
-# and the tests that need them are skipped with a printed reason.
-sysdeps:
-	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+# The trainer's other TTS engines and its word list for confusables: `wakeward train` uses
+# whatever is installed, and the models in models/ were built with all of these, so
+# `make bench-train` needs them to rebuild the very datasets those models came from.
+TRAIN_DEB_PACKAGES := flite festival festlex-cmu festvox-kallpc16k festvox-kdlpc16k \
+	festvox-us-slt-hts wamerican
+
+# Install Debian packages when we can (root or password-less sudo); otherwise say how, and
+# the tests that need them are skipped with a printed reason.
+define install_debs
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "wakeward: installing Debian packages:$$missing"; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=""; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else SUDO=none; fi; \
@@ -58,6 +64,13 @@ sysdeps:
 			|| echo "wakeward: apt-get failed; run: sudo apt-get install -y$$missing"; \
 		fi; \
 	fi
+endef
+
+sysdeps:
+	$(call install_debs,$(DEB_PACKAGES))
+
+sysdeps-train:
+	$(call install_debs,$(DEB_PACKAGES) $(TRAIN_DEB_PACKAGES))
 
 lint: venv
 	$(BIN)/ruff check firmware host tests training bench
@@ -76,7 +89,7 @@ bench: venv sysdeps
 
 # Our trained models vs pymicro-wakeword's on the same held-out audio (builds the datasets
 # when missing: about 10 minutes each; then about 3 minutes per model).
-bench-train: venv-train sysdeps
+bench-train: venv-train sysdeps-train
 	$(BIN)/python bench/train_compare.py --out BENCHMARKS.md
 
 clean:

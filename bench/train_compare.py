@@ -74,6 +74,25 @@ def ensure_dataset(folder: Path, phrase: str, data: Path) -> None:
     )
 
 
+# What a dataset's summary and a model's record must share for the figures to be the
+# model's own: the same TTS voices, the same word list for confusables, the same audio.
+SAME_DATA = ("voices", "word_source", "counts", "seconds")
+
+
+def check_dataset(folder: Path, data: Path) -> None:
+    """Stop when `data` is not the dataset `folder`'s model was trained from (e.g. built on
+    a machine without flite, festival or wamerican: `make sysdeps-train` installs them)."""
+    ours = json.loads((folder / f"{folder.name}.wakeward.json").read_text())["data"]
+    built = json.loads((data / "dataset.json").read_text())["summary"]
+    for key in SAME_DATA:
+        if key in ours and built.get(key) != ours[key]:
+            raise SystemExit(
+                f"bench-train: {data}: its {key} differ from those {folder.name} was trained "
+                f"on ({built.get(key)} vs {ours[key]}); install the trainer's Debian packages "
+                f"(make sysdeps-train), move that folder away and run again to rebuild it"
+            )
+
+
 def evaluate(model: str, data: Path, tmp: Path) -> dict:
     out = tmp / f"{Path(model).name}-{len(list(tmp.iterdir()))}.json"
     wakeward("evaluate", model, "--data", str(data), "--json", str(out))
@@ -152,6 +171,7 @@ def section(tmp: Path) -> str:
             print(f"bench-train: {folder} has no model: skipped", flush=True)
             continue
         ensure_dataset(folder, phrase, data)
+        check_dataset(folder, data)
         mine = folder / f"{folder.name}.tflite"
         lines.append(row(f"{folder.name} (ours)", evaluate(str(folder), data, tmp), mine, tmp))
         if shipped:
