@@ -288,6 +288,28 @@ def test_a_disagreeing_conversion_is_made_again_from_another_calibration_sample(
     assert converted[1] != converted[0] and not (tmp_path / "n.tflite").exists()
 
 
+def test_a_refused_run_leaves_the_deployed_model_and_its_keras_twin_alone(
+    tiny_data, tmp_path, monkeypatch
+):
+    out = tmp_path / "models" / "hey_jarvis_test"
+    out.mkdir(parents=True)
+    (out / "hey_jarvis_test.tflite").write_bytes(b"the model in use")
+    (out / "hey_jarvis_test.keras").write_bytes(b"its float twin")
+    far_off = export.Agreement(100, 0.9, 0.2, 0.5, 3)
+    monkeypatch.setattr(export, "agreement", lambda *a, **k: far_off)
+    opts = pipeline.Options(
+        phrase="hey jarvis", out=out, data=tiny_data.path, quick=True, epochs=1,
+        calibration_chunks=300,
+    )  # fmt: skip
+    with pytest.raises(WakewardError, match="after 3 calibration samples"):
+        pipeline.run(opts)
+    assert (out / "hey_jarvis_test.tflite").read_bytes() == b"the model in use"
+    assert (out / "hey_jarvis_test.keras").read_bytes() == b"its float twin"
+    assert (out / "hey_jarvis_test.refused.tflite").read_bytes()[4:8] == b"TFL3"
+    assert (out / "hey_jarvis_test.refused.keras").stat().st_size > 1000
+    assert not (out / "hey_jarvis_test.json").exists()
+
+
 def test_out_must_name_the_model():
     with pytest.raises(WakewardError, match="the folder's name is the model's name"):
         pipeline.model_name(Path("models/hey wakeward"))

@@ -11,6 +11,9 @@ Writes into the --out folder (NAME is its last component):
     NAME.keras            the trained non-streaming Keras model (for later evaluation or
                           fine-tuning)
 
+A model the export refuses is written only as NAME.refused.tflite and NAME.refused.keras;
+a NAME.tflite and NAME.keras already there stay as they were.
+
 The dataset goes to --data (default build/train/NAME/data); an existing dataset there is
 reused as it is (its phrase must match). The evaluation's negative audio (streams.py:
 3 hours, 2.4 minutes with --quick) is cached inside it, in eval_streams/.
@@ -49,6 +52,7 @@ DEFAULT_POSITIVES = 4000  # the models in models/ were trained on this much (abo
 DEFAULT_NEGATIVES = 6000
 QUICK_POSITIVES = 40
 QUICK_NEGATIVES = 60
+REFUSED_KERAS_SUFFIX = ".refused.keras"  # beside export.REFUSED_SUFFIX's .tflite
 CHECK_INVOCATIONS = 1000
 TRAIN_STREAM_HOURS = 2.0  # long negative training audio (streams.py, split TRAIN)
 QUICK_TRAIN_STREAM_HOURS = 0.03
@@ -199,14 +203,20 @@ def run(opts: Options, say: Say = print) -> int:
     except OSError as e:
         raise WakewardError(f"{opts.out}: cannot create the folder ({e.strerror})") from None
     model_path = opts.out / f"{name}.tflite"
-    result.model.save(opts.out / f"{name}.keras")
 
     t = time.monotonic()
     chunks = opts.calibration_chunks or (2000 if opts.quick else export.CALIBRATION_CHUNKS)
     say(f"export: converting to int8 with {chunks} calibration chunks")
-    report = export.export(
-        result.net, result.model, data, model_path, seed=opts.seed, chunks=chunks, say=say
-    )
+    try:
+        report = export.export(
+            result.net, result.model, data, model_path, seed=opts.seed, chunks=chunks, say=say
+        )
+    except WakewardError:
+        # the float model of a refused run stays beside the refused .tflite, never over the
+        # NAME.keras that belongs to the NAME.tflite already there
+        result.model.save(opts.out / f"{name}{REFUSED_KERAS_SUFFIX}")
+        raise
+    result.model.save(opts.out / f"{name}.keras")
     for line in report.lines():
         say(line)
     times["export_s"] = round(time.monotonic() - t, 1)
