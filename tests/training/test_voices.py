@@ -4,6 +4,8 @@ bytes every time, faster and higher when asked."""
 from __future__ import annotations
 
 import shutil
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -114,6 +116,45 @@ def test_nothing_to_say_is_refused_by_name(inventory):
         voices.synthesize(v, "?!")
     results = voices.speak_all([SpeechRequest(v, "..."), SpeechRequest(v, "hello")])
     assert isinstance(results[0], WakewardError) and isinstance(results[1], np.ndarray)
+
+
+def test_parallel_speech_is_the_same_speech_in_the_same_order(inventory):
+    """jobs only changes how many TTS processes run at once: every slot holds the speech of
+    its own request (or its error), whatever finishes first."""
+    pool = inventory.by_engine("espeak-ng")[:3] + inventory.by_engine("festival")[:1]
+    texts = ["hello", "hey jarvis, lights on", "?!", "the kitchen at noon", "yes"]
+    reqs = [SpeechRequest(v, t) for v in pool for t in texts]
+    one_by_one = voices.speak_all(reqs, jobs=1)
+    at_once = voices.speak_all(reqs, jobs=4)
+    for req, a, b in zip(reqs, one_by_one, at_once, strict=True):
+        if req.text == "?!":
+            assert isinstance(a, WakewardError) and isinstance(b, WakewardError)
+            assert str(a) == str(b) and "nothing to say" in str(a)
+        else:
+            assert isinstance(a, np.ndarray) and np.array_equal(a, b), req
+    lengths = [len(a) for a in at_once if isinstance(a, np.ndarray)]
+    assert len(set(lengths)) > len(pool)  # the texts differ, so the order is checked
+
+
+def test_speak_all_runs_up_to_jobs_processes_at_once(monkeypatch):
+    running, most = [0], [0]
+    lock = threading.Lock()
+
+    def slow(req, out):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.05)
+        with lock:
+            running[0] -= 1
+        return np.zeros(10, np.int16)
+
+    monkeypatch.setattr(voices, "_speak_one", slow)
+    reqs = [SpeechRequest(Voice("espeak-ng", "en-us", "espeak:x"), "hi")] * 8
+    for jobs, expected in [(1, 1), (3, 3)]:
+        most[0] = 0
+        assert len(voices.speak_all(reqs, jobs=jobs)) == 8
+        assert most[0] == expected
 
 
 def test_an_unknown_voice_names_itself(inventory):

@@ -25,12 +25,14 @@ speakers, so no speaker is heard in both splits.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
 import tempfile
 import wave
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,6 +60,8 @@ FLITE_SKIPPED = frozenset({"awb_time"})
 FLITE_F0_HZ = {"kal": 100.0, "kal16": 100.0, "awb": 120.0, "slt": 170.0}
 SILENT_PEAK = 200  # int16 peak below which a synthesis counts as silence
 _TIMEOUT_S = 60.0
+MAX_JOBS = 8  # TTS processes at once, whatever the CPU count
+_PENDING = WakewardError("not spoken")  # a result slot no request has filled yet
 
 
 @dataclass(frozen=True)
@@ -339,41 +343,62 @@ def _write_script(voice: Voice, jobs: Sequence[tuple[str, Prosody, Path]], near:
     return script
 
 
-def speak_all(requests: Sequence[SpeechRequest]) -> list[np.ndarray | WakewardError]:
-    """Each request's int16 16 kHz speech, or the error that request got (so one voice that
-    cannot say one text does not stop a batch). Festival requests share one process per
-    voice; if that batch fails, its requests are retried one by one."""
-    results: list[np.ndarray | WakewardError] = []
+def default_jobs() -> int:
+    """TTS processes run at once: one per CPU (each is a single-threaded program), at most
+    MAX_JOBS."""
+    return max(1, min(os.cpu_count() or 1, MAX_JOBS))
+
+
+def speak_all(
+    requests: Sequence[SpeechRequest], jobs: int | None = None
+) -> list[np.ndarray | WakewardError]:
+    """Each request's int16 16 kHz speech, in order, or the error that request got (so one
+    voice that cannot say one text does not stop a batch). Up to `jobs` (default: one per
+    CPU) TTS processes run at once; each result depends on its request alone, so the
+    output is the same for any `jobs`. Festival requests share one process per voice; if
+    that batch fails, its requests are retried one by one."""
+    results: list[np.ndarray | WakewardError] = [_PENDING] * len(requests)
     with tempfile.TemporaryDirectory(prefix="wakeward-tts-") as tmp:
         festival: dict[Voice, list[int]] = {}
+        singles: list[int] = []
         for i, req in enumerate(requests):
-            out = Path(tmp) / f"{i}.wav"
+            if req.voice.engine != FESTIVAL:
+                singles.append(i)
+                continue
             try:
-                if req.voice.engine == FESTIVAL:
-                    _check(req)
-                    festival.setdefault(req.voice, []).append(i)
-                    results.append(WakewardError("pending"))
-                    continue
-                results.append(_speak_one(req, out))
+                _check(req)
+                festival.setdefault(req.voice, []).append(i)
             except WakewardError as e:
-                results.append(e)
-        for voice, idxs in festival.items():
-            jobs = [
+                results[i] = e
+
+        def one(i: int, name: str) -> np.ndarray | WakewardError:
+            try:
+                return _speak_one(requests[i], Path(tmp) / name)
+            except WakewardError as e:
+                return e
+
+        def batch(voice: Voice, idxs: list[int]) -> None:
+            lines = [
                 (_clean_text(requests[i].text), requests[i].prosody, Path(tmp) / f"{i}.wav")
                 for i in idxs
             ]
             try:
-                script = _write_script(voice, jobs, Path(tmp) / f"batch-{idxs[0]}.wav")
-                _run([FESTIVAL, "-b", str(script)], what=f"{voice.id} ({len(jobs)} utterances)")
-                for i, (_, _, out) in zip(idxs, jobs, strict=True):
+                script = _write_script(voice, lines, Path(tmp) / f"batch-{idxs[0]}.wav")
+                _run([FESTIVAL, "-b", str(script)], what=f"{voice.id} ({len(lines)} utterances)")
+                for i, (_, _, out) in zip(idxs, lines, strict=True):
                     what = f"{voice.id} saying {requests[i].text!r}"
                     results[i] = _to_int16(read_any_wav(out, what=what), what=what)
             except WakewardError:
                 for i in idxs:
-                    try:
-                        results[i] = _speak_one(requests[i], Path(tmp) / f"one-{i}.wav")
-                    except WakewardError as e:
-                        results[i] = e
+                    results[i] = one(i, f"one-{i}.wav")
+
+        with ThreadPoolExecutor(max_workers=jobs or default_jobs()) as pool:
+            batches = [pool.submit(batch, v, idxs) for v, idxs in festival.items()]
+            spoken = pool.map(lambda i: one(i, f"{i}.wav"), singles)
+            for i, result in zip(singles, spoken, strict=True):
+                results[i] = result
+            for b in batches:
+                b.result()
     return results
 
 
