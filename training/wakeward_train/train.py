@@ -60,7 +60,7 @@ class SpecAugment:
     max_frames: int = 10
     max_channels: int = 5
     warp_probability: float = 0.5
-    max_warp: float = 0.2
+    max_warp: float = 0.25
 
     def warp(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         n, _, channels = x.shape
