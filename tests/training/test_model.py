@@ -180,7 +180,7 @@ def test_quick_train_exports_a_bit_exact_model_with_a_v2_manifest(tiny_data, tmp
     }
     assert np.float32(facts["input"]["scale"]) == model.INPUT_SCALE
     assert facts["output"]["type"] == "UINT8" and facts["output"]["shape"] == [1, 1]
-    assert facts["agreement"]["p99_abs_diff"] <= export.AGREEMENT_P99_LIMIT
+    assert facts["agreement"]["logit_rms"] <= export.AGREEMENT_LOGIT_RMS_LIMIT
     assert facts["agreement"]["max_abs_diff"] <= export.AGREEMENT_MAX_LIMIT
     assert ours["device_check"]["bit_exact"] is True
     assert ours["data"]["counts"]["train"]["positive/tts"] > 0
@@ -212,17 +212,44 @@ def test_quick_train_exports_a_bit_exact_model_with_a_v2_manifest(tiny_data, tmp
     assert report.manifest_arena_bytes == micro["tensor_arena_size"]
 
 
+def agreeing(logit_rms: float | None, largest: float, worst: int = 42) -> export.Agreement:
+    return export.Agreement(2000, largest, 0.002, 0.05, worst, 150, logit_rms)
+
+
+def test_the_agreement_check_tells_quantization_noise_from_a_wrong_conversion():
+    """Quantization noise of about one logit step passes, however many invocations sit on
+    the sigmoid's steep part; other outputs (here: another model's), or one far-off
+    output, do not."""
+    rng = np.random.default_rng(0)
+    logits = np.concatenate([rng.normal(-12, 3, 2500), rng.normal(0, 4, 500)])
+    p_float = 1 / (1 + np.exp(-logits))
+    steps = np.round((logits + rng.normal(0, 0.2, len(logits))) / 0.2) * 0.2  # int8 logit
+    p_int8 = np.round(256 / (1 + np.exp(-steps))) / 256
+    noisy = export.compare(p_int8, p_float)
+    assert noisy.p99_abs_diff > 0.05  # what the old percentile rule refused
+    assert noisy.unsure > 200 and noisy.logit_rms is not None and noisy.logit_rms < 0.35
+    assert noisy.problems() == []
+    other = export.compare(p_int8, rng.permutation(p_float))
+    assert other.logit_rms is not None and other.logit_rms > 2
+    assert any("logit difference" in p for p in other.problems())
+    sure = export.compare(np.zeros(100), np.full(100, 0.001))
+    assert sure.unsure == 0 and sure.logit_rms is None and sure.problems() == []
+    one_off = p_int8.copy()
+    one_off[7] = 1.0 - p_float[7]
+    assert any("largest |dp|" in p for p in export.compare(one_off, p_float, 10).problems())
+
+
 @pytest.mark.parametrize(
-    ("p99", "largest", "refused"),
-    [(0.01, 0.3, False), (0.06, 0.1, True), (0.01, 0.5, True)],
+    ("logit_rms", "largest", "refused"),
+    [(0.3, 0.3, False), (None, 0.3, False), (0.6, 0.1, True), (0.2, 0.5, True)],
 )
 def test_the_export_refuses_an_int8_model_that_disagrees_with_keras(
-    tiny_data, one_epoch, tmp_path, monkeypatch, p99, largest, refused
+    tiny_data, one_epoch, tmp_path, monkeypatch, logit_rms, largest, refused
 ):
-    """One outlier on the sigmoid's steep part passes; most outputs off, or one far off, do
-    not, and the message names the file and both figures."""
+    """The message names the file and what disagreed; a refused model never takes the name
+    a user deploys."""
     result = one_epoch
-    measured = export.Agreement(100, largest, 0.001, p99, 42)
+    measured = agreeing(logit_rms, largest)
     monkeypatch.setattr(export, "agreement", lambda *a, **k: measured)
     path = tmp_path / "m.tflite"
     if not refused:
@@ -233,7 +260,10 @@ def test_the_export_refuses_an_int8_model_that_disagrees_with_keras(
     with pytest.raises(WakewardError, match=f"{path}: the int8 streaming model disagrees") as e:
         export.export(result.net, result.model, tiny_data, path, chunks=300, tries=2)
     assert "after 2 calibration samples" in str(e.value)
-    assert f"99th percentile {p99:.3f}" in str(e.value) and f"largest {largest:.3f}" in str(e.value)
+    if logit_rms > export.AGREEMENT_LOGIT_RMS_LIMIT:
+        assert f"logit difference {logit_rms:.3f} RMS over the 150 invocations" in str(e.value)
+    else:
+        assert f"largest |dp| {largest:.3f} (limit 0.4) at invocation 42" in str(e.value)
     # never under the name a user deploys: an earlier model there stays, the refused one beside
     assert path.read_bytes() == b"an earlier model"
     refused = tmp_path / "m.refused.tflite"
@@ -255,9 +285,9 @@ def test_a_disagreeing_conversion_is_made_again_from_another_calibration_sample(
         return real_chunks(data, count, seed)
 
     monkeypatch.setattr(export, "calibration_chunks", chunks)
-    bad = export.Agreement(100, 0.2, 0.01, 0.08, 7)
-    worse = export.Agreement(100, 0.3, 0.01, 0.09, 8)
-    good = export.Agreement(100, 0.05, 0.001, 0.01, 9)
+    bad = agreeing(0.8, 0.2, 7)
+    worse = agreeing(0.9, 0.3, 8)
+    good = agreeing(0.2, 0.05, 9)
     measured = iter([bad, good])
     monkeypatch.setattr(export, "agreement", lambda *a, **k: next(measured))
     said: list[str] = []
@@ -268,7 +298,7 @@ def test_a_disagreeing_conversion_is_made_again_from_another_calibration_sample(
     assert report.agreement == good and report.calibration_sample == 2
     assert report.to_json()["calibration_sample"] == 2
     assert seeds == [4, 4 + export.CALIBRATION_SEED_STEP]
-    assert len(said) == 1 and "calibration sample 1/3" in said[0] and "0.080" in said[0]
+    assert len(said) == 1 and "calibration sample 1/3" in said[0] and "0.800 RMS" in said[0]
     assert path.read_bytes()[4:8] == b"TFL3"
     assert not (tmp_path / "m.refused.tflite").exists()
 
@@ -282,7 +312,7 @@ def test_a_disagreeing_conversion_is_made_again_from_another_calibration_sample(
 
     monkeypatch.setattr(export, "convert", convert)
     measured = iter([worse, bad, worse])
-    with pytest.raises(WakewardError, match="after 3 calibration samples: at best .* 0.080"):
+    with pytest.raises(WakewardError, match="after 3 calibration samples: at best .* 0.800 RMS"):
         export.export(result.net, result.model, tiny_data, tmp_path / "n.tflite", chunks=300)
     assert (tmp_path / "n.refused.tflite").read_bytes() == converted[1]
     assert converted[1] != converted[0] and not (tmp_path / "n.tflite").exists()
@@ -295,7 +325,7 @@ def test_a_refused_run_leaves_the_deployed_model_and_its_keras_twin_alone(
     out.mkdir(parents=True)
     (out / "hey_jarvis_test.tflite").write_bytes(b"the model in use")
     (out / "hey_jarvis_test.keras").write_bytes(b"its float twin")
-    far_off = export.Agreement(100, 0.9, 0.2, 0.5, 3)
+    far_off = agreeing(3.0, 0.9, 3)
     monkeypatch.setattr(export, "agreement", lambda *a, **k: far_off)
     opts = pipeline.Options(
         phrase="hey jarvis", out=out, data=tiny_data.path, quick=True, epochs=1,
