@@ -145,6 +145,9 @@ def test_quick_train_exports_a_bit_exact_model_with_a_v2_manifest(tiny_data, tmp
     said = capsys.readouterr().out
     assert "check: bit-exact: yes, 150 invocations" in said
     tflite = out / "hey_jarvis_test.tflite"
+    assert sorted(p.name for p in out.iterdir()) == [
+        f"hey_jarvis_test{s}" for s in (".det.png", ".json", ".keras", ".tflite", ".wakeward.json")
+    ]
     manifest = json.loads((out / "hey_jarvis_test.json").read_text())
     # exactly ESPHome's MANIFEST_SCHEMA_V2 keys (it refuses others; website is optional)
     assert set(manifest) == {
@@ -338,6 +341,43 @@ def test_a_refused_run_leaves_the_deployed_model_and_its_keras_twin_alone(
     assert (out / "hey_jarvis_test.refused.tflite").read_bytes()[4:8] == b"TFL3"
     assert (out / "hey_jarvis_test.refused.keras").stat().st_size > 1000
     assert not (out / "hey_jarvis_test.json").exists()
+    assert not (out / "hey_jarvis_test.partial").exists()
+
+
+def test_a_model_that_is_not_bit_exact_on_the_device_replaces_nothing(
+    tiny_data, tmp_path, monkeypatch
+):
+    from wakeward import modelcheck
+
+    out = tmp_path / "models" / "hey_jarvis_test"
+    out.mkdir(parents=True)
+    before = {f"hey_jarvis_test{s}": f"in use {s}".encode() for s in (".tflite", ".json")}
+    for n, b in before.items():
+        (out / n).write_bytes(b)
+    real_check = modelcheck.check
+
+    def off_by_one(*a, **k):
+        return replace(real_check(*a, **k), bit_exact=False, first_mismatch=(0, 0, 1, 2))
+
+    monkeypatch.setattr(modelcheck, "check", off_by_one)
+    opts = pipeline.Options(
+        phrase="hey jarvis", out=out, data=tiny_data.path, quick=True, epochs=1,
+        calibration_chunks=300, check_invocations=20,
+    )  # fmt: skip
+    partial = out / "hey_jarvis_test.partial"
+    with pytest.raises(WakewardError, match="not bit-exact .* stay in .*hey_jarvis_test.partial"):
+        pipeline.run(opts)
+    assert {n: (out / n).read_bytes() for n in before} == before
+    assert not (out / "hey_jarvis_test.wakeward.json").exists()
+    assert (partial / "hey_jarvis_test.tflite").read_bytes()[4:8] == b"TFL3"
+    record = json.loads((partial / "hey_jarvis_test.wakeward.json").read_text())
+    assert record["device_check"]["bit_exact"] is False
+
+    monkeypatch.setattr(modelcheck, "check", real_check)
+    assert pipeline.run(opts) == 0  # a good run installs its files and clears the leftovers
+    assert (out / "hey_jarvis_test.tflite").read_bytes()[4:8] == b"TFL3"
+    assert json.loads((out / "hey_jarvis_test.json").read_text())["version"] == 2
+    assert not partial.exists()
 
 
 def test_out_must_name_the_model():

@@ -11,8 +11,11 @@ Writes into the --out folder (NAME is its last component):
     NAME.keras            the trained non-streaming Keras model (for later evaluation or
                           fine-tuning)
 
-A model the export refuses is written only as NAME.refused.tflite and NAME.refused.keras;
-a NAME.tflite and NAME.keras already there stay as they were.
+The run writes into NAME.partial/ and moves the files into the folder only when the export,
+the evaluation and the bit-exact check have all passed: a failed or interrupted run leaves
+the NAME.* files already there as they were. A model the export refuses is kept as
+NAME.refused.tflite and NAME.refused.keras; a model that is not bit-exact on the device
+interpreter stays in NAME.partial/.
 
 The dataset goes to --data (default build/train/NAME/data); an existing dataset there is
 reused as it is (its phrase must match). The evaluation's negative audio (streams.py:
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -53,6 +57,7 @@ DEFAULT_NEGATIVES = 6000
 QUICK_POSITIVES = 40
 QUICK_NEGATIVES = 60
 REFUSED_KERAS_SUFFIX = ".refused.keras"  # beside export.REFUSED_SUFFIX's .tflite
+PARTIAL_SUFFIX = ".partial"  # OUT/NAME.partial/: the run's files until every check passed
 CHECK_INVOCATIONS = 1000
 TRAIN_STREAM_HOURS = 2.0  # long negative training audio (streams.py, split TRAIN)
 QUICK_TRAIN_STREAM_HOURS = 0.03
@@ -198,11 +203,8 @@ def run(opts: Options, say: Say = print) -> int:
     t = time.monotonic()
     result = train.train(data, config, say=say, streams=train_streams.chunks)
     times["train_s"] = round(time.monotonic() - t, 1)
-    try:
-        opts.out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise WakewardError(f"{opts.out}: cannot create the folder ({e.strerror})") from None
-    model_path = opts.out / f"{name}.tflite"
+    staging = _staging(opts.out, name)
+    model_path = staging / f"{name}.tflite"
 
     t = time.monotonic()
     chunks = opts.calibration_chunks or (2000 if opts.quick else export.CALIBRATION_CHUNKS)
@@ -211,12 +213,15 @@ def run(opts: Options, say: Say = print) -> int:
         report = export.export(
             result.net, result.model, data, model_path, seed=opts.seed, chunks=chunks, say=say
         )
-    except WakewardError:
-        # the float model of a refused run stays beside the refused .tflite, never over the
-        # NAME.keras that belongs to the NAME.tflite already there
+    except WakewardError as e:
+        # the refused model and its float twin go beside the model in use, never over it
         result.model.save(opts.out / f"{name}{REFUSED_KERAS_SUFFIX}")
-        raise
-    result.model.save(opts.out / f"{name}.keras")
+        refused = staging / f"{name}{export.REFUSED_SUFFIX}"
+        if refused.is_file():
+            refused.replace(opts.out / refused.name)
+        shutil.rmtree(staging, ignore_errors=True)
+        raise WakewardError(str(e).replace(str(staging), str(opts.out))) from None
+    result.model.save(staging / f"{name}.keras")
     for line in report.lines():
         say(line)
     times["export_s"] = round(time.monotonic() - t, 1)
@@ -236,14 +241,14 @@ def run(opts: Options, say: Say = print) -> int:
         where=model_path,
         say=say,
     )
-    ev.det_png = detplot.save(ev, opts.out / f"{name}.det.png").name
+    ev.det_png = detplot.save(ev, staging / f"{name}.det.png").name
     for line in ev.lines():
         say(line)
     point = ev.point
     times["evaluate_s"] = round(time.monotonic() - t, 1)
     arena = export.manifest_arena_bytes(report.tflm_arena_bytes)
     manifest = v2_manifest(opts.phrase, name, opts.author, arena, point)
-    export.write_json(opts.out / f"{name}.json", manifest)
+    export.write_json(staging / f"{name}.json", manifest)
 
     t = time.monotonic()
     invocations = opts.check_invocations or (300 if opts.quick else CHECK_INVOCATIONS)
@@ -297,18 +302,45 @@ def run(opts: Options, say: Say = print) -> int:
         },
         "times": times,
     }
-    export.write_json(opts.out / f"{name}.wakeward.json", ours)
-    say(
-        f"train: wrote {model_path} ({report.model_bytes:,} bytes), {name}.json (cutoff "
-        f"{point.probability_cutoff}, window {point.sliding_window_size}, arena {arena:,}), "
-        f"{name}.wakeward.json and {ev.det_png} in {times['total_s']:.0f} s"
-    )
+    export.write_json(staging / f"{name}.wakeward.json", ours)
     if not check.bit_exact:
         raise WakewardError(
             f"{model_path}: the device interpreter is not bit-exact with TFLite Micro "
-            f"(first mismatch {check.first_mismatch}); see {name}.wakeward.json"
+            f"(first mismatch {check.first_mismatch}); the run's files stay in {staging}, "
+            f"and {opts.out / (name + '.tflite')} (if any) is as it was"
         )
+    installed = _install(staging, opts.out, name)
+    say(
+        f"train: wrote {installed} ({report.model_bytes:,} bytes), {name}.json (cutoff "
+        f"{point.probability_cutoff}, window {point.sliding_window_size}, arena {arena:,}), "
+        f"{name}.wakeward.json and {ev.det_png} in {times['total_s']:.0f} s"
+    )
     return 0
+
+
+# What a run installs, in this order: the model file and its manifest last, so a pair is
+# replaced within two renames of each other.
+_INSTALLED = (".keras", ".det.png", ".wakeward.json", ".tflite", ".json")
+
+
+def _staging(out: Path, name: str) -> Path:
+    """An empty OUT/NAME.partial/: a run writes there and installs into OUT only when every
+    check passed, so a failed or interrupted run never replaces a model in use."""
+    staging = out / f"{name}{PARTIAL_SUFFIX}"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(staging, ignore_errors=True)  # an interrupted run's leftovers
+        staging.mkdir()
+    except OSError as e:
+        raise WakewardError(f"{staging}: cannot create the folder ({e.strerror})") from None
+    return staging
+
+
+def _install(staging: Path, out: Path, name: str) -> Path:
+    for suffix in _INSTALLED:
+        (staging / f"{name}{suffix}").replace(out / f"{name}{suffix}")
+    shutil.rmtree(staging, ignore_errors=True)
+    return out / f"{name}.tflite"
 
 
 def summary_json(path: Path) -> dict[str, Any]:
