@@ -269,7 +269,11 @@ def test_record_from_speaker_returns_the_audio_after_each_request(tmp_path):
     assert device.queued() == [] and count_stored(store) == 0
     assert not [x for x in said if "nobody here asked" in x or "not acknowledged" in x]
     status = json.loads((store / "sim.status.json").read_text())
-    assert status["recordings"] == 2 and status["clips_sent"] == 2
+    # the last status the receiver kept was sent during the second take (it spans the 1 s
+    # status interval): both requests counted, the first take sent; whether the second had
+    # gone out by then depends on when the receiver closed (the status at the device's
+    # close comes after it), so it may be 1 or 2
+    assert status["recordings"] == 2 and status["clips_sent"] in (1, 2)
     leds = led_changes(events)
     first = starts[0] * 1000 // RATE_HZ
     assert len([t for t, _ in leds if first <= t < first + 1000]) >= 3  # blinking
