@@ -315,22 +315,18 @@ class Agreement:
     unsure: int  # invocations where either model's probability is in UNSURE_P
     logit_rms: float | None  # RMS of int8 - float logit over them (None: under MIN_UNSURE)
 
-    def problems(
-        self,
-        logit_rms: float = AGREEMENT_LOGIT_RMS_LIMIT,
-        max_abs_diff: float = AGREEMENT_MAX_LIMIT,
-    ) -> list[str]:
+    def problems(self) -> list[str]:
         """Why the int8 model does not agree with the float one (nothing when it does)."""
         out = []
-        if self.logit_rms is not None and self.logit_rms > logit_rms:
+        if self.logit_rms is not None and self.logit_rms > AGREEMENT_LOGIT_RMS_LIMIT:
             out.append(
                 f"logit difference {self.logit_rms:.3f} RMS over the {self.unsure} invocations "
-                f"where a model is unsure (limit {logit_rms})"
+                f"where a model is unsure (limit {AGREEMENT_LOGIT_RMS_LIMIT})"
             )
-        if self.max_abs_diff > max_abs_diff:
+        if self.max_abs_diff > AGREEMENT_MAX_LIMIT:
             out.append(
-                f"largest |dp| {self.max_abs_diff:.3f} (limit {max_abs_diff}) at invocation "
-                f"{self.worst_invocation}"
+                f"largest |dp| {self.max_abs_diff:.3f} (limit {AGREEMENT_MAX_LIMIT}) at "
+                f"invocation {self.worst_invocation}"
             )
         return out
 
@@ -477,9 +473,7 @@ class ExportReport:
 REFUSED_SUFFIX = ".refused.tflite"
 
 
-def _refuse(
-    path: Path, agree: Agreement, flatbuffer: bytes, *, tries: int, limits: dict[str, float]
-) -> NoReturn:
+def _refuse(path: Path, agree: Agreement, flatbuffer: bytes, tries: int) -> NoReturn:
     """Keep the closest disagreeing model as NAME.refused.tflite and say why it was refused."""
     from wakeward.files import write_atomic
 
@@ -487,7 +481,7 @@ def _refuse(
     write_atomic(refused, lambda f: f.write(flatbuffer))
     raise WakewardError(
         f"{path}: the int8 streaming model disagrees with the Keras model after {tries} "
-        f"calibration samples: at best {'; '.join(agree.problems(**limits))} on the held-out "
+        f"calibration samples: at best {'; '.join(agree.problems())} on the held-out "
         f"stream; not written (the closest is {refused.name}); train again with another --seed"
     )
 
@@ -501,7 +495,6 @@ def export(
     seed: int = 0,
     chunks: int = CALIBRATION_CHUNKS,
     agreement_frames: int = 9000,
-    limits: dict[str, float] | None = None,
     tries: int = CALIBRATION_TRIES,
     say: Callable[[str], None] = lambda line: None,
 ) -> ExportReport:
@@ -523,7 +516,7 @@ def export(
                 f"{path}: the converted model is unusable: {'; '.join(facts.problems)}"
             )
         agree = agreement(flatbuffer, model, net.config, stream)
-        problems = agree.problems(**(limits or {}))
+        problems = agree.problems()
         if not problems:
             break
         if closest is None or agree.rank() < closest[0].rank():
@@ -537,7 +530,7 @@ def export(
     else:
         if closest is None:  # no try at all
             raise ValueError(f"export: tries must be at least 1, not {tries}")
-        _refuse(path, *closest, tries=tries, limits=limits or {})
+        _refuse(path, *closest, tries)
     write_atomic(path, lambda f: f.write(flatbuffer))
     return ExportReport(
         path=path,
