@@ -8,8 +8,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.wakeward-installed
 STUBS := $(VENV)/mpstubs
 # Debian packages the tests and the demo use (speech synthesis, audio tools, instruction
-# counts, a fake clock for the TLS test of a device that never set its clock).
-DEB_PACKAGES := espeak-ng sox valgrind faketime
+# counts, a fake clock for the TLS test of a device that never set its clock; flite, a
+# second TTS engine, for the leave-one-engine-out tests).
+DEB_PACKAGES := espeak-ng sox valgrind faketime flite
 # Firmware modules type-checked against the MicroPython stubs: all but the viper kernels,
 # whose pointer casts only the MicroPython compiler knows (mpy-cross checks those).
 FIRMWARE_TYPED = $(shell grep -L -r --include='*.py' 'micropython.viper' firmware)
@@ -44,11 +45,22 @@ $(TRAIN_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,train]'
 	@touch $@
 
-# The trainer's other TTS engines and its word list for confusables: `wakeward train` uses
-# whatever is installed, and the models in models/ were built with all of these, so
-# `make bench-train` needs them to rebuild the very datasets those models came from.
-TRAIN_DEB_PACKAGES := flite festival festlex-cmu festvox-kallpc16k festvox-kdlpc16k \
+# The trainer's other TTS engines, its word list for confusables and its recorded human
+# speech: `wakeward train` uses whatever is installed, and the models in models/ were built
+# with all of these, so `make bench-train` needs them to rebuild the very datasets those
+# models came from. The MBROLA voices (espeak-ng's mb-*: US, British and English spoken by
+# German, French, Dutch, ... voices) and festival's contrib voices are in Debian's contrib
+# and non-free components: training/apt-contrib-non-free.sh enables them, saying what it
+# writes. Recorded speech (training/README.md, "recorded speech"): a game's English voice
+# cast, Czech and Dutch game dialogue, spoken tiles, words and letters; sox's mp3/ogg formats.
+TRAIN_DEB_PACKAGES := festival festlex-cmu festvox-kallpc16k festvox-kdlpc16k \
 	festvox-us-slt-hts wamerican
+TRAIN_CONTRIB_PACKAGES := mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1 mbrola-af1 \
+	mbrola-nl2 mbrola-fr1 mbrola-fr4 mbrola-de1 mbrola-de2 mbrola-de3 mbrola-de4 mbrola-de5 \
+	mbrola-de6 mbrola-gr2 mbrola-hu1 mbrola-pl1 mbrola-ro1 mbrola-sw1 mbrola-sw2 \
+	festvox-us1 festvox-us2 festvox-us3 festvox-en1 festvox-don festvox-rablpc16k
+TRAIN_SPEECH_PACKAGES := flight-of-the-amazon-queen fillets-ng-data-cs fillets-ng-data-nl kajongg ktuberling-data \
+	klettres-data libsox-fmt-all
 
 # Install Debian packages when we can (root or password-less sudo); otherwise say how, and
 # the tests that need them are skipped with a printed reason.
@@ -71,7 +83,9 @@ sysdeps:
 	$(call install_debs,$(DEB_PACKAGES))
 
 sysdeps-train:
-	$(call install_debs,$(DEB_PACKAGES) $(TRAIN_DEB_PACKAGES))
+	$(call install_debs,$(DEB_PACKAGES) $(TRAIN_DEB_PACKAGES) $(TRAIN_SPEECH_PACKAGES))
+	@bash training/apt-contrib-non-free.sh
+	$(call install_debs,$(TRAIN_CONTRIB_PACKAGES))
 
 lint: venv
 	$(BIN)/ruff check firmware host tests training bench

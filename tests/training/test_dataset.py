@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from wakeward.audio import read_wav, write_wav
 from wakeward.errors import WakewardError
-from wakeward_train import clips, dataset, voices
+from wakeward_train import augment, clips, dataset, voices
 from wakeward_train.dataset import HELDOUT, TRAIN, DataConfig
 from wakeward_train.features import clip_features
 
@@ -253,3 +253,36 @@ def test_the_command_prints_progress_and_a_summary(tmp_path, words_file):
     )
     assert bad.returncode == 1
     assert bad.stderr.strip() == "wakeward: x.wav: no such file or folder"
+
+
+def test_speaker_augmentation_changes_only_the_tts_clips_it_names(tmp_path, words_file):
+    require_tools("espeak-ng")
+    plain = small_config(words_file, positives=4, negatives=6)
+    dataset.build(plain, tmp_path / "plain")
+    voiced = small_config(
+        words_file, positives=4, negatives=6, speaker=augment.SpeakerAugment.parse("all")
+    )
+    dataset.build(voiced, tmp_path / "voiced")
+    a, b = dataset.open_dataset(tmp_path / "plain"), dataset.open_dataset(tmp_path / "voiced")
+    by_id = {r.id: r for r in a.records}
+    changed = 0
+    for r in b.records:
+        person = (r.augmentation or {}).get("speaker")
+        if r.voice is None:  # noise and silence: no speaker to change
+            assert person is None and np.array_equal(b.clip(r), a.clip(by_id[r.id]))
+            continue
+        assert set(person) == {"tempo", "pitch_semitones", "vtlp_alpha", "mic", "room"}
+        # the clip's other draws (noise, room, level, lead-in) are the plain build's
+        rest = {k: v for k, v in r.augmentation.items() if k != "speaker"}
+        assert rest == by_id[r.id].augmentation
+        if any(person[k] is not None for k in person):
+            changed += not np.array_equal(b.clip(r), a.clip(by_id[r.id])[: r.frames])
+    assert changed >= 3
+    assert (
+        json.loads((tmp_path / "voiced" / dataset.SUMMARY).read_text())["config"]["speaker"][
+            "vtlp_probability"
+        ]
+        == augment.SpeakerAugment().vtlp_probability
+    )
+    with pytest.raises(WakewardError, match="--speaker-augment 'pitchy'"):
+        augment.SpeakerAugment.parse("pitchy")

@@ -405,3 +405,59 @@ def test_hard_negatives_are_the_highest_scoring_stream_windows_of_the_fitting_pa
     assert [int(w[-1, 0]) for w in hard.x] == [90, 60]
     assert hard.x.shape[1] == length and not hard.y.any()
     assert set(hard.kind.tolist()) == {train.HARD}
+
+
+# -- leave-one-engine-out ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def two_engine_data(tmp_path_factory) -> dataset.Dataset:
+    require_tools("espeak-ng", "flite")
+    tmp = tmp_path_factory.mktemp("two")
+    words = tmp / "words.txt"
+    words.write_text("\n".join(WORDS) + "\n")
+    config = dataset.DataConfig(
+        phrase="hey jarvis",
+        positives=40,
+        negatives=40,
+        seed=6,
+        engines=("espeak-ng", "flite"),
+        words=words,
+    )
+    dataset.build(config, tmp / "data")
+    return dataset.open_dataset(tmp / "data")
+
+
+def test_engine_folds_train_one_model_per_engine_without_it(two_engine_data, tmp_path, capsys):
+    out = tmp_path / "models" / "hj"
+    opts = pipeline.Options(
+        phrase="hey jarvis", out=out, data=two_engine_data.path, quick=True, epochs=1,
+        calibration_chunks=300, check_invocations=20, engine_folds=True,
+    )  # fmt: skip
+    assert pipeline.run(opts) == 0
+    said = capsys.readouterr().out
+    final = json.loads((out / "hj.wakeward.json").read_text())
+    pooled = final["heldout_engines"]
+    positives = {
+        e: sum(1 for r in two_engine_data.records if r.label == 1 and r.voice.startswith(e + ":"))
+        for e in ("espeak-ng", "flite")
+    }
+    # each fold is tested on every positive clip of its engine, of both splits
+    assert {row["engine"]: row["clips"] for row in pooled["engines"]} == positives
+    assert pooled["clips"] == sum(positives.values())
+    assert pooled["missed"] == sum(row["missed"] for row in pooled["engines"])
+    for engine in positives:
+        record = json.loads((out / "hj.folds" / engine / f"{engine}.wakeward.json").read_text())
+        assert record["fold"]["heldout_engine"] == engine
+        assert engine not in record["trained_engines"] and record["trained_engines"]
+        rows = record["evaluation"]["by_engine"]["rows"]
+        assert [(r["engine"], r["heldout_engine"]) for r in rows] == [(engine, True)]
+        assert record["device_check"]["bit_exact"] is True
+        # the fold's training audio has none of the engine's people
+        streams_info = record["data"]["training_streams"]
+        assert streams_info["without_engine"] == engine
+        assert engine not in streams_info["voices_by_engine"] and streams_info["voices_by_engine"]
+    assert final["trained_engines"] == ["espeak-ng", "flite"]
+    assert "held-out voices" in final["evaluation_scope"]
+    assert "train: held-out engines (leave-one-engine-out, 2 folds): FRR" in said
+    assert "a --quick run is a smoke test" in said and "target 0.5/h: met)" not in said

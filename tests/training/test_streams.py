@@ -17,13 +17,20 @@ from wakeward import features as wf_features
 from wakeward import models
 from wakeward.audio import RATE_HZ
 from wakeward.errors import WakewardError
-from wakeward_train import dataset, evalcmd, scenes, streams, talk, voices
+from wakeward_train import dataset, evalcmd, realspeech, scenes, streams, talk, voices
 from wakeward_train.features import clip_features
 
 from tests.conftest import require_tools
 from tests.training.conftest import WORDS
 
 HOURS = 0.01  # 36 s of audio: seconds to build
+
+
+@pytest.fixture(autouse=True)
+def _tts_only(monkeypatch):
+    """These tests are about the TTS streams: real recorded speech (realspeech.py, tested in
+    test_realspeech.py) is left out, so no corpus is decoded here."""
+    monkeypatch.setenv(realspeech.DISABLE_ENV, "0")
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +98,13 @@ def test_training_streams_speak_only_with_training_voices_and_training_texts(ale
     assert streams.open_streams(trained.path, sha, HOURS, seed, dataset.TRAIN) is not None
     assert streams.open_streams(trained.path, sha, HOURS, seed, dataset.HELDOUT) is None
     assert streams.open_streams(built.path, sha, HOURS, seed, dataset.TRAIN) is None
+
+
+def test_training_streams_say_when_real_speech_is_left_out(alexa_data):
+    trained = streams.ensure(alexa_data, HOURS, split=dataset.TRAIN)
+    real = trained.info["real_speech"]
+    assert (real["utterances"], real["share"], real["corpus"]) == (0, 0.0, None)
+    assert "left out" in real["why_not"]
 
 
 def test_the_same_seed_gives_the_same_features(alexa_data, built, tmp_path):

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from wakeward_train import clips, dataset, voices
+from wakeward_train import augment, clips, dataset, voices
 
 PROGRESS_EVERY_S = 2.0
 
@@ -44,6 +44,8 @@ def train_data(
     false_wake_store: Path | None = None,
     words: Path | None = None,
     engines: Sequence[str] = (),
+    piper_voices: Sequence[Path] = (),
+    speaker_augment: str = "none",
     save_audio: bool = False,
     say: Callable[[str], None] = print,
 ) -> int:
@@ -55,6 +57,8 @@ def train_data(
         seed=seed,
         heldout_fraction=heldout_fraction,
         engines=tuple(engines) or voices.ENGINES,
+        piper_voices=tuple(piper_voices),
+        speaker=augment.SpeakerAugment.parse(speaker_augment),
         words=words,
         owner=owner_sources,
         false_wakes=false_sources,

@@ -36,6 +36,7 @@ from wakeward.errors import WakewardError
 from wakeward.files import write_text_atomic
 
 from wakeward_train import __version__, augment, clips, confusables, phonemes, voices
+from wakeward_train.augment import SpeakerAugment
 from wakeward_train.features import FeatureStore, clip_features, frame_at, load_split
 
 TRAIN = "train"
@@ -44,10 +45,11 @@ SPLITS = (TRAIN, HELDOUT)
 NEGATIVE_KINDS = ("confusable", "speech", "noise", "silence")
 DEFAULT_NEGATIVE_SHARES = {"confusable": 0.45, "speech": 0.3, "noise": 0.15, "silence": 0.1}
 DEFAULT_ENGINE_SHARES = {
-    voices.ESPEAK: 0.55,
+    voices.ESPEAK: 0.4,
     voices.MBROLA: 0.2,
-    voices.FLITE: 0.15,
-    voices.FESTIVAL: 0.1,
+    voices.FLITE: 0.12,
+    voices.FESTIVAL: 0.16,
+    voices.PIPER: 0.12,
 }
 PHRASE_FORMS = ("{p}", "{p}.", "{p}!", "{p}?", "{P}.")
 BABBLE_TALKERS = 6  # sentences synthesised per split for babble noise
@@ -73,11 +75,16 @@ _STREAMS = {
     "babble": 10,
     "texts": 11,
 }
+_SPEAKER_STREAM = 2  # a TTS clip's speaker augmentation: [seed, stream, index, 2]
 Progress = Callable[[str, int, int], None]
 
 
 def _rng(seed: int, stream: str, *index: int) -> np.random.Generator:
     return np.random.default_rng([seed, _STREAMS[stream], *index])
+
+
+def _no_speaker_augment() -> SpeakerAugment:
+    return SpeakerAugment.off()
 
 
 @dataclass(frozen=True)
@@ -94,7 +101,11 @@ class DataConfig:
     speed_range: tuple[float, float] = (0.8, 1.25)  # TTS speaking rate (1 = voice default)
     pitch_range: tuple[float, float] = (0.75, 1.35)  # TTS pitch (1 = voice default)
     augment: augment.AugmentConfig = field(default_factory=augment.AugmentConfig)
+    # speaker augmentation of every TTS clip (tempo, pitch, vocal tract length, microphone,
+    # early reflections: augment.speaker_augment), before the clip's room, noise and level
+    speaker: SpeakerAugment = field(default_factory=_no_speaker_augment)
     engines: tuple[str, ...] = voices.ENGINES
+    piper_voices: tuple[Path, ...] = ()  # folders of Piper voices beside the wheel's
     espeak_variants: bool = True
     words: Path | None = None  # word list for confusables and word salads (default: system)
     owner: tuple[clips.ClipSource, ...] = ()  # the owner's takes of the phrase
@@ -123,6 +134,7 @@ class DataConfig:
     def to_json(self) -> dict[str, Any]:
         d = asdict(replace(self, owner=(), false_wakes=()))
         d["words"] = str(self.words) if self.words else None
+        d["piper_voices"] = [str(p) for p in self.piper_voices]
         d["owner"] = [repr(s) for s in self.owner]
         d["false_wakes"] = [repr(s) for s in self.false_wakes]
         return d
@@ -370,7 +382,11 @@ class _Builder:
                 rng = _rng(cfg.seed, plan.kind, plan.index, 1)
                 talkers = self.talkers[plan.split]
                 aug = augment.draw(cfg.augment, rng, babble_ok=bool(talkers))
-                clip = augment.apply(a[start:end], aug, rng, talkers)
+                speech, person = a[start:end], None
+                if cfg.speaker.parts:  # its own generator: the other draws stay as they were
+                    srng = _rng(cfg.seed, plan.kind, plan.index, _SPEAKER_STREAM)
+                    speech, person = augment.speaker_augment(speech, srng, cfg.speaker)
+                clip = augment.apply(speech, aug, rng, talkers)
                 positive = plan.kind == "positive"
                 self.add(
                     {
@@ -382,7 +398,9 @@ class _Builder:
                         "voice": plan.voice.id,
                         "speaker": plan.voice.speaker,
                         "prosody": asdict(plan.prosody),
-                        "augmentation": aug.to_json(),
+                        "augmentation": {**aug.to_json(), "speaker": person}
+                        if person
+                        else aug.to_json(),
                         "gain_db": round(clip.gain_db, 4),
                         "seed": [cfg.seed, _STREAMS[plan.kind], plan.index],
                         "source": None,
@@ -527,7 +545,11 @@ def build(config: DataConfig, out: Path, progress: Progress | None = None) -> Su
     recorded_owner = [c for src in config.owner for c in src.clips()]  # bad files fail early
     recorded_false = [c for src in config.false_wakes for c in src.clips()]
 
-    inv = voices.detect(espeak_variants=config.espeak_variants, engines=config.engines)
+    inv = voices.detect(
+        espeak_variants=config.espeak_variants,
+        engines=config.engines,
+        piper_dirs=config.piper_voices,
+    )
     pool, notes = _usable_engines(inv, config.phrase, report)
     split_of = split_speakers([v.speaker for v in pool], config.heldout_fraction, config.seed)
     by_split = {s: [v for v in pool if split_of[v.speaker] == s] for s in SPLITS}

@@ -10,6 +10,7 @@ The negative streams are built into the dataset folder on first use and reused a
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,40 @@ def manifest_rule(manifest: dict[str, Any] | None, where: Path) -> tuple[float, 
     return float(cutoff), window
 
 
+def _words(phrase: str) -> str:
+    return " ".join(re.findall(r"[a-z0-9']+", phrase.lower()))
+
+
+def phrase_warning(manifest: dict[str, Any] | None, phrase: str) -> str | None:
+    """A warning when the model's wake word (its manifest's) is not the dataset's phrase."""
+    wake = manifest.get("wake_word") if isinstance(manifest, dict) else None
+    if not isinstance(wake, str) or not wake.strip() or _words(wake) == _words(phrase):
+        return None
+    return (
+        f"evaluate: WARNING: the model wakes on {wake!r} but the dataset's positives say "
+        f"{phrase!r}: its false-reject figures measure another phrase (evaluate it on a "
+        f"dataset of its own phrase: wakeward train-data {wake!r} --out DIR)"
+    )
+
+
+def trained_engines(tflite: Path) -> list[str] | None:
+    """The TTS engines a wakeward-trained model heard (from NAME.wakeward.json); None for
+    a model whose training data is unknown (e.g. pymicro-wakeword's)."""
+    ours = tflite.with_suffix(".wakeward.json")
+    try:
+        info = json.loads(ours.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        raise WakewardError(f"{ours}: unreadable ({e})") from None
+    if not isinstance(info, dict):
+        raise WakewardError(f"{ours}: not a JSON object")
+    if isinstance(info.get("trained_engines"), list):
+        return [str(e) for e in info["trained_engines"]]
+    used = ((info.get("data") or {}).get("voices_used") or {}).get(dataset.TRAIN)
+    return sorted(used) if isinstance(used, dict) else None
+
+
 def evaluate_cmd(
     model: str,
     data: Path,
@@ -68,6 +103,7 @@ def evaluate_cmd(
     hours: float | None = None,
     det: Path | None = None,
     json_out: Path | None = None,
+    real_speech: bool = True,
     say: Say = print,
 ) -> int:
     target = target_fa_per_hour
@@ -90,7 +126,12 @@ def evaluate_cmd(
     data_set = dataset.open_dataset(data)
     phrase = (data_set.info.get("summary") or {}).get("phrase", "?")
     say(f"evaluate: model {tflite.stem} ({tflite}) on the held-out audio of {data} ({phrase!r})")
+    warning = phrase_warning(manifest, phrase)
+    if warning:
+        say(warning)
+    engines = trained_engines(tflite)
     eval_streams = streams.ensure(data_set, hours, say=say)
+    real = streams.ensure_real(data_set, say=say) if real_speech else None
     ev = evaluate.evaluate_model(
         flatbuffer,
         tflite.stem,
@@ -100,12 +141,16 @@ def evaluate_cmd(
         manifest=rule,
         where=tflite,
         say=say,
+        trained_engines=engines,
+        real_streams=real,
     )
     if det is not None:
         detplot.save(ev, det)
         ev.det_png = str(det)
     for line in ev.lines():
         say(line)
+    if warning:
+        say(warning)
     if det is not None:
         say(f"evaluate: DET curve written to {det}")
     if json_out is not None:

@@ -57,6 +57,7 @@ from wakeward import detector
 from wakeward.audio import RATE_HZ
 from wakeward.errors import WakewardError
 
+from wakeward_train import folds
 from wakeward_train import streams as evstreams
 from wakeward_train.dataset import HELDOUT, ClipRecord, Dataset
 from wakeward_train.export import Reference
@@ -71,6 +72,7 @@ MIN_CHOSEN_CUTOFF_U8 = 127  # probability 0.5: the lowest cutoff `choose` writes
 CURVE_STOP_FA_PER_HOUR = 100.0
 CURVE_STOP_FALSE_ACCEPTS = 10
 POSITIVE_GRACE_S = 0.5
+USELESS_FRR = 0.5  # a point that meets the FA/h target by missing this much says so
 FRAMES_PER_SECOND = 100  # one feature frame per 10 ms
 DEFAULT_CONTEXT_FRAMES = 150  # mirrored context for the per-clip figures (>= our 137)
 INSTALL_REFERENCE = (
@@ -178,18 +180,33 @@ class Point:
     leadin_detections: int
 
 
-def measure(outputs: Outputs, cutoff_u8: int, window: int) -> Point:
-    fa = sum(len(detector.detections(o, cutoff_u8, window)) for o in outputs.negative)
+def _clip_hits(outputs: Outputs, cutoff_u8: int, window: int) -> tuple[int, np.ndarray]:
+    """(detections on the positive stream, detections inside each clip's span)."""
     hits = detector.detections(outputs.positive, cutoff_u8, window)
     lo = np.searchsorted(hits, outputs.clip_spans[:, 0], side="left")
     hi = np.searchsorted(hits, outputs.clip_spans[:, 1], side="left")
-    detected = hi > lo
+    return len(hits), hi - lo
+
+
+def detected_clips(outputs: Outputs, cutoff_u8: int, window: int) -> np.ndarray:
+    """Whether each positive clip was detected at (cutoff, window)."""
+    return _clip_hits(outputs, cutoff_u8, window)[1] > 0
+
+
+def false_accepts(chunks: Sequence[np.ndarray], cutoff_u8: int, window: int) -> int:
+    """Detections over streams of model outputs (each from a fresh start)."""
+    return sum(len(detector.detections(o, cutoff_u8, window)) for o in chunks)
+
+
+def measure(outputs: Outputs, cutoff_u8: int, window: int) -> Point:
+    fa = false_accepts(outputs.negative, cutoff_u8, window)
+    hits, inside = _clip_hits(outputs, cutoff_u8, window)
     return Point(
         window=window,
         cutoff_u8=cutoff_u8,
         false_accepts=fa,
-        missed=int(np.count_nonzero(~detected)),
-        leadin_detections=int(len(hits) - np.sum(hi - lo)),
+        missed=int(np.count_nonzero(inside == 0)),
+        leadin_detections=int(hits - np.sum(inside)),
     )
 
 
@@ -369,6 +386,9 @@ class Evaluation:
     manifest_point: dict[str, Any] | None = None
     det_png: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    by_engine: list[folds.EngineRow] = field(default_factory=list)  # at the chosen point
+    real_speech: dict[str, Any] | None = None  # false accepts on recorded human speech
+    smoke: bool = False  # a --quick run: too little audio to judge the model
 
     def point_json(self, p: Point | None) -> dict[str, Any] | None:
         if p is None:
@@ -401,6 +421,14 @@ class Evaluation:
                 "by_window": self.curve.compact(),
             },
             "heldout_clips": self.heldout_clips,
+            "smoke_run": self.smoke,
+            "by_engine": {
+                "what": "the held-out positive clips per TTS engine at the chosen point; "
+                "heldout_engine true: the model never trained on that engine, false: held-out "
+                "voices of an engine it trained on (flattering), null: unknown",
+                "rows": [r.to_json() for r in self.by_engine],
+            },
+            "real_speech": self.real_speech,
             "model": self.model,
             "model_bytes": self.model_bytes,
             "tflm_invocations": self.tflm_invocations,
@@ -411,6 +439,10 @@ class Evaluation:
     def lines(self) -> list[str]:
         p = self.point
         met = "met" if p.target_met else "NOT MET"
+        if self.smoke:
+            met = "not judged: a --quick run"
+        elif p.target_met and p.false_reject_rate >= USELESS_FRR:
+            met = f"met, but the model misses {p.false_reject_rate:.0%} of the positives"
         out = [
             f"evaluate: {self.model}: cutoff {p.probability_cutoff} (uint8 {p.cutoff_u8}), "
             f"window {p.sliding_window_size}: FRR {p.false_reject_rate:.2%} ({p.missed}/"
@@ -418,7 +450,13 @@ class Evaluation:
             f"{p.negative_hours:g} h = {p.false_accepts_per_hour:.2f} FA/h (target "
             f"{p.target_fa_per_hour:g}/h: {met})"
         ]
-        if not p.target_met:
+        if self.smoke:
+            out.append(
+                f"evaluate: a --quick run is a smoke test of the pipeline: {p.positives} "
+                f"positives and {p.negative_hours * 60:.1f} min of negative audio, a tiny model "
+                "and 3 epochs tell nothing of how well a real run detects the phrase"
+            )
+        elif not p.target_met:
             out.append(
                 f"evaluate: WARNING: no cutoff and window reach {p.target_fa_per_hour:g} false "
                 f"accepts per hour on this audio; the point with the fewest false accepts "
@@ -441,6 +479,19 @@ class Evaluation:
                 f"{m['sliding_window_size']}: FRR {m['false_reject_rate']:.2%}, "
                 f"{m['false_accepts']} false accepts = {m['false_accepts_per_hour']:.2f} FA/h"
             )
+        out += engine_lines(self.by_engine)
+        if self.real_speech is not None:
+            r = self.real_speech
+            out.append(
+                f"evaluate: recorded human speech ({r['hours']:g} h, held-out speakers of "
+                f"{', '.join(r['sources'])}): {r['false_accepts']} false accepts = "
+                f"{r['false_accepts_per_hour']:.2f} FA/h at the chosen point"
+                + (
+                    f", {r['manifest_false_accepts']} at the manifest's"
+                    if r.get("manifest_false_accepts") is not None
+                    else ""
+                )
+            )
         clips = self.heldout_clips
         out.append(
             f"evaluate: held-out negative clips accepted one by one at the chosen point: "
@@ -451,6 +502,46 @@ class Evaluation:
             f"invocations, {self.tflm_us_per_invocation:.0f} us each on this PC"
         )
         return out
+
+
+def engine_lines(rows: Sequence[folds.EngineRow], what: str = "the chosen point") -> list[str]:
+    """One line per engine: missed / clips, speakers, whether the engine was held out."""
+    if not rows:
+        return []
+    kinds = {True: "held-out ENGINE", False: "held-out voices of a trained engine", None: ""}
+    return [f"evaluate: by engine at {what}:"] + [
+        f"evaluate:   {r.engine}: FRR {r.false_reject_rate:.1%} ({r.missed}/{r.clips} missed, "
+        f"{r.speakers} speakers) {kinds[r.heldout_engine]}".rstrip()
+        for r in rows
+    ]
+
+
+def real_speech_figures(
+    ref: Reference,
+    real: evstreams.EvalStreams,
+    point: OperatingPoint,
+    manifest: tuple[int, int] | None,
+) -> dict[str, Any]:
+    """False accepts on recorded human speech at the chosen (and the manifest's) point."""
+    t = time.monotonic()
+    outs = [run_stream(ref, chunk) for chunk in real.chunks]
+    fa = false_accepts(outs, point.cutoff_u8, point.sliding_window_size)
+    info = real.summary()
+    return {
+        "what": "recorded human speech by speakers training never heard (realspeech.py), "
+        "as continuous streams; the operating point was not chosen on it",
+        "hours": round(real.hours, 4),
+        "sources": sorted((info.get("sources") or {}).keys())
+        if isinstance(info.get("sources"), dict)
+        else list(info.get("sources") or []),
+        "false_accepts": fa,
+        "false_accepts_per_hour": round(fa / real.hours, 4) if real.hours else None,
+        "manifest_false_accepts": None
+        if manifest is None
+        else false_accepts(outs, manifest[0], manifest[1]),
+        "streams": info,
+        "tflm_s": round(time.monotonic() - t, 1),
+    }
 
 
 def evaluate_model(
@@ -464,9 +555,13 @@ def evaluate_model(
     manifest: tuple[float, int] | None = None,
     where: str | Path | None = None,
     say: Say = _quiet,
+    trained_engines: Sequence[str] | None = None,
+    real_streams: evstreams.EvalStreams | None = None,
 ) -> Evaluation:
     """The model over the streams and the held-out positives; the chosen point; the curve;
-    FRR at REPORT_FA_PER_HOUR; the point of `manifest` (probability_cutoff, window) too."""
+    FRR at REPORT_FA_PER_HOUR; the point of `manifest` (probability_cutoff, window) too;
+    the chosen point's FRR per engine (`trained_engines`: the engines the model heard in
+    training, when known) and its false accepts on recorded speech (`real_streams`)."""
     if not target_fa_per_hour >= 0:
         raise WakewardError(f"target false accepts per hour {target_fa_per_hour}: must be >= 0")
     ref = load_reference(flatbuffer, where or name)
@@ -502,9 +597,22 @@ def evaluate_model(
         },
     )
     ev.at_fa_per_hour = {f"{x:g}": ev.point_json(best_at(curve, x)) for x in REPORT_FA_PER_HOUR}
+    detected = detected_clips(outputs, point.cutoff_u8, point.sliding_window_size)
+    ev.by_engine = folds.engine_rows(positives.records, detected, trained_engines)
+    rule = None
     if manifest is not None:
         cutoff, window = manifest
-        ev.manifest_point = ev.point_json(measure(outputs, detector.cutoff_u8(cutoff), window))
+        rule = (detector.cutoff_u8(cutoff), window)
+        ev.manifest_point = ev.point_json(measure(outputs, *rule))
         if ev.manifest_point is not None:
             ev.manifest_point["probability_cutoff"] = cutoff
+            ev.manifest_point["by_engine"] = [
+                r.to_json()
+                for r in folds.engine_rows(
+                    positives.records, detected_clips(outputs, *rule), trained_engines
+                )
+            ]
+    if real_streams is not None:
+        say(f"evaluate: {name} over {real_streams.hours:g} h of recorded human speech")
+        ev.real_speech = real_speech_figures(ref, real_streams, point, rule)
     return ev

