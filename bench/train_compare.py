@@ -29,7 +29,8 @@ sys.path.insert(0, str(REPO / "bench"))
 import run as bench  # noqa: E402  (bench/run.py: callgrind helpers)
 from wakeward import models, unixport  # noqa: E402
 
-SECTION = "## Trained models vs pymicro-wakeword (issue 7)"
+SECTION = "## Trained models vs pymicro-wakeword (issues 7, 13)"
+OLD_SECTIONS = ("## Trained models vs pymicro-wakeword (issue 7)",)
 INVOCATIONS = 300
 FA_PER_HOUR = (0.5, 1.0, 2.0)
 # (our model folder, the phrase, its dataset, the shipped model to compare with or None)
@@ -40,6 +41,18 @@ PAIRS = (
         "hey wakeward",
         REPO / "build/train/hey_wakeward/data",
         None,
+    ),
+)
+# Held-out engines: (phrase, its dataset, the engine, the fold's folder, the shipped model to
+# compare with). A fold is our recipe trained without that engine (`wakeward train
+# --holdout-engine`), trained here when its folder holds no model (about 15 minutes).
+FOLDS = (
+    (
+        "alexa",
+        REPO / "build/train/alexa/data",
+        "mbrola",
+        REPO / "build/train/alexa/fold-mbrola",
+        "alexa",
     ),
 )
 
@@ -93,9 +106,9 @@ def check_dataset(folder: Path, data: Path) -> None:
             )
 
 
-def evaluate(model: str, data: Path, tmp: Path) -> dict:
+def evaluate(model: str, data: Path, tmp: Path, *extra: str) -> dict:
     out = tmp / f"{Path(model).name}-{len(list(tmp.iterdir()))}.json"
-    wakeward("evaluate", model, "--data", str(data), "--json", str(out))
+    wakeward("evaluate", model, "--data", str(data), "--json", str(out), *extra)
     return json.loads(out.read_text())
 
 
@@ -125,20 +138,92 @@ def frr_at(result: dict, rate: float) -> str:
     )
 
 
+def real_rates(result: dict) -> tuple[str, str, str]:
+    """Recorded speech: FA/h at the chosen point, at the manifest's, and the FRR at both
+    targets (<= 0.5 FA/h recorded, <= 1 synthetic)."""
+    real = result.get("real_speech")
+    if not real:
+        return "-", "-", "-"
+    hours = real["hours"]
+    own = real.get("manifest_false_accepts")
+    both = real.get("at_targets")
+    return (
+        f"{real['false_accepts_per_hour']:.2f} ({real['false_accepts']})",
+        "-" if own is None else f"{own / hours:.2f} ({own})",
+        "not reached"
+        if not both
+        else f"{both['false_reject_rate']:.1%} ({both['probability_cutoff']}, "
+        f"w{both['sliding_window_size']})",
+    )
+
+
 def row(label: str, result: dict, path: Path, tmp: Path) -> str:
     chosen = (
         f"{result['false_reject_rate']:.1%} / {result['false_accepts_per_hour']:g} "
         f"(cutoff {result['probability_cutoff']}, window {result['sliding_window_size']})"
     )
     own = result.get("manifest_point") or {}
-    own_text = (
-        f"{own['false_reject_rate']:.1%} / {own['false_accepts_per_hour']:g}" if own else "-"
-    )
+    own_text = f"{own['false_reject_rate']:.1%} / {own['false_accepts_per_hour']:g}" if own else "-"
+    real_chosen, real_own, both = real_rates(result)
     cost = instructions_per_invocation(path, tmp)
     return (
         f"| {label} | {' | '.join(frr_at(result, r) for r in FA_PER_HOUR)} | {chosen} "
-        f"| {own_text} | {result['model_bytes']:,} | {cost:,.0f} |"
+        f"| {real_chosen} | {own_text} | {real_own} | {both} | {result['model_bytes']:,} "
+        f"| {cost:,.0f} |"
     )
+
+
+def engine_cells(result: dict) -> str:
+    rows = (result.get("by_engine") or {}).get("rows") or []
+    mark = {True: " (held-out engine)", False: "", None: ""}
+    return "; ".join(
+        f"{r['engine']} {r['false_reject_rate']:.1%} ({r['missed']}/{r['clips']}, "
+        f"{r['speakers']} speakers){mark[r['heldout_engine']]}"
+        for r in rows
+    )
+
+
+def fold_rows(tmp: Path) -> list[str]:
+    lines = [
+        "",
+        "Held-out engine: every positive clip of one TTS engine (both splits of the dataset), "
+        "judged for a model that never heard that engine: our recipe trained without it "
+        "(and without the people it speaks as: `wakeward train --holdout-engine`), and the "
+        "shipped model, whose training engines are not known (pymicro-wakeword's models were "
+        "trained on Piper voices, not on these). Same negative audio as above.",
+        "",
+        "| model | engine (clips, speakers) | FRR at 0.5 FA/h | at 1 FA/h | at 2 FA/h | chosen: "
+        "FRR / FA/h | recorded speech FA/h, chosen | own manifest: FRR / FA/h | FRR at <= 0.5 "
+        "FA/h recorded and <= 1 synthetic |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for phrase, data, engine, fold, shipped in FOLDS:
+        model = fold / f"{fold.name}.tflite"
+        if not model.is_file():
+            wakeward(
+                "train", phrase, "--data", str(data), "--holdout-engine", engine,
+                "--out", str(fold),
+            )  # fmt: skip
+        for label, spec in ((f"{fold.name} (ours)", str(fold)), (f"{shipped} (pymicro)", shipped)):
+            r = evaluate(spec, data, tmp, "--heldout-engine", engine)
+            chosen = (
+                f"{r['false_reject_rate']:.1%} / {r['false_accepts_per_hour']:g} (cutoff "
+                f"{r['probability_cutoff']}, window {r['sliding_window_size']})"
+            )
+            own = r.get("manifest_point") or {}
+            own_text = (
+                f"{own['false_reject_rate']:.1%} / {own['false_accepts_per_hour']:g}"
+                if own
+                else "-"
+            )
+            real_chosen, _, both = real_rates(r)
+            lines.append(
+                f"| {label} | {engine} ({r['positives']}, "
+                f"{sum(e['speakers'] for e in r['by_engine']['rows'])}) | "
+                f"{' | '.join(frr_at(r, x) for x in FA_PER_HOUR)} | {chosen} | {real_chosen} "
+                f"| {own_text} | {both} |"
+            )
+    return lines
 
 
 def section(tmp: Path) -> str:
@@ -155,17 +240,23 @@ def section(tmp: Path) -> str:
         "Chosen: the point `wakeward train` writes to the manifest for 0.5 FA/h (cutoff at "
         "least 0.5). Own manifest: at the cutoff and window in the model's manifest. Cost: "
         "x86-64 instructions per invocation of the device interpreter (callgrind, "
-        f"{INVOCATIONS} invocations on random inputs). The audio is synthetic: compare "
-        "models with these figures, do not read them as field rates. The comparison "
-        "favours ours: the held-out speakers are other voices of the TTS engines ours were "
-        "trained on (espeak-ng, flite), which pymicro-wakeword's models never heard; on real "
-        "voices the shipped model, trained on far more and more varied speech, may well do "
-        "better. 'hey wakeward' has no shipped model to compare with.",
+        f"{INVOCATIONS} invocations on random inputs). Recorded speech: the held-out "
+        "recordings of the Debian speech packages (training/README.md, 'Recorded speech': "
+        "4.17 h, never trained on, never used to choose a cutoff); FRR at <= 0.5 FA/h "
+        "recorded and <= 1 synthetic is a reading of the curves at issue 13's targets. "
+        "The synthetic audio flatters ours: its held-out speakers are other voices of the "
+        "TTS engines ours were trained on, which pymicro-wakeword's models never heard; the "
+        "held-out-engine table further down is the fair comparison for voices neither "
+        "heard. 'hey wakeward' has no shipped model to compare with.",
         "",
-        "| model | FRR at 0.5 FA/h | at 1 FA/h | at 2 FA/h | chosen: FRR / FA/h | own "
-        "manifest: FRR / FA/h | bytes | instr/invocation |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| model | FRR at 0.5 FA/h | at 1 FA/h | at 2 FA/h | chosen: FRR / FA/h | recorded "
+        "speech FA/h (false accepts), chosen | own manifest: FRR / FA/h | recorded speech, "
+        "own manifest | FRR at <= 0.5 FA/h recorded and <= 1 synthetic | bytes | "
+        "instr/invocation |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
+    engines = ["", "Per engine at the chosen point (held-out voices of engines the model trained "
+               "on, unless marked):", ""]  # fmt: skip
     for folder, phrase, data, shipped in PAIRS:
         if not (folder / f"{folder.name}.tflite").is_file():
             print(f"bench-train: {folder} has no model: skipped", flush=True)
@@ -173,20 +264,26 @@ def section(tmp: Path) -> str:
         ensure_dataset(folder, phrase, data)
         check_dataset(folder, data)
         mine = folder / f"{folder.name}.tflite"
-        lines.append(row(f"{folder.name} (ours)", evaluate(str(folder), data, tmp), mine, tmp))
+        result = evaluate(str(folder), data, tmp)
+        lines.append(row(f"{folder.name} (ours)", result, mine, tmp))
+        engines.append(f"- {folder.name} (ours): {engine_cells(result)}")
         if shipped:
             result = evaluate(shipped, data, tmp)
             path = models.resolve(shipped)
             lines.append(row(f"{shipped} (pymicro-wakeword)", result, path, tmp))
-    return "\n".join(lines)
+            engines.append(f"- {shipped} (pymicro-wakeword): {engine_cells(result)}")
+    return "\n".join(lines + engines + fold_rows(tmp))
 
 
 def replace_section(text: str, new: str) -> str:
     """`text` with its SECTION (up to the next `## `) replaced by `new`, or `new` added."""
-    start = text.find(SECTION)
-    if start < 0:
+    for title in (SECTION, *OLD_SECTIONS):
+        start = text.find(title)
+        if start >= 0:
+            break
+    else:
         return text.rstrip("\n") + "\n\n" + new + "\n"
-    end = text.find("\n## ", start + len(SECTION))
+    end = text.find("\n## ", start + len(title))
     rest = text[end + 1 :] if end >= 0 else ""
     return text[:start] + new + "\n" + ("\n" + rest if rest else "")
 

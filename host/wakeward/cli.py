@@ -964,9 +964,9 @@ def _add_piper_voices_option(p: argparse.ArgumentParser) -> None:
 def _add_speaker_augment_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--speaker-augment",
-        default="none",
+        default="all",
         metavar="PARTS",
-        help="speaker augmentation of the TTS clips: none (default), all, or a comma list of "
+        help="speaker augmentation of the TTS clips: all (default), none, or a comma list of "
         "tempo, pitch, vtlp (vocal tract length), mic (microphone colour), room (early "
         "reflections)",
     )
@@ -1144,6 +1144,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         det=args.det,
         json_out=args.json,
         real_speech=not args.no_real_speech,
+        heldout_engine=args.heldout_engine,
     )
 
 
@@ -1181,6 +1182,12 @@ def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="leave out the false accepts on held-out recorded human speech (built into "
         "DIR/real_streams once from the installed speech packages: make sysdeps-train)",
+    )
+    p.add_argument(
+        "--heldout-engine",
+        metavar="ENGINE",
+        help="judge the false rejects on every positive clip of this TTS engine (both of the "
+        "dataset's splits), for a model that never heard the engine: a held-out-engine figure",
     )
     p.set_defaults(func=_cmd_evaluate)
 

@@ -44,6 +44,11 @@ def test_a_shipped_model_is_the_one_its_record_describes(folder: Path):
     assert ev["model_bytes"] == record["export"]["model_bytes"] == tflite.stat().st_size
     assert (folder / f"{name}.det.png").read_bytes()[:4] == b"\x89PNG"
     assert tflite.read_bytes()[4:8] == b"TFL3"  # a flatbuffer, not e.g. a Git LFS pointer
+    # the record says which TTS engines the model heard, and its figures per engine
+    heard = record["trained_engines"]
+    rows = ev["by_engine"]["rows"]
+    assert heard and rows and sum(r["clips"] for r in rows) == ev["positives"]
+    assert all(r["heldout_engine"] == (r["engine"] not in heard) for r in rows)
 
 
 @pytest.mark.parametrize("folder", FOLDERS, ids=lambda p: p.name)

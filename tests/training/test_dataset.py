@@ -257,7 +257,9 @@ def test_the_command_prints_progress_and_a_summary(tmp_path, words_file):
 
 def test_speaker_augmentation_changes_only_the_tts_clips_it_names(tmp_path, words_file):
     require_tools("espeak-ng")
-    plain = small_config(words_file, positives=4, negatives=6)
+    plain = small_config(
+        words_file, positives=4, negatives=6, speaker=augment.SpeakerAugment.parse("none")
+    )
     dataset.build(plain, tmp_path / "plain")
     voiced = small_config(
         words_file, positives=4, negatives=6, speaker=augment.SpeakerAugment.parse("all")

@@ -182,3 +182,29 @@ def test_a_file_that_is_no_model_is_named(tmp_path):
     bad.write_bytes(b"not a flatbuffer at all" * 10)
     with pytest.raises(WakewardError, match="bad.tflite: TFLite Micro cannot load the model"):
         evaluate.load_reference(bad.read_bytes(), bad)
+
+
+def test_the_reading_at_both_targets_needs_recorded_and_synthetic_speech_within_them():
+    # two points: a low cutoff that misses nothing, a high one that misses 2 of 4 clips
+    low = Point(window=WINDOW, cutoff_u8=100, false_accepts=1, missed=0, leadin_detections=0)
+    high = Point(window=WINDOW, cutoff_u8=220, false_accepts=0, missed=2, leadin_detections=0)
+    curve = Curve([low, high], positives=4, hours=1.0)
+    real = np.zeros(3000, np.uint8)
+    for at in (500, 1000, 1500):  # three bursts over 150 but under 220
+        real[at : at + 4] = 150
+    # one hour of recorded speech: 3 false accepts at cutoff 100, none at 220
+    got = evaluate.both_targets(curve, [real], real_hours=1.0)
+    assert got is not None
+    assert (got["probability_cutoff"], got["false_reject_rate"]) == (
+        evaluate.manifest_cutoff(220),
+        0.5,
+    )
+    assert (got["real_false_accepts"], got["synthetic_false_accepts"]) == (0, 0)
+    # with 10 hours of it, 3 false accepts are 0.3 FA/h: the low cutoff is within both
+    got = evaluate.both_targets(curve, [real], real_hours=10.0)
+    assert got is not None and got["false_reject_rate"] == 0.0
+    assert got["real_false_accepts"] == 3
+    # a synthetic limit of 0 leaves only the high cutoff, and a recorded limit of 0 with a
+    # burst at 250 leaves nothing
+    real[2000:2004] = 250
+    assert evaluate.both_targets(curve, [real], 1.0, real_fa_per_hour=0.0) is None

@@ -461,3 +461,13 @@ def test_engine_folds_train_one_model_per_engine_without_it(two_engine_data, tmp
     assert "held-out voices" in final["evaluation_scope"]
     assert "train: held-out engines (leave-one-engine-out, 2 folds): FRR" in said
     assert "a --quick run is a smoke test" in said and "target 0.5/h: met)" not in said
+
+
+def test_a_dataset_built_with_other_speaker_augmentation_is_not_reused(tiny_data, tmp_path):
+    opts = pipeline.Options(
+        phrase="hey jarvis", out=tmp_path / "m", data=tiny_data.path, quick=True,
+        speaker_augment="none",
+    )  # fmt: skip
+    with pytest.raises(WakewardError, match="other speaker augmentation than --speaker-augment"):
+        pipeline.run(opts)
+    assert not (tmp_path / "m").exists()

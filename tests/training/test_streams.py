@@ -231,3 +231,33 @@ def test_a_manifest_path_gives_its_model(tmp_path):
     tflite, manifest = evalcmd.resolve_model(str(tmp_path / "alexa.json"))
     assert tflite == tmp_path / "alexa.tflite" and manifest is not None
     assert evalcmd.manifest_rule(manifest, tflite) == (0.9, 5)
+
+
+def test_evaluate_on_a_held_out_engine_takes_all_its_clips_and_warns_when_unsure(
+    alexa_data, built, tmp_path
+):
+    said: list[str] = []
+    out = tmp_path / "e.json"
+    evalcmd.evaluate_cmd(
+        "hey_jarvis",
+        alexa_data.path,
+        hours=HOURS,
+        json_out=out,
+        heldout_engine="espeak-ng",
+        real_speech=False,
+        say=said.append,
+    )
+    text = "\n".join(said)
+    # pymicro-wakeword's models were trained on unknown engines, and on another phrase
+    assert "training engines are unknown to wakeward, so this is not a held-out-engine" in text
+    assert "WARNING: the model wakes on 'Hey Jarvis' but the dataset's positives say" in text
+    every = [r for r in alexa_data.records if r.label == 1]
+    figures = json.loads(out.read_text())
+    assert (
+        figures["positives"] == len(every) > len([r for r in every if r.split == dataset.HELDOUT])
+    )
+    rows = figures["by_engine"]["rows"]
+    assert [(r["engine"], r["clips"], r["heldout_engine"]) for r in rows] == [
+        ("espeak-ng", len(every), None)
+    ]
+    assert figures["real_speech"] is None

@@ -26,3 +26,18 @@ def test_train_help_names_its_outputs(capsys):
     said = capsys.readouterr().out
     for word in ("--quick", "--data", "--epochs", "--seed", "NAME.wakeward.json"):
         assert word in said
+
+
+def test_fold_options_exclude_each_other_and_bad_parts_are_named(tmp_path, capsys):
+    out = str(tmp_path / "models" / "m")
+    try:
+        cli.main(["train", "alexa", "--out", out, "--engine-folds", "--holdout-engine", "flite"])
+    except SystemExit as e:
+        assert e.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+    data = tmp_path / "d"
+    code = cli.main(["train-data", "alexa", "--out", str(data), "--speaker-augment", "voice"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "--speaker-augment 'voice': say none, all or some of tempo,pitch,vtlp,mic,room" in err
+    assert not data.exists()

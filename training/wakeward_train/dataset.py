@@ -83,8 +83,8 @@ def _rng(seed: int, stream: str, *index: int) -> np.random.Generator:
     return np.random.default_rng([seed, _STREAMS[stream], *index])
 
 
-def _no_speaker_augment() -> SpeakerAugment:
-    return SpeakerAugment.off()
+def _default_speaker_augment() -> SpeakerAugment:
+    return SpeakerAugment()  # every part (training/README.md: the ablation)
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ class DataConfig:
     augment: augment.AugmentConfig = field(default_factory=augment.AugmentConfig)
     # speaker augmentation of every TTS clip (tempo, pitch, vocal tract length, microphone,
     # early reflections: augment.speaker_augment), before the clip's room, noise and level
-    speaker: SpeakerAugment = field(default_factory=_no_speaker_augment)
+    speaker: SpeakerAugment = field(default_factory=_default_speaker_augment)
     engines: tuple[str, ...] = voices.ENGINES
     piper_voices: tuple[Path, ...] = ()  # folders of Piper voices beside the wheel's
     espeak_variants: bool = True

@@ -19,7 +19,7 @@ from wakeward import hostmodel, models
 from wakeward.errors import WakewardError
 from wakeward.files import write_text_atomic
 
-from wakeward_train import dataset, detplot, evaluate, streams
+from wakeward_train import dataset, detplot, evaluate, folds, streams
 
 Say = Callable[[str], None]
 
@@ -104,6 +104,7 @@ def evaluate_cmd(
     det: Path | None = None,
     json_out: Path | None = None,
     real_speech: bool = True,
+    heldout_engine: str | None = None,
     say: Say = print,
 ) -> int:
     target = target_fa_per_hour
@@ -130,6 +131,19 @@ def evaluate_cmd(
     if warning:
         say(warning)
     engines = trained_engines(tflite)
+    if heldout_engine is not None:
+        # every positive of that engine, of both splits, as a fold is tested (folds.py)
+        data_set = folds.fold_view(data_set, heldout_engine, for_training=False)
+        heard = "unknown to wakeward" if engines is None else ", ".join(engines)
+        if engines is None or heldout_engine in engines:
+            say(
+                f"evaluate: WARNING: --heldout-engine {heldout_engine}: the model's training "
+                f"engines are {heard}, so this is not a held-out-engine figure"
+            )
+        say(
+            f"evaluate: positives: every clip of {heldout_engine} in {data} "
+            f"({sum(1 for r in data_set.records if r.split == dataset.HELDOUT and r.label)})"
+        )
     eval_streams = streams.ensure(data_set, hours, say=say)
     real = streams.ensure_real(data_set, say=say) if real_speech else None
     ev = evaluate.evaluate_model(

@@ -94,8 +94,11 @@ def fold_role(record: ClipRecord, engine: str, gone: set[str]) -> str:
     return record.split
 
 
-def fold_view(data: Dataset, engine: str, gone: set[str] | None = None) -> FoldDataset:
-    """The dataset without engine `engine` in training and with only its clips held out."""
+def fold_view(
+    data: Dataset, engine: str, gone: set[str] | None = None, *, for_training: bool = True
+) -> FoldDataset:
+    """The dataset without engine `engine` in training and with only its clips held out
+    (`for_training` False: only to evaluate a model on them, no training clips needed)."""
     if engine not in dataset_engines(data):
         raise WakewardError(
             f"{data.path}: no positive clip of engine {engine!r} to hold out "
@@ -110,7 +113,7 @@ def fold_view(data: Dataset, engine: str, gone: set[str] | None = None) -> FoldD
             continue
         origin[r.id] = r.split
         records.append(r if role == r.split else replace(r, split=role))
-    if not any(r.split == TRAIN and r.label == 1 for r in records):
+    if for_training and not any(r.split == TRAIN and r.label == 1 for r in records):
         raise WakewardError(
             f"{data.path}: without engine {engine!r} no positive clip is left to train on"
         )

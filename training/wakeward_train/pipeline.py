@@ -90,7 +90,7 @@ class Options:
     train_stream_hours: float | None = None  # default: TRAIN_STREAM_HOURS (quick: QUICK_...)
     holdout_engine: str | None = None  # train one leave-one-engine-out fold: without it
     engine_folds: bool = False  # every engine's fold first, then the model on everything
-    speaker_augment: str = "none"  # augment.SpeakerAugment.parse: none, all, or some parts
+    speaker_augment: str = "all"  # augment.SpeakerAugment.parse: none, all, or some parts
     piper_voices: tuple[Path, ...] = ()  # folders of Piper voices beside the wheel's
 
 
