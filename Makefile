@@ -103,7 +103,8 @@ bench: venv sysdeps
 	$(BIN)/python bench/run.py --out BENCHMARKS.md
 
 # Our trained models vs pymicro-wakeword's on the same held-out audio (builds the datasets
-# when missing: about 10 minutes each; then about 3 minutes per model).
+# when missing: about 10 minutes each, and trains alexa's leave-one-engine-out folds when
+# missing: about 15 minutes each; then about 3 minutes per model).
 bench-train: venv-train sysdeps-train
 	$(BIN)/python bench/train_compare.py --out BENCHMARKS.md
 
