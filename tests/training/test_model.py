@@ -80,22 +80,20 @@ def test_a_missing_tensorflow_is_explained(monkeypatch):
 # -- a tiny dataset, trained and exported ------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory) -> dataset.Dataset:
-    require_tools("espeak-ng")
-    tmp = tmp_path_factory.mktemp("tiny")
+def small_dataset(tmp: Path, engines: tuple[str, ...], **sizes: int) -> dataset.Dataset:
+    """A small "hey jarvis" dataset spoken by `engines` (which must be installed)."""
+    require_tools(*engines)
     words = tmp / "words.txt"
     words.write_text("\n".join(WORDS) + "\n")
-    config = dataset.DataConfig(
-        phrase="hey jarvis",
-        positives=30,
-        negatives=40,
-        seed=5,
-        engines=("espeak-ng",),
-        words=words,
-    )
+    config = dataset.DataConfig(phrase="hey jarvis", engines=engines, words=words, **sizes)
     dataset.build(config, tmp / "data")
     return dataset.open_dataset(tmp / "data")
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> dataset.Dataset:
+    tmp = tmp_path_factory.mktemp("tiny")
+    return small_dataset(tmp, ("espeak-ng",), positives=30, negatives=40, seed=5)
 
 
 def test_training_is_reproducible(tiny_data):
@@ -412,20 +410,8 @@ def test_hard_negatives_are_the_highest_scoring_stream_windows_of_the_fitting_pa
 
 @pytest.fixture(scope="module")
 def two_engine_data(tmp_path_factory) -> dataset.Dataset:
-    require_tools("espeak-ng", "flite")
     tmp = tmp_path_factory.mktemp("two")
-    words = tmp / "words.txt"
-    words.write_text("\n".join(WORDS) + "\n")
-    config = dataset.DataConfig(
-        phrase="hey jarvis",
-        positives=40,
-        negatives=40,
-        seed=6,
-        engines=("espeak-ng", "flite"),
-        words=words,
-    )
-    dataset.build(config, tmp / "data")
-    return dataset.open_dataset(tmp / "data")
+    return small_dataset(tmp, ("espeak-ng", "flite"), positives=40, negatives=40, seed=6)
 
 
 def test_engine_folds_train_one_model_per_engine_without_it(two_engine_data, tmp_path, capsys):

@@ -412,17 +412,26 @@ def open_streams(
     without_engine: str | None = None,
 ) -> EvalStreams | None:
     """The cached streams in `folder` if they are whole and match; None otherwise."""
+    return _read_cache(
+        folder,
+        {
+            "format": stream_format(split),
+            "dataset_sha256": sha256,
+            "hours": hours,
+            "seed": seed,
+            "without_engine": without_engine,
+        },
+    )
+
+
+def _read_cache(folder: Path, expected: dict[str, Any]) -> EvalStreams | None:
+    """The streams in `folder` when their description has the `expected` values and every
+    file is whole; None otherwise (then they are built again)."""
     try:
         info = json.loads((folder / DESCRIPTION).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if not isinstance(info, dict) or (
-        info.get("format"),
-        info.get("dataset_sha256"),
-        info.get("hours"),
-        info.get("seed"),
-        info.get("without_engine"),
-    ) != (stream_format(split), sha256, hours, seed, without_engine):
+    if not isinstance(info, dict) or any(info.get(k) != v for k, v in expected.items()):
         return None
     try:
         chunks = [load_split(folder / c["file"]) for c in info["chunks"]]
@@ -711,27 +720,8 @@ def open_real_streams(
     folder: Path, corpus_key: str, hours: float | None, seed: int
 ) -> EvalStreams | None:
     """The cached real-speech streams in `folder` if whole and made from this corpus."""
-    try:
-        info = json.loads((folder / DESCRIPTION).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(info, dict) or (
-        info.get("format"),
-        info.get("corpus"),
-        info.get("requested_hours"),
-        info.get("seed"),
-    ) != (REAL_FORMAT, corpus_key, hours, seed):
-        return None
-    try:
-        chunks = [load_split(folder / c["file"]) for c in info["chunks"]]
-        lead_ins = np.load(folder / LEAD_INS_FILE, mmap_mode="r", allow_pickle=False)
-    except (WakewardError, OSError, ValueError, KeyError, TypeError):
-        return None
-    if [len(c) for c in chunks] != [c["frames"] for c in info["chunks"]]:
-        return None
-    if lead_ins.dtype != np.int8 or lead_ins.ndim != 3 or lead_ins.shape[2] != NUM_CHANNELS:
-        return None
-    return EvalStreams(folder, info, chunks, lead_ins)
+    expected = {"format": REAL_FORMAT, "corpus": corpus_key, "requested_hours": hours}
+    return _read_cache(folder, {**expected, "seed": seed})
 
 
 def ensure_real(
