@@ -90,6 +90,7 @@ def built(tmp_path_factory) -> tuple[Path, dataset.Summary]:
         words,
         owner=(clips.owner_recordings([owner]),),
         false_wakes=(clips.false_wakes([false_wake]),),
+        owner_copies=2,
         recorded_copies=2,
         save_audio=True,
     )
@@ -153,6 +154,13 @@ def test_manifest_says_where_each_clip_came_from(built):
     owner = [r for r in recs if r.kind == "owner"]
     assert {Path(r.source).name for r in owner} == {"take0.wav", "take1.wav"}
     assert [r.augmentation is None for r in owner].count(True) == 2  # as recorded
+    # the copies vary the owner's pace and microphone, never their voice (pitch, formants)
+    people = [
+        r.augmentation["speaker"] for r in owner if r.augmentation and "speaker" in r.augmentation
+    ]
+    assert people, "no owner copy got speaker augmentation"
+    assert all(p["pitch_semitones"] is None and p["vtlp_alpha"] is None for p in people)
+    assert all(p["room"] is None for p in people)
     noise = [r for r in recs if r.kind in ("noise", "silence")]
     assert noise and all(r.voice is None and r.augmentation["noise"] for r in noise)
 

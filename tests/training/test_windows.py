@@ -188,3 +188,30 @@ def test_spec_augment_masks_one_stretch_and_one_band_and_warps_channels():
         np.testing.assert_allclose(out[i], want, rtol=1e-5, atol=1e-5)
         assert 0.9 <= a <= 1.1 and not np.allclose(out[i], x[i])
     np.testing.assert_array_equal(out[:, :, 0], x[:, :, 0])  # channel 0 stays where it is
+
+
+def test_the_owners_positive_windows_are_marked_and_weigh_their_share():
+    from wakeward_train import train
+
+    data = fake_dataset()
+    recs = list(data.records)
+    recs[1] = replace(recs[1], kind="owner", speaker="owner:owner")  # one positive take
+    w = windows.cut(data, recs, 47, windows.WindowConfig(), seed=3)
+    mine = w.clip == 1
+    assert set(w.kind[mine & (w.y == 1.0)]) == {windows.OWNER}
+    assert set(w.kind[mine & (w.y == 0.0)]) == {windows.PARTIAL}  # its starts stay negatives
+    assert windows.OWNER not in set(w.kind[~mine])
+
+    plain = train._weights(w.y, 2.0)
+    weights = train._weights(w.y, 2.0, w.kind == windows.OWNER, 0.3)
+    pos = w.y == 1.0
+    owner = w.kind == windows.OWNER
+    # the owner's windows weigh 30% of the positives (1 clip of 10: 10% unweighted), the
+    # positive class as a whole and every negative weigh what they did
+    assert weights[owner].sum() / weights[pos].sum() == pytest.approx(0.3)
+    assert weights[pos].sum() == pytest.approx(plain[pos].sum())
+    assert np.array_equal(weights[~pos], plain[~pos])
+    assert np.array_equal(train._weights(w.y, 2.0, owner, 0.05), plain)  # already 10%
+    assert np.array_equal(train._weights(w.y, 2.0, owner, 0.0), plain)
+    with pytest.raises(WakewardError, match="owner_share"):
+        train.TrainConfig(owner_share=1.0).check()

@@ -57,6 +57,9 @@ BABBLE_TALKERS = 6  # sentences synthesised per split for babble noise
 # clean, so its quiet final consonants are kept; recordings have room noise around them).
 TTS_TRIM_DB = 45.0
 RECORDED_TRIM_DB = 35.0
+# the speaker augmentation parts an owner's take gets in its copies: how fast they say it and
+# what they say it into; never pitch, formants or early reflections of another vocal tract
+OWNER_SPEAKER_PARTS = ("tempo", "mic")
 SALAD_WORDS = (4, 9)  # word-salad sentences: this many random dictionary words
 MANIFEST = "manifest.jsonl"
 SUMMARY = "dataset.json"
@@ -110,7 +113,10 @@ class DataConfig:
     words: Path | None = None  # word list for confusables and word salads (default: system)
     owner: tuple[clips.ClipSource, ...] = ()  # the owner's takes of the phrase
     false_wakes: tuple[clips.ClipSource, ...] = ()  # clips labelled false-wake
-    recorded_copies: int = 3  # augmented copies of each recorded clip (besides as recorded)
+    recorded_copies: int = 3  # augmented copies of each false wake (besides as recorded)
+    # augmented copies of each of the owner's takes (besides as recorded): room, noise and
+    # level like every clip, and the owner's own day-to-day variation (OWNER_SPEAKER_PARTS)
+    owner_copies: int = 10
     background_range_s: tuple[float, float] = (2.0, 5.0)  # noise and silence clips
     noise_level_range_dbfs: tuple[float, float] = (-60.0, -20.0)
     save_audio: bool = False
@@ -128,8 +134,8 @@ class DataConfig:
             raise WakewardError(f"unknown negative kinds {sorted(bad)}; known: {NEGATIVE_KINDS}")
         if any(v < 0 for v in self.negative_shares.values()):
             raise WakewardError("negative shares must be >= 0")
-        if self.recorded_copies < 0:
-            raise WakewardError("recorded_copies must be >= 0")
+        if self.recorded_copies < 0 or self.owner_copies < 0:
+            raise WakewardError("recorded_copies and owner_copies must be >= 0")
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(replace(self, owner=(), false_wakes=()))
@@ -411,10 +417,19 @@ class _Builder:
                 )
             self.progress(stage, min(at + cfg.chunk, len(plans)), len(plans))
 
-    def recorded(self, source_clips: Sequence[clips.SourceClip], kind: str, label: int) -> None:
+    def recorded(
+        self,
+        source_clips: Sequence[clips.SourceClip],
+        kind: str,
+        label: int,
+        copies: int,
+        speaker: SpeakerAugment | None = None,
+    ) -> None:
+        """Each recorded clip as recorded and `copies` augmented copies of it (with
+        `speaker`'s parts too, when given: the owner sounds a little different each day)."""
         cfg = self.config
         n = 0
-        total = len(source_clips) * (1 + cfg.recorded_copies)
+        total = len(source_clips) * (1 + copies)
         for i, sc in enumerate(source_clips):
             start, end = clips.speech_bounds(sc.samples, RECORDED_TRIM_DB)
             base = {
@@ -440,16 +455,22 @@ class _Builder:
                 (start, end),
             )
             n += 1
-            for copy in range(1, cfg.recorded_copies + 1):
+            for copy in range(1, copies + 1):
                 rng = _rng(cfg.seed, kind, i, copy)
                 talkers = self.talkers[TRAIN]
                 aug = augment.draw(cfg.augment, rng, babble_ok=bool(talkers))
-                clip = augment.apply(sc.samples[start:end], aug, rng, talkers)
+                speech, person = sc.samples[start:end], None
+                if speaker is not None and speaker.parts:
+                    srng = _rng(cfg.seed, kind, i, copy, _SPEAKER_STREAM)
+                    speech, person = augment.speaker_augment(speech, srng, speaker)
+                clip = augment.apply(speech, aug, rng, talkers)
                 self.add(
                     {
                         **base,
                         "id": f"{kind}-{i:06d}-{copy}",
-                        "augmentation": aug.to_json(),
+                        "augmentation": {**aug.to_json(), "speaker": person}
+                        if person
+                        else aug.to_json(),
                         "gain_db": round(clip.gain_db, 4),
                         "seed": [cfg.seed, _STREAMS[kind], i, copy],
                     },
@@ -605,12 +626,15 @@ def build(config: DataConfig, out: Path, progress: Progress | None = None) -> Su
                 index += 1
 
     b.speak(plans["positive"], "positives")
-    b.recorded(recorded_owner, clips.OWNER, 1)
+    owner_speaker = config.speaker.without(
+        *(p for p in augment.SPEAKER_PARTS if p not in OWNER_SPEAKER_PARTS)
+    )
+    b.recorded(recorded_owner, clips.OWNER, 1, config.owner_copies, owner_speaker)
     b.speak(plans["confusable"], "confusables")
     b.speak(plans["speech"], "ordinary speech")
     for kind in ("noise", "silence"):
         b.backgrounds(kind, neg.get(kind, {TRAIN: 0, HELDOUT: 0}))
-    b.recorded(recorded_false, clips.FALSE_WAKE, 0)
+    b.recorded(recorded_false, clips.FALSE_WAKE, 0, config.recorded_copies)
 
     for store in b.stores.values():
         store.close()

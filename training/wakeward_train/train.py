@@ -102,6 +102,10 @@ class TrainConfig:
     lr_patience: int = 2  # ... before the learning rate is halved
     validation_fraction: float = 0.15  # of the train speakers
     negative_weight: float = 2.0  # on top of class balancing
+    # the owner's takes (windows.OWNER) weigh at least this share of the positive windows'
+    # total weight when there are any: ten takes among thousands of TTS clips would
+    # otherwise weigh almost nothing
+    owner_share: float = 0.2
     seed: int = 0
     resample_windows: bool = True  # new window ends every epoch
     # negative windows drawn anew every epoch from the long training streams (when given):
@@ -125,6 +129,8 @@ class TrainConfig:
             raise WakewardError("epochs, batch_size, patience and lr_patience must be >= 1")
         if not self.learning_rate > 0 or not self.negative_weight > 0:
             raise WakewardError("learning_rate and negative_weight must be > 0")
+        if not 0.0 <= self.owner_share < 1.0:
+            raise WakewardError(f"owner_share {self.owner_share} is not in [0, 1)")
         self.model.check()
         self.windows.check()
 
@@ -162,16 +168,32 @@ class TrainResult:
     elapsed_s: float
 
 
-def _weights(y: np.ndarray, negative_weight: float) -> np.ndarray:
-    """Per-window weights: classes balanced, negatives times negative_weight."""
+def _weights(
+    y: np.ndarray,
+    negative_weight: float,
+    owner: np.ndarray | None = None,
+    owner_share: float = 0.0,
+) -> np.ndarray:
+    """Per-window weights: classes balanced, negatives times negative_weight; the `owner`
+    windows (positives) then weigh at least `owner_share` of the positives' total, the
+    other positives the rest, so the positive class weighs what it did."""
     n = len(y)
-    pos = float(np.sum(y > 0.5))
+    is_pos = y > 0.5
+    pos = float(np.sum(is_pos))
     neg = n - pos
     w = np.ones(n, np.float32)
     if pos:
-        w[y > 0.5] = n / (2.0 * pos)
+        w[is_pos] = n / (2.0 * pos)
     if neg:
-        w[y <= 0.5] = n / (2.0 * neg) * negative_weight
+        w[~is_pos] = n / (2.0 * neg) * negative_weight
+    if owner is None or not pos:
+        return w
+    mine = owner & is_pos
+    k = float(np.sum(mine))
+    if 0 < k < pos and k / pos < owner_share:
+        total = n / 2.0
+        w[mine] = total * owner_share / k
+        w[is_pos & ~mine] = total * (1.0 - owner_share) / (pos - k)
     return w
 
 
@@ -196,7 +218,12 @@ def _batches_class() -> type:
 
         def _load(self) -> None:
             self.w = self.draw(self.epoch if self.config.resample_windows else 0)
-            self.weights = _weights(self.w.y, self.config.negative_weight)
+            self.weights = _weights(
+                self.w.y,
+                self.config.negative_weight,
+                self.w.kind == windows.OWNER,
+                self.config.owner_share,
+            )
             rng = np.random.default_rng([self.config.seed, 0x657063, self.epoch])
             self.order = rng.permutation(len(self.w)) if self.train else np.arange(len(self.w))
 

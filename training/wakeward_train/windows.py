@@ -61,6 +61,7 @@ class WindowConfig:
 # Why a window was cut (reported per kind in the training summary).
 POSITIVE = "positive"
 PARTIAL = "partial"  # the start of a positive clip: a negative
+OWNER = "owner"  # a positive window of one of the owner's takes (weighted: train.py)
 
 
 @dataclass
@@ -151,7 +152,7 @@ def cut(
         for end, kind in _ends(r, len(feats), config, rng):
             xs.append(window(feats, end, length))
             ys.append(1.0 if kind == POSITIVE else 0.0)
-            kinds.append(kind)
+            kinds.append(OWNER if kind == POSITIVE and r.kind == OWNER else kind)
             clips.append(i)
     x = np.stack(xs) if xs else np.zeros((0, length, feats_width(data)), np.int8)
     return Windows(
