@@ -1,7 +1,8 @@
 # config.json, validated at boot: every bad field gets a message that names it, before any
 # hardware is touched. Fields (all but "board" optional):
 #   board          a board profile name (board/profiles.py) or "sim"
-#   board_options  object passed to the board (sim: wav, pcm_socket, realtime, events, button)
+#   board_options  object passed to the board (sim: wav, pcm_socket, realtime, events, button;
+#                  an ESP32-S3 board takes none)
 #   device_id      string sent to the receiver (default: the board name)
 #   models         list of {"path", "name", "probability_cutoff" 0..1, "sliding_window_size"}
 #   trace          true: one JSON line per model invocation
@@ -23,6 +24,7 @@
 import json
 
 from micropython import const
+from protocol import MAX_CLIP_MS
 
 PATH = "config.json"
 DEFAULT_CUTOFF = 0.9
@@ -30,7 +32,6 @@ _DEFAULT_WINDOW = const(5)
 _DEFAULT_PRE_ROLL_MS = const(1000)
 _DEFAULT_MAX_MS = const(8000)
 _MAX_PRE_ROLL_MS = const(5000)
-_MAX_CLIP_MS = const(60000)
 # link fields: (name, default, lowest, highest). The queue defaults suit an ESP32-S3's flash
 # (a few MB; the file system also holds the models): 1 MB is 32 s of audio, four clips of the
 # longest default length (8 s).
@@ -50,6 +51,11 @@ _SECRET_HEX = const(64)  # 32 bytes (host/wakeward/pairing.py, SECRET_BYTES)
 _REQUESTS = ("paired", "any", "none")
 _DEFAULT_REQUESTS = "paired"
 _FIELDS = ("board", "board_options", "device_id", "models", "trace", "link", "wifi", "clip")
+# board_options of the sim board (board/sim.py SimBoard); an ESP32-S3 board takes none (its
+# Wi-Fi comes from "wifi"). An unknown one stops the boot naming it, like any unknown field
+# (and `wakeward deploy`, which runs validate() on the PC, refuses it before the board).
+_SIM_OPTIONS = ("wav", "pcm_socket", "realtime", "events", "button")
+_MAX_BUTTON_MS = const(0x3FFFFFFF)  # a small int on the device
 
 
 class ConfigError(ValueError):
@@ -77,6 +83,38 @@ def _int(path, field, value, lo, hi):
     if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
         _fail(path, field, "must be a whole number from %d to %d" % (lo, hi))
     return value
+
+
+def _board_options(path, config, board):
+    options = _object(path, config, "board_options")
+    for key in options:
+        field = "board_options." + key
+        if board != "sim":
+            _fail(path, field, "unknown field (an ESP32-S3 board takes none; Wi-Fi goes in 'wifi')")
+        if key not in _SIM_OPTIONS:
+            _fail(path, field, "unknown field (known: %s)" % ", ".join(_SIM_OPTIONS))
+        value = options[key]
+        if key == "realtime":
+            if not isinstance(value, bool):
+                _fail(path, field, "must be true or false")
+        elif key == "button":
+            _button_script(path, field, value)
+        else:
+            _string(path, field, value)
+    return options
+
+
+def _button_script(path, field, value):
+    ok = isinstance(value, list)
+    for press in value if ok else ():
+        if not isinstance(press, list) or len(press) != 2:
+            ok = False
+            break
+        for ms in press:
+            if not isinstance(ms, int) or isinstance(ms, bool) or not 0 <= ms <= _MAX_BUTTON_MS:
+                ok = False
+    if not ok:
+        _fail(path, field, "must be a list of [press_ms, release_ms] (whole numbers from 0)")
 
 
 def _models(path, config):
@@ -212,10 +250,10 @@ def validate(config, path=PATH):
     if board != "sim":
         from board import profiles
 
-        if board not in profiles.PROFILES:
+        if not isinstance(board, str) or board not in profiles.PROFILES:
             known = ", ".join(sorted(profiles.PROFILES))
             _fail(path, "board", "%r is not 'sim' or a board profile (%s)" % (board, known))
-    options = _object(path, config, "board_options")
+    options = _board_options(path, config, board)
     wifi = _object(path, config, "wifi")
     for key in wifi:
         if key not in ("ssid", "password"):
@@ -225,7 +263,7 @@ def validate(config, path=PATH):
     pre_roll = _int(
         path, "clip.pre_roll_ms", clip.get("pre_roll_ms", _DEFAULT_PRE_ROLL_MS), 0, _MAX_PRE_ROLL_MS
     )
-    max_ms = _int(path, "clip.max_ms", clip.get("max_ms", _DEFAULT_MAX_MS), 1, _MAX_CLIP_MS)
+    max_ms = _int(path, "clip.max_ms", clip.get("max_ms", _DEFAULT_MAX_MS), 1, MAX_CLIP_MS)
     if max_ms <= pre_roll:
         _fail(path, "clip.max_ms", "must be longer than clip.pre_roll_ms")
     trace = config.get("trace", False)
@@ -252,4 +290,6 @@ def load(path=PATH):
         raise ConfigError("%s: cannot be read" % path) from None
     except ValueError as e:
         raise ConfigError("%s: not valid JSON (%s)" % (path, e)) from None
+    except MemoryError:  # a huge or very deeply nested file: refused like any bad one
+        raise ConfigError("%s: too large or too deeply nested to read" % path) from None
     return validate(config, path)

@@ -1,10 +1,11 @@
 # The listening loop: reads the microphone in 10 ms frames, honours the mute button (LED on
 # while listening, off while muted, blinking while the owner's request is active: request.py),
 # computes the speech features, runs every wake-word model on them and reports detections
-# and each stretch of speech; with a link (link.py), each detection's clip goes to the
-# owner's PC, every model output goes to the link (sent only while a monitor request is
-# active), and the link is polled once per frame, muted or not (acks, requests, status,
-# reconnects).
+# and each stretch of speech (on the USB serial link, where the console goes to the PC, only
+# in trace mode or while the owner's request is active); with a link (link.py), each
+# detection's clip goes to the owner's PC, every model output goes to the link (sent only
+# while a monitor request is active), and the link is polled once per frame, muted or not
+# (acks, requests, status, reconnects).
 import json
 import math
 
@@ -56,10 +57,18 @@ def _led_on(board, muted, link):
     return True
 
 
-def run(board, say=print, wakewords=(), trace=False, link=None):
+def _speech_said(speech_log, trace, link):
+    """Whether a stretch of speech is reported: when and how loud someone spoke comes from
+    the audio, so where the console leaves the device (the USB serial link) only when the
+    owner asked (trace mode, or a request is active)."""
+    return speech_log or trace or (link is not None and link.asked())
+
+
+def run(board, say=print, wakewords=(), trace=False, link=None, speech_log=True):
     """Listen until the microphone ends (only a simulated one does).
 
-    A press of the mute button toggles listening; returns the number of speech segments."""
+    A press of the mute button toggles listening; returns the number of speech segments.
+    speech_log False: the `heard:` lines only in trace mode or while a request is active."""
     frame = bytearray(2 * FRAME_SAMPLES)
     frame_ms = FRAME_SAMPLES * 1000 // board.mic.rate_hz
     vad = EnergyVad()
@@ -108,7 +117,8 @@ def run(board, say=print, wakewords=(), trace=False, link=None):
         event = vad.process(level)
         if event == END:
             segments += 1
-            _report(say, vad, frame_ms)
+            if _speech_said(speech_log, trace, link):
+                _report(say, vad, frame_ms)
         if link is not None:
             link.poll()
         on = _led_on(board, muted, link)
@@ -119,6 +129,7 @@ def run(board, say=print, wakewords=(), trace=False, link=None):
         link.close()
     if vad.flush() == END:
         segments += 1
-        _report(say, vad, frame_ms)
+        if _speech_said(speech_log, trace, link):
+            _report(say, vad, frame_ms)
     board.led.value(False)
     return segments

@@ -90,7 +90,11 @@ def main():
         # the link's clip ring (tens of KB) first, while the heap is still in one piece
         clip_link = open_link(cfg, board)
         wakewords = load_wakewords(cfg)
-        listen.run(board, wakewords=wakewords, trace=cfg["trace"], link=clip_link)
+        # on the serial link the console goes to the PC: what was heard only if asked
+        serial = cfg["link"] is not None and cfg["link"]["serial"]
+        listen.run(
+            board, wakewords=wakewords, trace=cfg["trace"], link=clip_link, speech_log=not serial
+        )
     finally:
         console.release()  # Ctrl-C interrupts again, whatever ended the run
         board.close()

@@ -91,6 +91,10 @@ ERR_INTERNAL = const(5)
 ERR_REFUSED = const(6)  # the receiver does not accept this device (not paired, revoked),
 # or the device does not honour a request (the message says why)
 
+# The longest clip a device sends, pre-roll included (config.py's clip.max_ms is at most
+# this); a receiver refuses a clip that goes on longer.
+MAX_CLIP_MS = const(60000)
+
 # CLIP_DATA payload: clip_id u32, seq u32, then int16 LE samples.
 _CLIP_DATA_HEAD = const(8)
 MAX_PCM_BYTES = const(4088)  # MAX_PAYLOAD - _CLIP_DATA_HEAD

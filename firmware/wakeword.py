@@ -76,6 +76,9 @@ class WakeWord:
     def __init__(self, name, path, cutoff, window):
         self.name = name
         self.interp = interpreter.Interpreter(model.load(path))
+        for what, tensors in (("input", self.interp.inputs), ("output", self.interp.outputs)):
+            if not tensors:  # a broken model, refused like the others (main.load_wakewords)
+                raise interpreter.InterpreterError("%s: the model has no %s tensor" % (path, what))
         inp = self.interp.inputs[0]
         if len(inp) != FRAMES_PER_INVOCATION * FEATURES:
             raise interpreter.InterpreterError(

@@ -8,6 +8,7 @@ RATE_HZ = const(16000)
 _PCM = const(1)
 _EXTENSIBLE = const(0xFFFE)
 _HEADER_LIMIT = const(1 << 20)
+_SEEK_CUR = const(1)
 
 
 class WavError(ValueError):
@@ -60,7 +61,7 @@ class WavReader:
                 seen += skip
                 if seen > _HEADER_LIMIT:
                     self._fail("no 'data' chunk in the first 1 MiB")
-                f.read(skip)
+                f.seek(skip, _SEEK_CUR)  # not read(): a chunk of up to 1 MiB needs no heap
 
     def _check_format(self, fmt):
         tag, channels, rate, _, _, bits = struct.unpack("<HHIIHH", fmt[0:16])

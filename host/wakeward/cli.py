@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from wakeward import __version__, record, trymodel, unixport
 from wakeward.errors import WakewardError
+from wakeward.printable import printable
 
 if TYPE_CHECKING:
     from wakeward.pairing import Pairing
@@ -70,6 +72,9 @@ def _cmd_features(args: argparse.Namespace) -> int:
     return 0
 
 
+_MAX_PORT = 0xFFFF  # TCP ports are 16-bit; 0 lets the system pick one
+
+
 def _cmd_listen(args: argparse.Namespace) -> int:
     from wakeward import receiver
 
@@ -87,8 +92,10 @@ def _cmd_listen(args: argparse.Namespace) -> int:
         raise WakewardError("--baud goes with --serial PORT")
     else:
         host, sep, port = args.tcp.rpartition(":")
-        if not sep or not port.isdigit():
+        if not sep or not (port.isascii() and port.isdigit()):
             raise WakewardError(f"--tcp {args.tcp!r} is not HOST:PORT")
+        if int(port) > _MAX_PORT:
+            raise WakewardError(f"--tcp {args.tcp!r} is not HOST:PORT (a port is 0 to {_MAX_PORT})")
     command = None
     if args.exec is not None:
         from wakeward import clipexec
@@ -150,7 +157,7 @@ def _open_store(args: argparse.Namespace, *, create: bool = False) -> ClipStore:
 
     clips = store.ClipStore(args.store, create=create)
     for line in clips.recovery.lines():
-        print(f"wakeward: clip store: {line}", file=sys.stderr)
+        print(printable(f"wakeward: clip store: {line}"), file=sys.stderr)
     return clips
 
 
@@ -227,7 +234,11 @@ def _cmd_clips_delete(args: argparse.Namespace) -> int:
     with _open_store(args) as clips:
         gone = clips.delete(args.ids)
     for clip in gone:
-        print(f"clip {clip.id}: deleted {clip.path}; its record stays (wakeward clips list)")
+        print(
+            printable(
+                f"clip {clip.id}: deleted {clip.path}; its record stays (wakeward clips list)"
+            )
+        )
     return 0
 
 
@@ -280,20 +291,25 @@ def _n_clips(n: int) -> str:
 
 
 def _max_bytes(text: str) -> int | None:
+    from wakeward import store
+
     if text == "off":
         return None
     try:
         mb = float(text)
     except ValueError:
         mb = 0.0
-    if not mb > 0:
-        raise WakewardError(f"--max-mb {text!r}: a number of megabytes (1 MB = 10^6 bytes) or off")
-    return int(mb * 1_000_000)
+    if not 0 < mb < math.inf:
+        raise WakewardError(
+            f"--max-mb {text!r}: a number of megabytes (1 MB = 10^6 bytes, more than 0 and "
+            "finite) or off"
+        )
+    return int(mb * store.MB)
 
 
 def _button_interval(text: str) -> str:
     start, sep, end = text.partition("-")
-    if not sep or not start.isdigit() or not end.isdigit() or int(end) <= int(start):
+    if not sep or not start.isdecimal() or not end.isdecimal() or int(end) <= int(start):
         raise argparse.ArgumentTypeError(f"{text!r} is not START_MS-END_MS")
     return text
 

@@ -14,6 +14,12 @@ command runs with the clip's metadata in its environment:
     WAKEWARD_RECEIVED_AT     when it arrived, ISO 8601 UTC
     WAKEWARD_WAV             the WAV file
 
+The device id and model name are the device's word: in the environment they are made
+printable (printable.py: a control character, NUL included, becomes its escape such as
+`\\x1b`), so no escape sequence reaches a terminal through them and a NUL, which no
+environment can hold, never stops the worker; the store keeps them as received
+(`wakeward clips show ID --json`). The command's output lines are printed printable too.
+
 Commands run one at a time in a worker thread, so the receiver never waits for one: clips
 wait in a bounded queue (a clip that finds it full is not run, and that is said; it is
 stored all the same). Each output line is printed prefixed with `exec clip ID:`; a command
@@ -33,6 +39,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 
 from wakeward.errors import WakewardError
+from wakeward.printable import printable
 from wakeward.store import Clip, iso_time
 
 PLACEHOLDER = "{wav}"
@@ -62,9 +69,9 @@ def environment(clip: Clip, base: Mapping[str, str] | None = None) -> dict[str, 
     env.update(
         {
             "WAKEWARD_CLIP_ID": str(clip.id),
-            "WAKEWARD_DEVICE": clip.device,
+            "WAKEWARD_DEVICE": printable(clip.device),
             "WAKEWARD_DEVICE_CLIP_ID": str(clip.device_clip_id),
-            "WAKEWARD_MODEL": clip.model,
+            "WAKEWARD_MODEL": printable(clip.model),
             "WAKEWARD_SCORE": str(clip.score),
             "WAKEWARD_DURATION_S": f"{clip.duration_s:.3f}",
             "WAKEWARD_RECEIVED_AT": iso_time(clip.received_at) or "",
@@ -88,7 +95,7 @@ class ClipCommand:
         if not timeout_s > 0:
             raise WakewardError(f"--exec-timeout {timeout_s}: must be more than 0 seconds")
         self.argv = parse_template(template)
-        self.say = say
+        self.say = lambda line: say(printable(line))
         self.timeout_s = timeout_s
         self.ran = 0
         self.failed = 0
@@ -142,9 +149,10 @@ class ClipCommand:
                 env=environment(clip),
                 start_new_session=True,  # its own process group: a timeout kills it all
             )
-        except OSError as e:
+        except (OSError, ValueError, subprocess.SubprocessError) as e:
+            # ValueError: an argument or the environment holds a NUL (the worker goes on)
             self.failed += 1
-            self.say(f"{prefix} cannot run {argv[0]}: {e.strerror or e}")
+            self.say(f"{prefix} cannot run {argv[0]}: {getattr(e, 'strerror', None) or e}")
             return
         with self._proc_lock:
             self._proc = proc

@@ -118,7 +118,7 @@ class ListenOptions:
         if baud is not None:
             raise WakewardError("--baud goes with --serial PORT")
         host, sep, port = (tcp or "").rpartition(":")
-        if not sep or not port.isdigit() or int(port) > 0xFFFF:
+        if not sep or not port.isdecimal() or int(port) > 0xFFFF:
             raise WakewardError(f"--tcp {tcp!r} is not HOST:PORT")
         return cls(host=host or "127.0.0.1", port=int(port), pairing=pairing, store=store)
 

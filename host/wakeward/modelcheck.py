@@ -4,6 +4,7 @@ ESP32-S3 heap profile) and on TFLite Micro with the same inputs, and compare eve
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 import time
 from collections import Counter
@@ -146,6 +147,20 @@ def input_details(model: Path) -> tuple[tuple[int, ...], np.dtype]:
     return tuple(info["shape"]), _NUMPY_TYPES[info["type"]]
 
 
+def _check_input_size(model: Path, shape: tuple[int, ...], dtype: np.dtype, heap: str) -> None:
+    """An input that cannot fit in the device's heap is refused before any inputs are made
+    (the shape comes from the file: a damaged one can ask for exabytes)."""
+    per = math.prod(shape) * dtype.itemsize  # Python ints: no overflow
+    if per == 0:
+        raise WakewardError(f"{model}: input shape {list(shape)} holds no values")
+    limit = unixport.heap_bytes(heap)
+    if per > limit:
+        raise WakewardError(
+            f"{model}: input shape {list(shape)} is {per:,} bytes per invocation, more than "
+            f"the whole {heap} heap ({limit:,} bytes)"
+        )
+
+
 def load_inputs(path: Path, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     try:
         data = np.load(path, allow_pickle=False)
@@ -172,6 +187,7 @@ def check(
 ) -> Report:
     model = models.resolve(model_name_or_path)
     shape, dtype = input_details(model)
+    _check_input_size(model, shape, dtype, heap)
     if inputs is None:
         info = np.iinfo(dtype)
         rng = np.random.default_rng(seed)

@@ -352,8 +352,8 @@ def parse_size(text: str) -> tuple[int, int]:
     w, sep, h = text.lower().partition("x")
     if (
         not sep
-        or not w.isdigit()
-        or not h.isdigit()
+        or not w.isdecimal()
+        or not h.isdecimal()
         or not (100 <= int(w) <= 10000)
         or not (100 <= int(h) <= 10000)
     ):

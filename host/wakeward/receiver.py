@@ -26,15 +26,30 @@ and the ack goes out only once `listener.recording` has returned (a listener tha
 WakewardError leaves it unacknowledged, and the device sends it again). Without a listener
 (`wakeward listen`), or when the listener did not ask for it, a recording is acknowledged
 and discarded, and said so: whoever asked for it has gone.
+
+Limits (docs/security.md): whoever can reach the port can open connections, so the receiver
+bounds what any peer can make it hold. At most MAX_CONNECTIONS connections at once (fewer
+when the process may open fewer files: FDS_KEPT_FREE stay free for the clip store); when all
+are taken, the oldest connection that has not said its hello yet is closed to make room (a
+device says it at once), else the newcomer is refused. A connection must say its hello
+within HELLO_TIMEOUT_S of connecting (over TLS: of its handshake). A session may have
+MAX_OPEN_CLIPS clips under way at once, each at most the protocol's longest clip
+(MAX_CLIP_MS, plus CLIP_SLACK_MS) at a rate of at most MAX_RATE_HZ. A peer over a limit is
+refused with one line and its connection closed; on a serial port (the owner's cable,
+nothing to close) its clips under way are dropped and the session goes on. Running out of
+file descriptors anyway (accept() fails with EMFILE) is said once, and the oldest
+connection without a hello is closed to make room; the receiver keeps listening.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib.util
 import ipaddress
 import json
 import re
+import resource
 import socket
 import sqlite3
 import ssl
@@ -48,6 +63,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from wakeward import unixport
 from wakeward.errors import WakewardError
+from wakeward.printable import printable
 from wakeward.store import Clip, ClipStore, local_time
 
 if TYPE_CHECKING:
@@ -55,9 +71,23 @@ if TYPE_CHECKING:
 
 _RECV_BYTES = 4096
 _ACCEPT_POLL_S = 0.2  # with a stop event: how often the accept loop looks at it
+# Connections the kernel holds for accept(): room for a burst, so a device that connects
+# during one is not left to TCP's retries (seconds).
+LISTEN_BACKLOG = 1024
 # A connection silent this long is closed: the device sends a status message at least every
 # 10 minutes (config.py, link.status_interval_ms), so it has gone without closing.
 IDLE_TIMEOUT_S = 900.0
+# The receiver's limits on what a peer can make it hold (the module's docstring).
+MAX_CONNECTIONS = 64  # connections at once; a home has a few devices, each needs one
+FDS_KEPT_FREE = 32  # file descriptors left to the clip store, --exec and TLS
+HELLO_TIMEOUT_S = 10.0  # from the connect (TLS: the handshake) to the hello
+MAX_OPEN_CLIPS = 2  # clips under way in one session (a device streams one at a time)
+CLIP_SLACK_MS = 1000  # beyond the protocol's MAX_CLIP_MS: the recorder's last frame
+MAX_RATE_HZ = 48_000  # the boards record at 16 kHz; no microphone here goes beyond this
+SAMPLE_BYTES = 2  # int16 PCM
+_ACCEPT_RETRY_S = 0.1  # after accept() failed for want of file descriptors
+# accept()'s errors that say this process or the system is out of descriptors or memory
+_OUT_OF_FDS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 # TLS: how long a handshake may take, and how long a refused device gets to read the error
 # before its connection closes.
 HANDSHAKE_TIMEOUT_S = 10.0
@@ -82,6 +112,35 @@ def load_protocol() -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def max_clip_bytes(rate_hz: int, max_clip_ms: int) -> int:
+    """The most audio a clip at rate_hz may carry (the protocol's longest, with slack)."""
+    return rate_hz * (max_clip_ms + CLIP_SLACK_MS) // 1000 * SAMPLE_BYTES
+
+
+def say_line(line: str) -> None:
+    """Print one line whole: the sessions' threads print at once (print writes the line and
+    its newline apart, so two threads' lines could run together)."""
+    with _SAY_LOCK:
+        print(line, flush=True)
+
+
+_SAY_LOCK = threading.Lock()
+
+
+class OverLimit(Exception):
+    """A peer went over one of the receiver's limits: the line to print (after the peer's
+    name) and the text of the ERROR the device gets."""
+
+    def __init__(self, why: str, tell: str) -> None:
+        super().__init__(why)
+        self.why = why
+        self.tell = tell
+
+
+class NoHello(TimeoutError):
+    """The hello deadline passed before the hello came."""
 
 
 def safe_name(device_id: str) -> str:
@@ -110,15 +169,42 @@ class ByteStream(Protocol):
         """End the session from this side: read() returns b"" (or fails) from now on."""
         ...
 
+    def greeted(self) -> None:
+        """The peer said its hello (over TLS: an accepted one): no hello deadline now."""
+        ...
+
 
 class SocketStream:
-    """A TCP or TLS connection as a ByteStream."""
+    """A TCP or TLS connection as a ByteStream. With `hello_timeout_s`, read() raises NoHello
+    once that long has passed without greeted() (a trickle of bytes does not extend it)."""
 
-    def __init__(self, conn: socket.socket) -> None:
+    def __init__(self, conn: socket.socket, hello_timeout_s: float | None = None) -> None:
         self.conn = conn
+        self.hello_by = None if hello_timeout_s is None else time.monotonic() + hello_timeout_s
+        self._timeout_s = conn.gettimeout()  # the idle timeout, once the hello has come
 
     def read(self) -> bytes:
-        return self.conn.recv(_RECV_BYTES)
+        if self.hello_by is None:
+            return self.conn.recv(_RECV_BYTES)
+        left = self.hello_by - time.monotonic()
+        if left <= 0:
+            raise NoHello
+        self.conn.settimeout(left if self._timeout_s is None else min(left, self._timeout_s))
+        try:
+            return self.conn.recv(_RECV_BYTES)
+        except TimeoutError:
+            if self.hello_by is not None and time.monotonic() >= self.hello_by:
+                raise NoHello from None
+            raise
+
+    def greeted(self) -> None:
+        if self.hello_by is not None:
+            self.hello_by = None
+            self.conn.settimeout(self._timeout_s)
+
+    def waiting(self) -> bool:
+        """No hello yet (its deadline runs)."""
+        return self.hello_by is not None
 
     def write(self, data: bytes) -> None:
         self.conn.sendall(data)
@@ -142,8 +228,10 @@ class Session:
     """One device connection: who it is, its clips under way, and the way to write to it
     (acks, and the owner's requests from another thread)."""
 
-    def __init__(self, stream: ByteStream, peer: str = "a device") -> None:
+    def __init__(self, stream: ByteStream, peer: str = "a device", attached: bool = False) -> None:
         self.stream = stream
+        self.attached = attached  # the device's own cable (a serial port): never closed here
+        self.dropped_clip: int | None = None  # over a limit on a serial port: its frames go
         self.device = "device"
         self.firmware = ""
         self.models: list[str] = []
@@ -152,6 +240,13 @@ class Session:
         self.peer = peer
         self.accepted = False  # a TLS receiver: its hello carried a paired device's secret
         self._write_lock = threading.Lock()
+        self.said_hello = False
+
+    def who(self) -> str:
+        """The peer in a line: its device id once it said hello, and where it is."""
+        if not self.said_hello:
+            return self.peer
+        return f"{safe_name(self.device)} ({self.peer})"
 
     def send(self, frame: bytes) -> bool:
         """Write one frame to the device; False when the connection has gone."""
@@ -215,14 +310,15 @@ class Receiver:
     def __init__(
         self,
         store: ClipStore,
-        say: Callable[[str], None] = print,
+        say: Callable[[str], None] = say_line,
         *,
         on_clip: Callable[[Clip], None] | None = None,
         listener: SessionListener | None = None,
     ):
         self.protocol = load_protocol()
         self.store = store
-        self.say = say
+        # every line goes out printable: device ids, model names, log lines are the device's
+        self.say: Callable[[str], None] = lambda line: say(printable(line))
         self.on_clip = on_clip
         self.listener = listener
         self.clips: list[Clip] = []  # stored by this receiver, in order (not the resends)
@@ -244,7 +340,7 @@ class Receiver:
         `attached`: the stream is the device's own cable (a serial port the owner named),
         so the listener hears of the session at once, not only at a hello (a device whose
         link is up sends one only when its link starts over)."""
-        session = Session(stream, peer)
+        session = Session(stream, peer, attached)
         with self._lock:
             self._streams.add(stream)
         try:
@@ -262,6 +358,12 @@ class Receiver:
         while True:
             try:
                 data = stream.read()
+            except NoHello:
+                self.say(
+                    f"refused {session.peer}: no hello within {HELLO_TIMEOUT_S:g} s of "
+                    "connecting; connection closed"
+                )
+                data = b""
             except TimeoutError:
                 self.say(f"{session.device}: silent for {IDLE_TIMEOUT_S:.0f} s; connection closed")
                 data = b""
@@ -275,7 +377,16 @@ class Receiver:
                 if refusal is not None:
                     self._refuse(stream, refusal)
                     return
-                reply = self._item(session, kind, item)
+                try:
+                    reply = self._item(session, kind, item)
+                except OverLimit as e:
+                    if not session.attached:
+                        self._refuse(
+                            stream, f"refused {session.who()}: {e.why}; connection closed", e.tell
+                        )
+                        return
+                    self._drop_open(session, e)
+                    continue
                 if reply:
                     # False: the device has gone; the clip is saved, it resends if unacked
                     session.send(reply)
@@ -286,9 +397,19 @@ class Receiver:
             if refusal is not None:
                 self.say(refusal)
                 break
-            self._item(session, kind, item)
+            try:
+                self._item(session, kind, item)
+            except OverLimit as e:
+                self.say(f"{session.who()}: {e.why}; not kept")
+                break
         self._after_ack(session)
         self._forget_open(session, "the connection closed")
+
+    def _drop_open(self, session: Session, over: OverLimit) -> None:
+        """Over a limit on a serial port (nothing to close): the clips under way are
+        dropped, and the frames of the one that went over are dropped unsaid."""
+        self.say(f"{session.who()}: {over.why}; not kept (nor the other clips under way)")
+        session.open.clear()
 
     def _forget_open(self, session: Session, why: str) -> None:
         """Clips under way that will not end: a hello (on a serial port, where the
@@ -321,13 +442,13 @@ class Receiver:
         session.accepted = True
         return None
 
-    def _refuse(self, stream: ByteStream, refusal: str) -> None:
+    def _refuse(self, stream: ByteStream, refusal: str, tell: str = _REFUSED_MESSAGE) -> None:
         """Say why, tell the device (an ERROR it can log), and let it read that before the
         connection closes."""
         self.say(refusal)
         p = self.protocol
         try:
-            stream.write(p.encode_error(p.ERR_REFUSED, _REFUSED_MESSAGE))
+            stream.write(p.encode_error(p.ERR_REFUSED, tell))
         except OSError:
             return
         stream.linger()
@@ -346,6 +467,9 @@ class Receiver:
             session.device = item["device_id"]
             session.firmware = item["firmware"]
             session.models = list(item["models"])
+            session.said_hello = True
+            session.dropped_clip = None
+            session.stream.greeted()
             self.say(
                 f"hello from {item['device_id']} (firmware {item['firmware']}, "
                 f"protocol {item['protocol']}, models: {', '.join(item['models']) or 'none'})"
@@ -353,6 +477,7 @@ class Receiver:
             if self.listener is not None:
                 self.listener.hello(session)
         elif kind == "clip_start":
+            self._check_clip_start(session, item)
             session.open[item["clip_id"]] = {
                 **item,
                 "pcm": bytearray(),
@@ -373,11 +498,21 @@ class Receiver:
         elif kind == "clip_data":
             clip = session.open.get(item["clip_id"])
             if clip is None:
-                self.say(f"clip data for unknown clip {item['clip_id']}: dropped")
+                if item["clip_id"] != session.dropped_clip:
+                    session.dropped_clip = item["clip_id"]  # said once, not once a frame
+                    self.say(f"clip data for unknown clip {item['clip_id']}: dropped")
                 return None
             if item["seq"] != clip["next_seq"]:
                 clip["gap"] = True
             clip["next_seq"] = item["seq"] + 1
+            most = max_clip_bytes(clip["rate_hz"], self.protocol.MAX_CLIP_MS)
+            if len(clip["pcm"]) + len(item["pcm"]) > most:
+                session.dropped_clip = item["clip_id"]
+                raise OverLimit(
+                    f"clip {item['clip_id']} is longer than {self.protocol.MAX_CLIP_MS / 1000:g} s "
+                    f"(the longest a clip can be: {most} bytes at {clip['rate_hz']} Hz)",
+                    "refused: a clip longer than the protocol allows",
+                )
             clip["pcm"] += item["pcm"]
             with self._lock:
                 self.audio_bytes += len(item["pcm"])
@@ -402,10 +537,31 @@ class Receiver:
             self.say(f"{kind}: {item}")
         return None
 
+    def _check_clip_start(self, session: Session, start: dict) -> None:
+        """OverLimit for a clip this receiver does not take: a rate no device records at,
+        or one clip under way too many."""
+        clip_id = start["clip_id"]
+        rate_hz = start["rate_hz"]
+        if not 0 < rate_hz <= MAX_RATE_HZ:
+            session.dropped_clip = clip_id
+            raise OverLimit(
+                f"clip {clip_id} at {rate_hz} Hz (a device records at 1 to {MAX_RATE_HZ} Hz)",
+                "refused: a clip at a sample rate this receiver does not take",
+            )
+        if clip_id not in session.open and len(session.open) >= MAX_OPEN_CLIPS:
+            session.dropped_clip = clip_id
+            raise OverLimit(
+                f"clip {clip_id} would be one more than {MAX_OPEN_CLIPS} clips under way "
+                "at once (the most)",
+                "refused: too many clips under way at once",
+            )
+
     def _clip_end(self, session: Session, end: dict) -> bytes | None:
         clip_id = end["clip_id"]
         clip = session.open.pop(clip_id, None)
         if clip is None:
+            if clip_id == session.dropped_clip:
+                return None  # said when it went over a limit
             self.say(f"end of unknown clip {clip_id}")
             return None
         samples = len(clip["pcm"]) // 2
@@ -447,9 +603,10 @@ class Receiver:
                     if stored.deleted
                     else ""
                 )
+                if added.restored:  # its WAV had gone (not deleted on purpose): written again
+                    gone = f", its audio file had gone: restored {stored.path}"
                 self.say(
-                    f"clip {clip_id}: already stored as clip {stored.id}{gone}; "
-                    "acknowledged again"
+                    f"clip {clip_id}: already stored as clip {stored.id}{gone}; acknowledged again"
                 )
             else:
                 self.clips.append(stored)
@@ -532,7 +689,7 @@ def serve_tcp(
     port: int,
     store_dir: Path | None = None,
     *,
-    say: Callable[[str], None] = print,
+    say: Callable[[str], None] = say_line,
     connections: int | None = None,
     on_listening: Callable[[int], None] | None = None,
     on_clip: Callable[[Clip], None] | None = None,
@@ -570,10 +727,11 @@ def _serve(
 ) -> Receiver:
     say = receiver.say
     try:
-        server = socket.create_server((host, port))
+        server = socket.create_server((host, port), backlog=LISTEN_BACKLOG)
     except OSError as e:
         raise WakewardError(f"cannot listen on {host}:{port}: {e.strerror}") from None
     threads: list[threading.Thread] = []
+    table = _Connections(connections_at_once(), say)
     with server:
         bound = server.getsockname()[1]
         say(
@@ -588,17 +746,42 @@ def _serve(
         if stop is not None:
             server.settimeout(_ACCEPT_POLL_S)
         served = 0
+        starved = False  # out of file descriptors (said once until an accept succeeds)
         while (connections is None or served < connections) and not (stop and stop.is_set()):
             try:
                 conn, peer = server.accept()
             except TimeoutError:
                 continue  # a look at `stop`
+            except ConnectionError:
+                continue  # the peer gave up before it was accepted
+            except OSError as e:
+                if e.errno not in _OUT_OF_FDS:
+                    raise WakewardError(f"cannot accept connections: {e.strerror}") from None
+                made_room = table.make_room()
+                if not starved:
+                    say(
+                        f"cannot accept a connection: {e.strerror} (at most "
+                        f"{_open_files_allowed()} files open at once, ulimit -n); "
+                        + (
+                            "the oldest connections without a hello are closed to make room"
+                            if made_room
+                            else "waiting for connections to end"
+                        )
+                    )
+                starved = True
+                time.sleep(_ACCEPT_RETRY_S)
+                continue
+            starved = False
+            slot = table.admit(conn, peer[0])
+            if slot is None:
+                continue
             served += 1
             thread = threading.Thread(
-                target=_serve_connection, args=(receiver, conn, peer[0], context), daemon=True
+                target=_serve_connection, args=(receiver, slot, context, table), daemon=True
             )
             thread.start()
             threads.append(thread)
+            threads = [t for t in threads if t.is_alive()]
     if stop is not None and stop.is_set():
         receiver.stop()
     for thread in threads:
@@ -620,21 +803,128 @@ def _security_line(server: socket.socket, pairing: Pairing | None) -> str | None
     )
 
 
+def connections_at_once() -> int:
+    """MAX_CONNECTIONS, or fewer where this process may open fewer files (FDS_KEPT_FREE of
+    them stay free for the clip store, --exec and TLS); at least one."""
+    allowed = _open_files_allowed()
+    if allowed == resource.RLIM_INFINITY:
+        return MAX_CONNECTIONS
+    return max(1, min(MAX_CONNECTIONS, allowed - FDS_KEPT_FREE))
+
+
+def _open_files_allowed() -> int:
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+class _Slot:
+    """One connection in the table: its socket (the TLS one once wrapped) and its stream
+    once the session runs; `closing` once the table closed it to make room."""
+
+    def __init__(self, conn: socket.socket, peer: str) -> None:
+        self.conn = conn
+        self.peer = peer
+        self.stream: SocketStream | None = None
+        self.closing = False
+        self.lock = threading.Lock()  # conn is replaced (TLS) while a close may come
+
+    def waiting(self) -> bool:
+        """No hello yet: the TLS handshake, or the session before its hello."""
+        return self.stream is None or self.stream.waiting()
+
+    def close(self) -> None:
+        """End it from here: the thread's handshake or read fails, and it returns."""
+        with self.lock:
+            self.closing = True
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(self.conn, socket.SHUT_RDWR)
+
+
+class _Connections:
+    """The connections under way, at most `most` at once. A newcomer that finds them all
+    taken closes the oldest one still without a hello (a device says it at once, so that is
+    someone holding a connection idle); if every one has said its hello, the newcomer is
+    refused. Each closed or refused peer gets one line."""
+
+    def __init__(self, most: int, say: Callable[[str], None]) -> None:
+        self.most = most
+        self.say = say
+        self._slots: list[_Slot] = []  # oldest first
+        self._lock = threading.Lock()
+
+    def admit(self, conn: socket.socket, peer: str) -> _Slot | None:
+        with self._lock:
+            open_now = [s for s in self._slots if not s.closing]
+            full = f"{self.most} connections are open (the most at once)"
+            if len(open_now) >= self.most and not self._close_oldest_waiting(open_now, full):
+                self.say(
+                    f"refused {peer}: {self.most} connections are open, each with its hello "
+                    "(the most at once); connection closed"
+                )
+                conn.close()
+                return None
+            slot = _Slot(conn, peer)
+            self._slots.append(slot)
+            return slot
+
+    def make_room(self) -> bool:
+        """Out of file descriptors: close the oldest connection without a hello; False if
+        there is none."""
+        with self._lock:
+            open_now = [s for s in self._slots if not s.closing]
+            return self._close_oldest_waiting(open_now, "this process is out of file descriptors")
+
+    def _close_oldest_waiting(self, open_now: list[_Slot], why: str) -> bool:
+        for slot in open_now:
+            if slot.waiting():
+                slot.close()
+                self.say(
+                    f"closed {slot.peer}: no hello yet, and {why}; the oldest without a hello "
+                    "made room for a new one"
+                )
+                return True
+        return False
+
+    def done(self, slot: _Slot) -> None:
+        with self._lock:
+            self._slots.remove(slot)
+
+
 def _serve_connection(
-    receiver: Receiver, conn: socket.socket, peer: str, context: ssl.SSLContext | None = None
+    receiver: Receiver,
+    slot: _Slot,
+    context: ssl.SSLContext | None = None,
+    table: _Connections | None = None,
 ) -> None:
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(conn)
-        if context is not None:
-            conn.settimeout(HANDSHAKE_TIMEOUT_S)
-            try:
-                conn = stack.enter_context(context.wrap_socket(conn, server_side=True))
-            except (ssl.SSLError, OSError) as e:
-                receiver.say(f"refused {peer}: TLS handshake failed: {_handshake_failure(e)}")
+    peer = slot.peer
+    try:
+        with contextlib.ExitStack() as stack:
+            conn = stack.enter_context(slot.conn)
+            if context is not None:
+                conn.settimeout(HANDSHAKE_TIMEOUT_S)
+                try:
+                    with slot.lock:  # the wrap takes the socket's descriptor over
+                        if slot.closing:
+                            return
+                        conn = context.wrap_socket(
+                            conn, server_side=True, do_handshake_on_connect=False
+                        )
+                        slot.conn = stack.enter_context(conn)
+                    conn.do_handshake()
+                except (ssl.SSLError, OSError) as e:
+                    if not slot.closing:
+                        receiver.say(
+                            f"refused {peer}: TLS handshake failed: {_handshake_failure(e)}"
+                        )
+                    return
+            conn.settimeout(IDLE_TIMEOUT_S)
+            receiver.say(f"device connected from {peer}" + (" (TLS)" if context else ""))
+            slot.stream = SocketStream(conn, hello_timeout_s=HELLO_TIMEOUT_S)
+            if slot.closing:
                 return
-        conn.settimeout(IDLE_TIMEOUT_S)
-        receiver.say(f"device connected from {peer}" + (" (TLS)" if context else ""))
-        receiver.handle(SocketStream(conn), peer)
+            receiver.handle(slot.stream, peer)
+    finally:
+        if table is not None:
+            table.done(slot)
 
 
 def _handshake_failure(error: OSError) -> str:

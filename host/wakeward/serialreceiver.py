@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from wakeward.errors import WakewardError
-from wakeward.receiver import Receiver, SessionListener
+from wakeward.receiver import Receiver, SessionListener, say_line
 from wakeward.serialport import DEFAULT_BAUD, open_port
 from wakeward.store import Clip, ClipStore
 
@@ -58,13 +58,16 @@ class SerialStream:
     def close(self) -> None:
         self.stop.set()  # the next read returns b"" (within _READ_TIMEOUT_S)
 
+    def greeted(self) -> None:
+        pass  # no hello deadline: the owner named the port
+
 
 def serve_serial(
     port: str,
     baud: int = DEFAULT_BAUD,
     store_dir: Path | None = None,
     *,
-    say: Callable[[str], None] = print,
+    say: Callable[[str], None] = say_line,
     once: bool = False,
     on_clip: Callable[[Clip], None] | None = None,
     reopen_s: float = REOPEN_S,

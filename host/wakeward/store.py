@@ -26,9 +26,22 @@ is marked deleted (``missing``); a temporary file no row owns is removed; any ot
 reported and left alone. So no row is ever ``stored`` without its full file, and no file the
 store wrote stays unknown to it.
 
+The store writes, replaces and removes only its own clip files, in its folder: a row's file
+name must be one it makes (``<id>-<device>-<time>.wav``, letters, digits, ``-`` and ``_``);
+a row edited or damaged to name ``../x`` or ``clips.sqlite3`` has no file touched (`delete`
+marks it deleted and says so). A new clip's name is one no file has yet (``-2``, ``-3``...
+added), and a failed add removes its final file only when that holds the WAV it wrote.
+
+The index's own trouble is said, never a traceback: a damaged one (SQLite's "malformed") or
+one SQLite cannot use (a disk error) is a WakewardError saying what to do, with nothing
+changed; an empty index (0 bytes, or no tables) is a new store only when no clip file is
+beside it, otherwise it was truncated and opening it is refused, changing nothing.
+
 A clip is stored once per (device, device clip id, audio): a device that resends a clip it
 saw no acknowledgement for gets the same row back, even when the owner has deleted it since
-(it is acknowledged, not stored again). The device keeps its clip counter on flash across
+(it is acknowledged, not stored again). A resend of a clip whose WAV has gone without the
+owner deleting it (its row stored, or marked deleted as ``missing``) writes the WAV again
+from the resent audio, the same samples. The device keeps its clip counter on flash across
 reboots (firmware/outbox.py), so the id alone names a clip while that flash lives; the audio
 (its SHA-256) is in the key for when it does not: an erased or re-flashed board starts its
 counter at a new random value, and a second board may be given the same device id, so an id
@@ -45,8 +58,10 @@ from __future__ import annotations
 import contextlib
 import datetime
 import fcntl
+import functools
 import hashlib
 import io
+import math
 import os
 import re
 import shutil
@@ -55,12 +70,13 @@ import sys
 import threading
 import time
 import wave
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from wakeward.errors import WakewardError
+from wakeward.printable import printable
 
 SCHEMA_VERSION = 1
 DB_NAME = "clips.sqlite3"
@@ -77,6 +93,16 @@ STATUS_SUFFIX = ".status.json"  # <device>.status.json: a device's last status m
 _DIR_MODE = 0o700
 _FILE_MODE = 0o600
 _TEMP = re.compile(r"^\..+\.part$")
+# A clip's file name as the store makes it (`_file_name`, `_free_name`): only such a name,
+# in the store folder itself, is ever written, replaced or removed for a row.
+_CLIP_FILE = re.compile(r"^[0-9]+-[A-Za-z0-9_-]+\.wav$")
+# SQLite INTEGER's range: a clip id past it names no clip
+MAX_CLIP_ID = 2**63 - 1
+# SQLite's primary result codes for a damaged file (extended codes carry them in the low byte)
+_SQLITE_PRIMARY_CODE = 0xFF
+_DAMAGED_CODES = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
+# SQLite's errors about the file or the disk (said as such); its others are this program's bugs
+_UNUSABLE_INDEX = (sqlite3.DatabaseError, sqlite3.OperationalError)
 _DB_FILES = {DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm", DB_NAME + "-journal", LOCK_NAME}
 _STATUS_FILE = re.compile(r"^[A-Za-z0-9_-]+" + re.escape(STATUS_SUFFIX) + "$")
 _AGE = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
@@ -180,9 +206,18 @@ class Clip:
         }
 
 
-class AddResult(NamedTuple):
+@dataclass(frozen=True)
+class AddResult:
+    """What `ClipStore.add` did; unpacks as (clip, added)."""
+
     clip: Clip
-    added: bool  # False: the store already had this clip (a resend); nothing was written
+    added: bool  # False: the store already had this clip (a resend); no new row
+    # a resend whose audio file had gone (stored, or marked deleted as missing): the file
+    # was written again from it
+    restored: bool = False
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.clip, self.added))
 
 
 @dataclass(frozen=True)
@@ -241,9 +276,9 @@ def parse_age(text: str, what: str = "age") -> float:
     """'30d', '12h', '90m', '45s', '2w' -> seconds (more than 0)."""
     m = _AGE.match(text.strip())
     seconds = float(m.group(1)) * _AGE_UNITS[m.group(2)] if m else 0.0
-    if seconds <= 0:
+    if not 0 < seconds < math.inf:
         raise WakewardError(
-            f"{what} {text!r}: not an age like 30d, 12h, 90m, 45s or 2w (more than 0)"
+            f"{what} {text!r}: not an age like 30d, 12h, 90m, 45s or 2w (more than 0, and finite)"
         )
     return seconds
 
@@ -270,11 +305,17 @@ def parse_since(text: str, what: str = "--since", now: float | None = None) -> f
 
 
 def parse_clip_id(text: str | int) -> int:
+    """A clip's store id as the owner typed it: decimal digits, at most MAX_CLIP_ID."""
     if isinstance(text, int):
-        return text
-    if not text.strip().isdigit():
-        raise WakewardError(f"clip id {text!r}: not a number (see `wakeward clips list`)")
-    return int(text)
+        n = text
+    else:
+        digits = text.strip()
+        if not (digits.isascii() and digits.isdigit()):
+            raise WakewardError(f"clip id {text!r}: not a number (see `wakeward clips list`)")
+        n = int(digits)
+    if not 0 <= n <= MAX_CLIP_ID:
+        raise WakewardError(f"clip id {text!r}: no clip has such an id (see `wakeward clips list`)")
+    return n
 
 
 def check_label(label: str) -> str:
@@ -369,15 +410,18 @@ def status_text(clip: Clip) -> str:
 def table_lines(clips: Sequence[Clip]) -> list[str]:
     """`wakeward clips list`: one line per clip under a header; times are local."""
     rows = [TABLE_COLUMNS] + [
-        (
-            str(c.id),
-            local_time(c.received_at),
-            c.device,
-            c.model,
-            str(c.score),
-            f"{c.duration_s:.2f} s",
-            c.label or "-",
-            status_text(c),
+        tuple(
+            printable(cell)  # the device id and model name are the device's word
+            for cell in (
+                str(c.id),
+                local_time(c.received_at),
+                c.device,
+                c.model,
+                str(c.score),
+                f"{c.duration_s:.2f} s",
+                c.label or "-",
+                status_text(c),
+            )
         )
         for c in clips
     ]
@@ -398,7 +442,7 @@ def detail_lines(clip: Clip) -> list[str]:
     if clip.deleted:
         audio = f"none: {clip.path.name} was deleted at {local_time(clip.deleted_at or 0)}"
     labeled = f" (at {local_time(clip.labeled_at)})" if clip.labeled_at is not None else ""
-    return [
+    lines = [
         f"clip {clip.id}",
         f"  status:      {status_text(clip)}",
         f"  device:      {clip.device} (its clip {clip.device_clip_id})",
@@ -411,6 +455,7 @@ def detail_lines(clip: Clip) -> list[str]:
         f"  audio:       {audio}",
         f"  sha256:      {clip.sha256} (of the samples)",
     ]
+    return [printable(line) for line in lines]  # the device id and model are the device's
 
 
 # -- players --------------------------------------------------------------------------------
@@ -440,6 +485,46 @@ def store_exists(folder: Path | None = None) -> bool:
     return ((Path(folder) if folder is not None else default_dir()) / DB_NAME).is_file()
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _index_error(db_path: Path, error: sqlite3.DatabaseError) -> WakewardError:
+    """What the owner reads when SQLite cannot use the index: damaged, or unusable now."""
+    code = (getattr(error, "sqlite_errorcode", None) or 0) & _SQLITE_PRIMARY_CODE
+    if code in _DAMAGED_CODES:
+        return WakewardError(
+            f"{db_path}: the clip store's index is damaged ({error}); nothing was changed and "
+            f"the WAV files in {db_path.parent} are untouched. Stop `wakeward listen` and copy "
+            f"that folder somewhere safe; then put back {DB_NAME} from a backup, or move it "
+            "aside to start a new index (the WAV files stay in the folder, not listed; "
+            f"`sqlite3 {db_path} .dump` shows what can still be read from it)"
+        )
+    return WakewardError(
+        f"{db_path}: cannot use the clip store's index ({error}); check the disk and the "
+        "folder's permissions, then try again"
+    )
+
+
+def _index_errors(
+    method: Callable[Concatenate[ClipStore, _P], _R],
+) -> Callable[Concatenate[ClipStore, _P], _R]:
+    """A ClipStore method whose SQLite failures (a damaged index, a disk error) reach the
+    owner as a WakewardError saying what to do (`_index_error`); a bug's still raises."""
+
+    @functools.wraps(method)
+    def wrapper(self: ClipStore, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            with self._thread_lock:  # one thread at a time on the connection (see close)
+                return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as e:
+            if type(e) not in _UNUSABLE_INDEX:
+                raise  # IntegrityError, ProgrammingError...: this program's mistake
+            raise _index_error(self.db_path, e) from None
+
+    return wrapper
+
+
 class ClipStore:
     """The clip store in `folder` (default: `default_dir()`); see the module's text.
 
@@ -456,6 +541,8 @@ class ClipStore:
                     f"no clip store in {self.folder} yet: `wakeward listen` makes it"
                 )
             self._make_folder()
+        elif self.db_path.stat().st_size == 0:
+            self._check_new_index()  # before SQLite writes a header into it
         self._thread_lock = threading.RLock()
         self._lock_depth = 0
         self._db = self._connect()
@@ -463,6 +550,11 @@ class ClipStore:
             with self._locked():
                 self._init_schema()
                 self.recovery = self._recover()
+        except sqlite3.DatabaseError as e:
+            self._db.close()
+            if type(e) not in _UNUSABLE_INDEX:
+                raise
+            raise _index_error(self.db_path, e) from None
         except BaseException:
             self._db.close()
             raise
@@ -474,7 +566,12 @@ class ClipStore:
         self.close()
 
     def close(self) -> None:
-        self._db.close()
+        """Close the index once no other thread is using it: SQLite's connection closed
+        under another thread's query crashes the process (a receiver stopping while a
+        connection's thread still stores or trims clips). A method called afterwards gets
+        sqlite3.ProgrammingError."""
+        with self._thread_lock:
+            self._db.close()
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -531,6 +628,7 @@ class ClipStore:
                 raise WakewardError(
                     f"{self.db_path}: an SQLite database but not a wakeward clip store"
                 )
+            self._check_new_index()
             self._db.executescript(
                 f"BEGIN IMMEDIATE; {_SCHEMA}; PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
             )
@@ -539,6 +637,25 @@ class ClipStore:
             self._db.executescript(
                 f"BEGIN IMMEDIATE; {MIGRATIONS[v]}; PRAGMA user_version = {v + 1}; COMMIT;"
             )
+
+    def _check_new_index(self) -> None:
+        """An empty index is a new store (a writer killed while it made one), unless clip
+        files are beside it: then the index was truncated or replaced, and a new one would
+        leave those clips out of every list. That is refused, changing nothing."""
+        clips = [p for p in self.folder.iterdir() if _CLIP_FILE.match(p.name)]
+        if clips:
+            raise WakewardError(
+                f"{self.db_path}: the clip store's index is empty but {len(clips)} clip files "
+                "are beside it (it was truncated or replaced); nothing was changed. Put back "
+                f"{DB_NAME} from a backup; or, to start a new index without those clips, "
+                f"delete the empty {DB_NAME} (the WAV files stay in {self.folder}, not listed)"
+            )
+
+    def _clip_file(self, name: str) -> Path | None:
+        """A row's file in the store folder, or None when the name is not one the store
+        makes (an index edited or damaged to name `../x` or another file): the store
+        writes, replaces and removes no file but its own clips'."""
+        return self.folder / name if _CLIP_FILE.match(name) else None
 
     # -- locking and transactions ----------------------------------------------------------
 
@@ -582,22 +699,28 @@ class ClipStore:
             self._recover_pending(row, report)
         deleted = self._db.execute("SELECT id, file FROM clips WHERE status = ?", (DELETED,))
         for row in deleted.fetchall():
-            path = self.folder / row["file"]
-            if path.exists():
+            path = self._clip_file(row["file"])
+            if path is not None and path.exists():
                 path.unlink()
                 report.finished_deletes.append(row["id"])
         stored = self._db.execute("SELECT id, file FROM clips WHERE status = ?", (STORED,))
         known = set()
         for row in stored.fetchall():
             known.add(row["file"])
-            if not (self.folder / row["file"]).is_file():
+            path = self._clip_file(row["file"])
+            if path is not None and not path.is_file():
                 self._mark_deleted([row["id"]], "missing", time.time())
                 report.missing.append(row["id"])
         self._sweep(known, report)
         return report
 
     def _recover_pending(self, row: sqlite3.Row, report: Recovery) -> None:
-        final = self.folder / row["file"]
+        final = self._clip_file(row["file"])
+        if final is None:  # not a name the store made: no file of it is touched
+            with self._transaction() as db:
+                db.execute("DELETE FROM clips WHERE id = ?", (row["id"],))
+            report.discarded.append(row["id"])
+            return
         temp = self.folder / _temp_name(row["file"])
         if not _audio_matches(final, row) and _audio_matches(temp, row):
             os.replace(temp, final)
@@ -626,6 +749,7 @@ class ClipStore:
 
     # -- adding ----------------------------------------------------------------------------
 
+    @_index_errors
     def add(
         self,
         pcm: bytes | bytearray | memoryview,
@@ -639,7 +763,8 @@ class ClipStore:
         end_reason: str = "",
         received_at: float | None = None,
     ) -> AddResult:
-        """Store a clip (int16 LE mono PCM) unless this device already sent this clip."""
+        """Store a clip (int16 LE mono PCM) unless this device already sent this clip; a
+        resend of a clip whose file has gone (not one deleted on purpose) writes it again."""
         data = bytes(pcm)
         _check_new_clip(data, device, device_clip_id, score, rate_hz, pre_roll_ms)
         digest = hashlib.sha256(data).hexdigest()
@@ -652,9 +777,21 @@ class ClipStore:
                 self._recover_pending(row, Recovery())  # left by a failed add in this process
                 row = self._row_by_key(key)
             if row is not None:
-                return AddResult(self._clip(row), added=False)
-            values = (device, device_clip_id, model, score, received, rate_hz, len(data) // 2,
-                      pre_roll_ms, end_reason, len(wav), digest)
+                restored = self._restore(row, data)
+                return AddResult(self._clip(self._row_by_key(key) or row), False, restored)
+            values = (
+                device,
+                device_clip_id,
+                model,
+                score,
+                received,
+                rate_hz,
+                len(data) // 2,
+                pre_roll_ms,
+                end_reason,
+                len(wav),
+                digest,
+            )
             clip_id, name = self._insert_pending(values)
             _pause_at("pending")
             try:
@@ -662,7 +799,7 @@ class ClipStore:
                 with self._transaction() as db:
                     db.execute("UPDATE clips SET status = ? WHERE id = ?", (STORED, clip_id))
             except BaseException:
-                self._undo_pending(clip_id, name)
+                self._undo_pending(clip_id, name, wav)
                 raise
             _pause_at("stored")
             return AddResult(self.get(clip_id), added=True)
@@ -680,9 +817,45 @@ class ClipStore:
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?) RETURNING id",
                 (*values, PENDING),
             ).fetchone()[0]
-            name = _file_name(clip_id, values[0], values[4])
+            name = self._free_name(_file_name(clip_id, values[0], values[4]))
             db.execute("UPDATE clips SET file = ? WHERE id = ?", (name, clip_id))
         return clip_id, name
+
+    def _free_name(self, name: str) -> str:
+        """`name`, or name-2.wav, -3...: the first that no file (nor temporary file) has, so
+        a file the store did not write is never in a new clip's way."""
+        stem = name.removesuffix(".wav")
+        candidate, n = name, 1
+        while any(os.path.lexists(self.folder / x) for x in (candidate, _temp_name(candidate))):
+            n += 1
+            candidate = f"{stem}-{n}.wav"
+        return candidate
+
+    def _restore(self, row: sqlite3.Row, pcm: bytes) -> bool:
+        """A resend of a clip whose audio file has gone (its row stored, or marked deleted
+        as missing; never one the owner or retention deleted): the file is written again
+        from the resent audio, the same samples (its SHA-256 is in the key). False: nothing
+        to restore."""
+        lost = row["status"] == STORED or (
+            row["status"] == DELETED and row["deleted_by"] == "missing"
+        )
+        path = self._clip_file(row["file"])
+        if not lost or path is None or os.path.lexists(path):
+            return False
+        wav = wav_bytes(pcm, row["rate_hz"])
+        if len(wav) != row["bytes"]:
+            return False  # not the file the row describes
+        try:
+            self._write_file(row["file"], wav)
+        except BaseException:
+            (self.folder / _temp_name(row["file"])).unlink(missing_ok=True)
+            raise
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE clips SET status = ?, deleted_at = NULL, deleted_by = NULL WHERE id = ?",
+                (STORED, row["id"]),
+            )
+        return True
 
     def _write_file(self, name: str, wav: bytes) -> None:
         final = self.folder / name
@@ -703,11 +876,15 @@ class ClipStore:
         _fsync_dir(self.folder)
         _pause_at("renamed")
 
-    def _undo_pending(self, clip_id: int, name: str) -> None:
-        """A failed add (disk full, interrupted): no trace; what is left, recovery takes."""
+    def _undo_pending(self, clip_id: int, name: str, wav: bytes) -> None:
+        """A failed add (disk full, interrupted): no trace; what is left, recovery takes.
+        The final name is removed only when it holds this clip's WAV (this add put it
+        there): a file that was in the way stays."""
         with contextlib.suppress(OSError, sqlite3.Error):
             (self.folder / _temp_name(name)).unlink(missing_ok=True)
-            (self.folder / name).unlink(missing_ok=True)
+            final = self.folder / name
+            if final.is_file() and final.stat().st_size == len(wav) and final.read_bytes() == wav:
+                final.unlink()
             with self._transaction() as db:
                 db.execute("DELETE FROM clips WHERE id = ? AND status = ?", (clip_id, PENDING))
 
@@ -735,6 +912,7 @@ class ClipStore:
             deleted_by=row["deleted_by"],
         )
 
+    @_index_errors
     def get(self, clip_id: int | str) -> Clip:
         """A clip (stored or deleted) by its store id."""
         n = parse_clip_id(clip_id)
@@ -747,6 +925,7 @@ class ClipStore:
             )
         return self._clip(row)
 
+    @_index_errors
     def clips(
         self,
         *,
@@ -779,6 +958,7 @@ class ClipStore:
         sql = f"SELECT * FROM clips WHERE {' AND '.join(where)} ORDER BY id"
         return [self._clip(row) for row in self._db.execute(sql, params)]
 
+    @_index_errors
     def total_bytes(self) -> int:
         row = self._db.execute(
             "SELECT coalesce(sum(bytes), 0) FROM clips WHERE status = ?", (STORED,)
@@ -787,6 +967,7 @@ class ClipStore:
 
     # -- changing --------------------------------------------------------------------------
 
+    @_index_errors
     def label(self, clip_id: int | str, label: str) -> Clip:
         """Label a clip wake, false-wake or unsure (a deleted clip's record too)."""
         check_label(label)
@@ -798,6 +979,7 @@ class ClipStore:
             )
         return self.get(clip.id)
 
+    @_index_errors
     def delete(self, clip_ids: int | str | Sequence[int | str]) -> list[Clip]:
         """Delete clips' audio, keeping their rows as the record; all ids are checked first."""
         if isinstance(clip_ids, int | str):
@@ -810,6 +992,7 @@ class ClipStore:
                 )
         return self._delete([c.id for c in clips], "delete", time.time())
 
+    @_index_errors
     def purge(self, older_than_s: float, *, now: float | None = None) -> list[Clip]:
         """Delete the audio of every clip received more than older_than_s seconds ago."""
         now = time.time() if now is None else now
@@ -825,16 +1008,33 @@ class ClipStore:
         with self._locked():
             self._mark_deleted(clip_ids, by, now)  # committed first: see the module's text
             failed = []
-            for clip in (self.get(i) for i in clip_ids):
+            foreign = []
+            for clip_id in clip_ids:
+                name = self._db.execute(
+                    "SELECT file FROM clips WHERE id = ?", (clip_id,)
+                ).fetchone()["file"]
+                path = self._clip_file(name)
+                if path is None:
+                    foreign.append(f"clip {clip_id}: {name!r}")
+                    continue
                 try:
-                    clip.path.unlink(missing_ok=True)
+                    path.unlink(missing_ok=True)
                 except OSError as e:
-                    failed.append(f"{clip.path} ({e.strerror})")
+                    failed.append(f"{path} ({e.strerror})")
+        problems = []
         if failed:
-            raise WakewardError(
+            problems.append(
                 f"cannot remove {', '.join(failed)}; the clips are marked deleted and the "
                 "store removes the files when it is next opened"
             )
+        if foreign:
+            problems.append(
+                f"the index names a file that is not a file of the clip store for "
+                f"{', '.join(foreign)} (it was edited or damaged): marked deleted, and that "
+                f"file left alone; only clip files in {self.folder} are ever removed"
+            )
+        if problems:
+            raise WakewardError(printable("; ".join(problems)))
         return [self.get(i) for i in clip_ids]
 
     def _mark_deleted(self, clip_ids: list[int], by: str, now: float) -> None:
@@ -870,6 +1070,7 @@ class ClipStore:
 
     # -- retention -------------------------------------------------------------------------
 
+    @_index_errors
     def retention(self) -> Retention:
         rows = dict(self._db.execute("SELECT key, value FROM settings").fetchall())
         age = rows.get(_SETTING_MAX_AGE)
@@ -879,6 +1080,7 @@ class ClipStore:
             max_bytes=int(size) if size is not None else None,
         )
 
+    @_index_errors
     def set_retention(self, retention: Retention) -> Retention:
         """Replace the retention setting (None in a field: no limit of that kind)."""
         if retention.max_age_s is not None and retention.max_age_s <= 0:
@@ -897,6 +1099,7 @@ class ClipStore:
                     )
         return self.retention()
 
+    @_index_errors
     def retention_victims(self, *, now: float | None = None) -> list[int]:
         """Ids of the stored clips the retention setting removes now (oldest first)."""
         now = time.time() if now is None else now
@@ -917,6 +1120,7 @@ class ClipStore:
                 victims.add(row["id"])
         return sorted(victims)
 
+    @_index_errors
     def apply_retention(self, *, now: float | None = None) -> list[Clip]:
         """Delete what the retention setting says must go; returns those clips' records."""
         now = time.time() if now is None else now

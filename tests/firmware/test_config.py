@@ -6,8 +6,9 @@ import json
 
 import numpy as np
 import pytest
+from wakeward import unixport
 
-from tests.conftest import output, write_test_wav
+from tests.conftest import FIRMWARE, output, write_test_wav
 
 CHECK = """
 import json, config
@@ -39,7 +40,7 @@ SECRET = "0123456789abcdefABCDEF" * 2 + "00112233445566778899"
         ),
         ({"trace": "yes"}, "field 'trace': must be true or false"),
         ({"link": {"tcp": "nohost"}}, "field 'link.tcp': 'nohost' is not HOST:PORT"),
-        ({"link": {"tls": "a:1"}}, "field 'link': must be {\"tcp\": \"HOST:PORT\", ...}"),
+        ({"link": {"tls": "a:1"}}, 'field \'link\': must be {"tcp": "HOST:PORT", ...}'),
         ({"link": {"tcp": "a:1", "tlz": 1}}, "field 'link.tlz': unknown field (known: tcp, tls, "),
         (
             {"link": {"tcp": "a:1", "tls": 1, "secret": SECRET}},
@@ -114,11 +115,11 @@ SECRET = "0123456789abcdefABCDEF" * 2 + "00112233445566778899"
             {"link": {"serial": True, "tls": {"cert": "r.der"}}},
             "field 'link.tls': not with link.serial",
         ),
-        ({"link": {}}, "field 'link': must be {\"tcp\": \"HOST:PORT\", ...} or {\"serial\": true"),
+        ({"link": {}}, 'field \'link\': must be {"tcp": "HOST:PORT", ...} or {"serial": true'),
         (
             {"link": {"tcp": "a:1", "requests": "owner"}},
             "field 'link.requests': must be \"paired\" (TLS with the secret, or USB serial), "
-            "\"any\" or \"none\"",
+            '"any" or "none"',
         ),
         ({"link": {"serial": True, "requests": True}}, "field 'link.requests': must be \"paired\""),
         ({"link": {"tcp": "a:1", "requests": ["any"]}}, "field 'link.requests': must be"),
@@ -130,6 +131,25 @@ SECRET = "0123456789abcdefABCDEF" * 2 + "00112233445566778899"
             "field 'clip.max_ms': must be longer than clip.pre_roll_ms",
         ),
         ({"device_id": 7}, "field 'device_id': must be a non-empty string"),
+        (
+            {"board_options": {"wav": "x.wav", "realtme": True}},
+            "field 'board_options.realtme': unknown field (known: wav, pcm_socket, realtime, "
+            "events, button)",
+        ),
+        (
+            {"board": "esp32-s3-devkitc-1", "board_options": {"wifi_ssid": "home"}},
+            "field 'board_options.wifi_ssid': unknown field (an ESP32-S3 board takes none; "
+            "Wi-Fi goes in 'wifi')",
+        ),
+        ({"board_options": {"wav": 7}}, "field 'board_options.wav': must be a non-empty string"),
+        (
+            {"board_options": {"wav": "x.wav", "realtime": 1}},
+            "field 'board_options.realtime': must be true or false",
+        ),
+        (
+            {"board_options": {"wav": "x.wav", "button": [[0, "5"]]}},
+            "field 'board_options.button': must be a list of [press_ms, release_ms]",
+        ),
     ],
 )
 def test_each_bad_field_is_named(mp, change, message):
@@ -144,8 +164,12 @@ def test_defaults_are_filled_in(mp):
     (mp.cwd / "config.json").write_text(json.dumps(cfg))
     got = json.loads(mp.output(CHECK))
     assert got["models"] == [
-        {"path": "a.tflite", "name": "a.tflite", "probability_cutoff": 0.9,
-         "sliding_window_size": 5}
+        {
+            "path": "a.tflite",
+            "name": "a.tflite",
+            "probability_cutoff": 0.9,
+            "sliding_window_size": 5,
+        }
     ]
     assert got["link"] == {
         "serial": False,
@@ -224,3 +248,14 @@ def test_main_prints_the_error_and_exits_1(mp):
     (mp.cwd / "config.json").write_text(json.dumps({"board": "sim", "trace": 1}))
     done = mp.run("import main\nmain.main()\n", expect_ok=False)
     assert "field 'trace'" in output(done)
+
+
+def test_an_unknown_board_option_stops_the_boot_with_its_name_not_a_traceback(mp):
+    write_test_wav(mp.cwd / "x.wav", np.zeros(1600, np.int16))
+    cfg = {"board": "sim", "board_options": {"wav": "x.wav", "realtme": True}}
+    (mp.cwd / "config.json").write_text(json.dumps(cfg))
+    done = unixport.run(FIRMWARE / "main.py", cwd=mp.cwd)  # its own entry point and handler
+    text = output(done)
+    assert done.returncode == 1, text
+    assert "wakeward: config.json: field 'board_options.realtme': unknown field" in text
+    assert "Traceback" not in text

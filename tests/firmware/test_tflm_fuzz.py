@@ -61,3 +61,72 @@ def test_mutated_models_only_raise_interpreter_errors(mp, tmp_path):
     expected, prepared = int(summary[1]), int(summary[3])
     assert expected + prepared >= MUTANTS  # every mutant either failed cleanly or ran
     assert expected > 0 and prepared > 0  # both outcomes happen: the mutator bites
+
+
+# The boot path: main.load_wakewords over each mutant, then frames through the model as the
+# listen loop feeds them. A broken model must be reported and left out; a model that loads
+# must run (an error at invoke time would stop the device listening).
+BOOT = """
+import main, gc
+from tflm import interpreter, model
+frame = bytearray(40)
+loaded = reported = 0
+for k in range(COUNT):
+    name = "m%d.tflite" % k
+    said = []
+    entry = {"name": "m%d" % k, "path": name, "probability_cutoff": 0.5,
+             "sliding_window_size": 3}
+    try:
+        got = main.load_wakewords({"models": [entry]}, say=said.append)
+        for ww in got:
+            for i in range(6):
+                frame[i] = (k + i * 37) & 0xFF
+                ww.add_frame(frame)
+        loaded += len(got)
+        reported += len(said)
+        if len(got) + len(said) != 1:
+            print("ESCAPED", name, "neither loaded nor reported", said)
+    except Exception as e:
+        print("ESCAPED", name, type(e).__name__, e)
+    got = None
+    gc.collect()
+print("loaded", loaded, "reported", reported)
+"""
+BOOT_MUTANTS = 120
+
+
+def structural_mutants() -> list[bytes]:
+    """alexa without its subgraph's inputs, without its outputs, and with neither."""
+    import flatbuffers
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
+
+    out = []
+    for drop in ("inputs", "outputs", "both"):
+        raw = models.resolve("alexa").read_bytes()
+        m = fb.ModelT.InitFromObj(fb.Model.GetRootAsModel(raw, 0))
+        sg = m.subgraphs[0]
+        if drop in ("inputs", "both"):
+            sg.inputs = []
+        if drop in ("outputs", "both"):
+            sg.outputs = []
+        builder = flatbuffers.Builder(1024)
+        builder.Finish(m.Pack(builder), file_identifier=b"TFL3")
+        out.append(bytes(builder.Output()))
+    return out
+
+
+def test_mutated_models_at_boot_are_loaded_or_reported_never_a_crash(mp, tmp_path):
+    rng = np.random.default_rng(714)
+    sources = [models.resolve(name).read_bytes() for name in models.BUILTIN]
+    mutants = structural_mutants()
+    while len(mutants) < BOOT_MUTANTS:
+        mutants.append(mutate(sources[len(mutants) % len(sources)], rng))
+    for k, data in enumerate(mutants):
+        (tmp_path / f"m{k}.tflite").write_bytes(data)
+    code = BOOT.replace("COUNT", str(len(mutants)))
+    out = mp.output(code, heap="esp32s3-psram", timeout_s=300)
+    assert "ESCAPED" not in out, out
+    summary = out.strip().splitlines()[-1].split()
+    loaded, reported = int(summary[1]), int(summary[3])
+    assert loaded + reported == len(mutants)
+    assert loaded > 0 and reported > 0

@@ -69,10 +69,11 @@ class Output:
 class Receiver:
     """`wakeward listen` in its own process."""
 
-    def __init__(self, port: int, out: Path) -> None:
+    def __init__(self, port: int, out: Path, wrap: tuple[str, ...] = ()) -> None:
+        """`wrap`: a command that runs it, e.g. ("prlimit", "--nofile=1024")."""
         self.out = out
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "wakeward", "listen", "--tcp", f"127.0.0.1:{port}"]
+            [*wrap, sys.executable, "-m", "wakeward", "listen", "--tcp", f"127.0.0.1:{port}"]
             + ["--store", str(out)],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -241,9 +242,7 @@ def test_clips_wait_on_flash_while_the_receiver_is_down(tmp_path, speech):
     assert not device.output.having("link: connected")
     assert len([x for x in device.lines() if x.startswith("link: cannot connect")]) >= 3
     receiver = Receiver(port, out)
-    device.until(
-        lambda: count_stored(out) == 2 and not device.queued(), "both clips acknowledged"
-    )
+    device.until(lambda: count_stored(out) == 2 and not device.queued(), "both clips acknowledged")
     device.stop()
     wait_for(lambda: status(out).get("clips_acked") == 2, "the last status")
     lines = receiver.stop()

@@ -23,8 +23,14 @@ def test_check_saves_outputs_and_reports(tmp_path):
     inputs = np.random.default_rng(1).integers(-128, 128, (30, 1, 3, 40)).astype(np.int8)
     np.save(tmp_path / "in.npy", inputs)
     done = wakeward(
-        "model", "check", "hey_jarvis",  # default heap: the PSRAM board's
-        "--inputs", "in.npy", "--save-outputs", "out.npy", cwd=tmp_path,
+        "model",
+        "check",
+        "hey_jarvis",  # default heap: the PSRAM board's
+        "--inputs",
+        "in.npy",
+        "--save-outputs",
+        "out.npy",
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "bit-exact: yes, 30 invocations" in done.stdout
@@ -68,3 +74,51 @@ def test_a_model_too_big_for_the_no_psram_heap_says_so(tmp_path):
     assert "does not fit in memory" in done.stderr or "not enough memory" in done.stderr
     assert "try --heap esp32s3-psram" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def alexa_with_input_shape(path, shape) -> None:
+    """alexa with its input tensor's shape replaced (a damaged or hostile model file)."""
+    import flatbuffers
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
+    from wakeward import models
+
+    raw = models.resolve("alexa").read_bytes()
+    m = fb.ModelT.InitFromObj(fb.Model.GetRootAsModel(raw, 0))
+    sg = m.subgraphs[0]
+    sg.tensors[sg.inputs[0]].shape = list(shape)
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(m.Pack(builder), file_identifier=b"TFL3")
+    path.write_bytes(bytes(builder.Output()))
+
+
+def test_an_input_shape_too_big_for_any_heap_is_refused_before_making_inputs(tmp_path):
+    for name, shape, message in [
+        ("huge.tflite", [2**31 - 1, 2**31 - 1, 40], "input shape [2147483647, 2147483647, 40] "
+         "is 184,467,440,565,296,824,360 bytes per invocation, more than the whole "
+         "esp32s3-psram heap (8,000,000 bytes)"),
+        ("empty.tflite", [1, 0, 40], "input shape [1, 0, 40] holds no values"),
+    ]:  # fmt: skip
+        alexa_with_input_shape(tmp_path / name, shape)
+        done = wakeward("model", "check", name, "--heap", "esp32s3-psram", cwd=tmp_path)
+        assert done.returncode == 1, done.stdout
+        assert done.stderr.strip() == f"wakeward: {name}: {message}"
+
+
+def test_a_corrupted_tensor_name_gets_the_readers_message(tmp_path):
+    from wakeward import models
+
+    raw = bytearray(models.resolve("alexa").read_bytes())
+    name = b"serving_default_input_audio:0"
+    at = raw.find(name)
+    damaged = {
+        "notutf8.tflite": (at, b"\xff\xfe\x80", "tensor name at offset"),
+        "pastend.tflite": (at - 4, (2**32 - 1).to_bytes(4, "little"), "runs past the end"),
+    }
+    for file, (where, data, message) in damaged.items():
+        bad = bytearray(raw)
+        bad[where : where + len(data)] = data
+        (tmp_path / file).write_bytes(bytes(bad))
+        done = wakeward("model", "check", file, "--heap", "esp32s3-psram", cwd=tmp_path)
+        assert done.returncode == 1, done.stdout
+        assert done.stderr.startswith("wakeward: ") and message in done.stderr
+        assert "Traceback" not in done.stderr

@@ -328,6 +328,7 @@ def test_wakeward_monitor_over_usb_serial_is_honoured_by_default(tmp_path, speec
     [
         (["monitor", "--tcp", "nohost"], "wakeward: --tcp 'nohost' is not HOST:PORT"),
         (["monitor", "--tcp", "a:99999"], "wakeward: --tcp 'a:99999' is not HOST:PORT"),
+        (["monitor", "--tcp", "a:\u00b2"], "wakeward: --tcp 'a:\u00b2' is not HOST:PORT"),
         (["monitor", "--tcp", "a:1", "--baud", "9600"], "wakeward: --baud goes with --serial"),
         (["monitor", "--serial", "/dev/x", "--tls"], "wakeward: --tls goes with --tcp"),
         (["monitor", "--tcp", "a:1", "--sim", "x.wav"], "wakeward: monitor: give the records'"),
