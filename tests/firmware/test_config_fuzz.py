@@ -10,8 +10,10 @@ import json
 
 import numpy as np
 
-MUTANTS = 1000
-SEED = 1414
+from tests import fuzzing
+
+MUTANTS = 1000 * fuzzing.SCALE
+SEED = fuzzing.seed(1414)
 SECRET = "ab" * 32
 
 BASE = {

@@ -6,7 +6,9 @@ from __future__ import annotations
 import numpy as np
 from wakeward import models
 
-MUTANTS = 300
+from tests import fuzzing
+
+MUTANTS = 300 * fuzzing.SCALE
 
 FUZZ = """
 from tflm import interpreter, model
@@ -51,11 +53,13 @@ def mutate(data: bytes, rng: np.random.Generator) -> bytes:
 
 
 def test_mutated_models_only_raise_interpreter_errors(mp, tmp_path):
-    rng = np.random.default_rng(2026)
+    rng = np.random.default_rng(fuzzing.seed(2026))
     sources = [models.resolve(name).read_bytes() for name in models.BUILTIN]
     for k in range(MUTANTS):
         (tmp_path / f"m{k}.tflite").write_bytes(mutate(sources[k % len(sources)], rng))
-    out = mp.output(FUZZ.replace("COUNT", str(MUTANTS)), heap="esp32s3-psram", timeout_s=300)
+    out = mp.output(
+        FUZZ.replace("COUNT", str(MUTANTS)), heap="esp32s3-psram", timeout_s=300 * fuzzing.SCALE
+    )
     assert "ESCAPED" not in out, out
     summary = out.strip().splitlines()[-1].split()
     expected, prepared = int(summary[1]), int(summary[3])
@@ -92,7 +96,7 @@ for k in range(COUNT):
     gc.collect()
 print("loaded", loaded, "reported", reported)
 """
-BOOT_MUTANTS = 120
+BOOT_MUTANTS = 120 * fuzzing.SCALE
 
 
 def structural_mutants() -> list[bytes]:
@@ -116,7 +120,7 @@ def structural_mutants() -> list[bytes]:
 
 
 def test_mutated_models_at_boot_are_loaded_or_reported_never_a_crash(mp, tmp_path):
-    rng = np.random.default_rng(714)
+    rng = np.random.default_rng(fuzzing.seed(714))
     sources = [models.resolve(name).read_bytes() for name in models.BUILTIN]
     mutants = structural_mutants()
     while len(mutants) < BOOT_MUTANTS:
@@ -124,7 +128,7 @@ def test_mutated_models_at_boot_are_loaded_or_reported_never_a_crash(mp, tmp_pat
     for k, data in enumerate(mutants):
         (tmp_path / f"m{k}.tflite").write_bytes(data)
     code = BOOT.replace("COUNT", str(len(mutants)))
-    out = mp.output(code, heap="esp32s3-psram", timeout_s=300)
+    out = mp.output(code, heap="esp32s3-psram", timeout_s=300 * fuzzing.SCALE)
     assert "ESCAPED" not in out, out
     summary = out.strip().splitlines()[-1].split()
     loaded, reported = int(summary[1]), int(summary[3])

@@ -13,6 +13,7 @@ from wakeward import cli
 from wakeward.audio import RATE_HZ, read_wav
 from wakeward.errors import WakewardError
 
+from tests import fuzzing
 from tests.conftest import write_test_wav
 
 PCM = 1
@@ -139,8 +140,8 @@ def test_features_reads_an_extensible_wav(tmp_path, capsys):
 
 # -- fuzz: mutated WAVs through the host reader and the firmware's, side by side -------------
 
-MUTANTS = 400
-SEED = 14
+MUTANTS = 400 * fuzzing.SCALE
+SEED = fuzzing.seed(14)
 
 FIRMWARE_READER = """
 from wavfile import WavReader, WavError
@@ -208,7 +209,7 @@ def test_fuzzed_wavs_are_read_or_refused_as_the_firmware_does(mp, tmp_path):
         except WakewardError as e:
             assert str(e).startswith(f"{path}: "), e
             host.append(None)
-    out = mp.output(FIRMWARE_READER.replace("COUNT", str(MUTANTS)), timeout_s=120)
+    out = mp.output(FIRMWARE_READER.replace("COUNT", str(MUTANTS)), timeout_s=120 * fuzzing.SCALE)
     assert "ESCAPED" not in out, out
     device = [line.split()[1] for line in out.splitlines()]
     assert len(device) == MUTANTS
