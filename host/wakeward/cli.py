@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from wakeward import __version__, record, trymodel, unixport
 from wakeward.errors import WakewardError
+from wakeward.link import satellite_cli
 from wakeward.printable import printable
 
 if TYPE_CHECKING:
@@ -492,6 +493,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate_parser(sub)
     trymodel.add_parser(sub)
     record.add_parser(sub)
+    satellite_cli.add_parser(sub)
     return parser
 
 

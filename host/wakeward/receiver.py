@@ -27,6 +27,12 @@ WakewardError leaves it unacknowledged, and the device sends it again). Without 
 (`wakeward listen`), or when the listener did not ask for it, a recording is acknowledged
 and discarded, and said so: whoever asked for it has gone.
 
+Live audio (link/satellite.py): a `clips` listener (ClipListener) hears each detection
+clip's frames as they arrive, while the device is still capturing: its clip_start, each
+clip_data's audio in order, and its end (the device's clip_end, or the clip cut off: the
+connection closed, the device started over, a limit). It only hears: the clip goes into
+the store and is acknowledged exactly as without it.
+
 Limits (docs/security.md): whoever can reach the port can open connections, so the receiver
 bounds what any peer can make it hold. At most MAX_CONNECTIONS connections at once (fewer
 when the process may open fewer files: FDS_KEPT_FREE stay free for the clip store); when all
@@ -295,6 +301,24 @@ class SessionListener(Protocol):
         ...
 
 
+class ClipListener(Protocol):
+    """Whoever follows detection clips live, frame by frame (link/satellite.py). Called
+    from the session's thread as the frames arrive; must not block (the acks wait)."""
+
+    def clip_started(self, session: Session, start: dict) -> None:
+        """A detection clip's clip_start (clip_id, model, score, rate_hz, pre_roll_ms)."""
+        ...
+
+    def clip_audio(self, session: Session, clip_id: int, pcm: bytes) -> None:
+        """The next audio of a clip under way (int16 LE mono), in order, no gap."""
+        ...
+
+    def clip_ended(self, session: Session, clip_id: int, reason: str | None) -> None:
+        """Its clip_end arrived (reason: end_of_speech, max_length, ...; before it is
+        stored), or None: it was cut off or dropped and will not be stored."""
+        ...
+
+
 class Receiver:
     """Turns device connections' bytes into clips in the store (one thread per connection).
 
@@ -314,6 +338,7 @@ class Receiver:
         *,
         on_clip: Callable[[Clip], None] | None = None,
         listener: SessionListener | None = None,
+        clips: ClipListener | None = None,
     ):
         self.protocol = load_protocol()
         self.store = store
@@ -321,6 +346,7 @@ class Receiver:
         self.say: Callable[[str], None] = lambda line: say(printable(line))
         self.on_clip = on_clip
         self.listener = listener
+        self.clip_listener = clips
         self.clips: list[Clip] = []  # stored by this receiver, in order (not the resends)
         self.duplicates = 0
         self.audio_bytes = 0
@@ -409,6 +435,8 @@ class Receiver:
         """Over a limit on a serial port (nothing to close): the clips under way are
         dropped, and the frames of the one that went over are dropped unsaid."""
         self.say(f"{session.who()}: {over.why}; not kept (nor the other clips under way)")
+        for clip_id in list(session.open):
+            self._cut_off(session, clip_id)
         session.open.clear()
 
     def _forget_open(self, session: Session, why: str) -> None:
@@ -416,7 +444,14 @@ class Receiver:
         device's link starts over without the stream ending) or the end of the stream."""
         for clip_id in list(session.open):
             self.say(f"clip {clip_id}: {why} before its end; not kept")
+            self._cut_off(session, clip_id)
             del session.open[clip_id]
+
+    def _cut_off(self, session: Session, clip_id: int) -> None:
+        """A clip under way that will not be stored: its live listener hears it ended."""
+        clip = session.open.get(clip_id)
+        if self.clip_listener is not None and clip is not None and clip.get("live"):
+            self.clip_listener.clip_ended(session, clip_id, None)
 
     def _refusal(self, session: Session, kind: str, item) -> str | None:
         """On a TLS receiver, why this item ends the connection (the line to print), else
@@ -484,6 +519,7 @@ class Receiver:
                 "next_seq": 0,
                 "gap": False,
                 "received": time.time(),
+                "live": False,  # its frames go to the clip listener
             }
             if item["kind"] == self.protocol.CLIP_RECORDING:
                 self.say(
@@ -495,6 +531,9 @@ class Receiver:
                     f"clip {item['clip_id']} started: {item['model']} (score {item['score']}), "
                     f"{item['pre_roll_ms']} ms of pre-roll"
                 )
+                if self.clip_listener is not None:
+                    session.open[item["clip_id"]]["live"] = True
+                    self.clip_listener.clip_started(session, item)
         elif kind == "clip_data":
             clip = session.open.get(item["clip_id"])
             if clip is None:
@@ -516,6 +555,12 @@ class Receiver:
             clip["pcm"] += item["pcm"]
             with self._lock:
                 self.audio_bytes += len(item["pcm"])
+            if self.clip_listener is not None and clip["live"]:
+                if clip["gap"]:  # the audio has a hole: the listener hears no more of it
+                    clip["live"] = False
+                    self.clip_listener.clip_ended(session, item["clip_id"], None)
+                else:
+                    self.clip_listener.clip_audio(session, item["clip_id"], bytes(item["pcm"]))
         elif kind == "clip_end":
             return self._clip_end(session, item)
         elif kind == "status":
@@ -564,6 +609,10 @@ class Receiver:
                 return None  # said when it went over a limit
             self.say(f"end of unknown clip {clip_id}")
             return None
+        if self.clip_listener is not None and clip["live"]:
+            complete = not clip["gap"] and len(clip["pcm"]) // 2 == end["samples"]
+            reason = self.protocol.REASONS[end["reason"]] if complete else None
+            self.clip_listener.clip_ended(session, clip_id, reason)
         samples = len(clip["pcm"]) // 2
         what = "recording" if clip["kind"] == self.protocol.CLIP_RECORDING else "clip"
         if clip["gap"] or samples != end["samples"]:
@@ -695,6 +744,7 @@ def serve_tcp(
     on_clip: Callable[[Clip], None] | None = None,
     pairing: Pairing | None = None,
     listener: SessionListener | None = None,
+    clips: ClipListener | None = None,
     stop: threading.Event | None = None,
 ) -> Receiver:
     """Accept device connections (all of them, or `connections` of them) and receive, each
@@ -705,13 +755,13 @@ def serve_tcp(
     With `pairing`: TLS with the receiver's identity from that pairing folder, and only its
     paired devices are admitted (Receiver). Without: plain TCP, any device that reaches the
     port can send clips (a warning says so unless the port is on loopback). `listener`: the
-    owner's requests (Receiver). Once `stop` is set it accepts no more connections, ends
-    those under way and returns."""
+    owner's requests, `clips`: live clip audio (Receiver). Once `stop` is set it accepts no
+    more connections, ends those under way and returns."""
     context = pairing.server_context() if pairing is not None else None
     with ClipStore(store_dir) as store:
         for line in store.recovery.lines():
             say(f"clip store: {line}")
-        receiver = Receiver(store, say, on_clip=on_clip, listener=listener)
+        receiver = Receiver(store, say, on_clip=on_clip, listener=listener, clips=clips)
         receiver.pairing = pairing
         return _serve(host, port, receiver, connections, on_listening, context, stop)
 

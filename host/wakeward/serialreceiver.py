@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from wakeward.errors import WakewardError
-from wakeward.receiver import Receiver, SessionListener, say_line
+from wakeward.receiver import ClipListener, Receiver, SessionListener, say_line
 from wakeward.serialport import DEFAULT_BAUD, open_port
 from wakeward.store import Clip, ClipStore
 
@@ -72,13 +72,15 @@ def serve_serial(
     on_clip: Callable[[Clip], None] | None = None,
     reopen_s: float = REOPEN_S,
     listener: SessionListener | None = None,
+    clips: ClipListener | None = None,
     stop: threading.Event | None = None,
     on_open: Callable[[], None] | None = None,
 ) -> Receiver:
     """Receive from the device on `port` into the clip store in `store_dir` (default: the
     store's default folder) until interrupted, or with `once` until the port goes away, or
     until `stop` is set. `listener`: the owner's requests (receiver.Receiver), which hears
-    of each session on the port at once (the cable is the owner's: no hello to wait for);
+    of each session on the port at once (the cable is the owner's: no hello to wait for),
+    `clips` hears detection clips live (receiver.ClipListener);
     `on_open` is called once the port is open and the store ready."""
     stop = stop or threading.Event()
     handle = _open(port, baud)  # a missing or busy port: its message before anything else
@@ -86,7 +88,7 @@ def serve_serial(
         with ClipStore(store_dir) as store:
             for line in store.recovery.lines():
                 say(f"clip store: {line}")
-            receiver = Receiver(store, say, on_clip=on_clip, listener=listener)
+            receiver = Receiver(store, say, on_clip=on_clip, listener=listener, clips=clips)
             say(
                 f"listening on serial port {port} ({baud} baud), clips go to the clip store "
                 f"in {store.folder} ({store.retention().describe()})"

@@ -45,6 +45,15 @@ class Device:
         self, clip_id: int, audio: bytes | None = None, *, cut: bool = False, request_id=None
     ) -> None:
         """A detection clip, or with request_id a recording asked for by that request."""
+        frames = self.clip_frames(clip_id, audio, request_id=request_id)
+        if cut:  # a frame lost on the way: the receiver must not keep or ack the clip
+            del frames[2]
+        self.sock.sendall(b"".join(frames))
+
+    @staticmethod
+    def clip_frames(clip_id: int, audio: bytes | None = None, *, request_id=None) -> list[bytes]:
+        """A clip's frames (clip_start, clip_data of 4000 bytes each, clip_end), to send
+        whole or a part at a time; a detection's has 1000 ms of pre-roll."""
         audio = pcm(clip_id) if audio is None else audio
         if request_id is None:
             frames = [P.encode_clip_start(clip_id, "alexa", 240, 16000, 1000)]
@@ -52,10 +61,12 @@ class Device:
             frames = [P.encode_clip_start(clip_id, "", 0, 16000, 0, P.CLIP_RECORDING, request_id)]
         chunks = [audio[i : i + 4000] for i in range(0, len(audio), 4000)]
         frames += [P.encode_clip_data(clip_id, seq, c) for seq, c in enumerate(chunks)]
-        if cut:  # a frame lost on the way: the receiver must not keep or ack the clip
-            del frames[2]
         frames.append(P.encode_clip_end(clip_id, len(audio) // 2, 0))
-        self.sock.sendall(b"".join(frames))
+        return frames
+
+    def detection(self, model: str = "alexa", score: int = 240) -> None:
+        """The device's detection message (it goes out at once, before its clip_start)."""
+        self.sock.sendall(P.encode_detection(model, score, 1000))
 
     def status(self) -> None:
         self.sock.sendall(P.encode_status(1000, 1, 1, 0, 0, False, 16000, 50000))
@@ -87,10 +98,12 @@ class Device:
 class InProcess:
     """A Receiver over a store in tmp_path, one thread per connection (socketpairs)."""
 
-    def __init__(self, folder: Path, on_clip=None) -> None:
+    def __init__(self, folder: Path, on_clip=None, *, listener=None, clips=None) -> None:
         self.lines: list[str] = []
         self.store = ClipStore(folder)
-        self.receiver = receiver.Receiver(self.store, self.lines.append, on_clip=on_clip)
+        self.receiver = receiver.Receiver(
+            self.store, self.lines.append, on_clip=on_clip, listener=listener, clips=clips
+        )
         self.threads: list[threading.Thread] = []
 
     def connect(self, device_id: str = "kitchen") -> Device:

@@ -1,0 +1,290 @@
+"""`wakeward satellite`: a device's clips reach Home Assistant over Wyoming while the device
+still captures them, and still go into the clip store as `listen` puts them.
+
+Home Assistant's part is played by the `wyoming` package's own client (AsyncTcpClient), in
+the order homeassistant/components/wyoming/assist_satellite.py uses: connect, run-satellite,
+describe, pings. The device is test_listen's stand-in on listen's in-process receiver."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from wakeward import audio
+from wakeward.errors import WakewardError
+from wakeward.link import satellite
+from wakeward.link.satellite import Satellite, WyomingAddress
+from wakeward.store import ClipStore
+from wyoming.audio import AudioChunk, AudioStart, AudioStop
+from wyoming.client import AsyncTcpClient
+from wyoming.event import Event
+from wyoming.info import Describe, Info
+from wyoming.ping import Ping, Pong
+from wyoming.pipeline import PipelineStage, RunPipeline
+from wyoming.satellite import RunSatellite
+from wyoming.wake import Detection
+
+from tests.host.test_listen import WAIT_S, Device, InProcess, pcm
+
+RATE_HZ = 16000
+PRE_ROLL_BYTES = 1000 * RATE_HZ // 1000 * 2  # Device.clip_frames: 1000 ms of pre-roll
+FIRST_PART = 10  # clip_data frames sent before the rest (8 of them pre-roll)
+POLL_S = 0.02
+
+
+class Served:
+    """listen's in-process receiver with a Satellite as its listener, on a free port."""
+
+    def __init__(self, folder: Path) -> None:
+        self.said: list[str] = []
+        self.satellite = Satellite(
+            [WyomingAddress("127.0.0.1", 0)], self.said.append, zeroconf=False
+        )
+        self.satellite.start()
+        self.rx = InProcess(folder, listener=self.satellite, clips=self.satellite)
+
+    @property
+    def port(self) -> int:
+        return self.satellite.ports[0]
+
+    def wait_for(self, text: str, lines: list[str] | None = None) -> None:
+        end = time.monotonic() + WAIT_S
+        while not any(text in line for line in (self.said if lines is None else lines)):
+            if time.monotonic() > end:
+                raise AssertionError(f"never said {text!r}: {self.said + self.rx.lines}")
+            time.sleep(POLL_S)
+
+    def device(self) -> Device:
+        dev = self.rx.connect()
+        self.wait_for("hello from kitchen", self.rx.lines)
+        return dev
+
+    def close(self) -> None:
+        self.satellite.close()
+        self.rx.store.close()
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    s = Served(tmp_path / "store")
+    yield s
+    s.close()
+
+
+async def _next(client: AsyncTcpClient, skip: tuple[str, ...] = ()) -> Event:
+    while True:
+        event = await asyncio.wait_for(client.read_event(), WAIT_S)
+        assert event is not None, "the satellite closed the connection"
+        if event.type not in skip:
+            return event
+
+
+async def _home_assistant(port: int) -> AsyncTcpClient:
+    """Connected as Home Assistant connects: run-satellite, describe; a ping answered
+    shows both were handled."""
+    client = AsyncTcpClient("127.0.0.1", port)
+    await client.connect()
+    await client.write_event(RunSatellite().event())
+    await client.write_event(Describe().event())
+    await client.write_event(Ping(text="ha").event())
+    return client
+
+
+def test_describe_answers_with_the_devices_satellite(served):
+    served.device()
+
+    async def scenario() -> tuple[Info, Event]:
+        client = await _home_assistant(served.port)
+        info = Info.from_event(await _next(client))
+        pong = await _next(client)
+        await client.disconnect()
+        return info, pong
+
+    info, pong = asyncio.run(scenario())
+    assert info.satellite is not None
+    assert info.satellite.name == "kitchen"
+    assert info.satellite.active_wake_words == ["alexa"]
+    assert info.satellite.has_vad is True
+    assert [m.name for m in info.wake[0].models] == ["alexa"]
+    assert Pong.is_type(pong.type) and Pong.from_event(pong).text == "ha"
+
+
+def test_a_detection_streams_to_home_assistant_while_the_device_captures(served):
+    dev = served.device()
+    clip_audio = pcm(21, seconds=2.0)
+    frames = Device.clip_frames(21, clip_audio)
+    first, rest = frames[: 1 + FIRST_PART], frames[1 + FIRST_PART :]
+
+    async def scenario() -> tuple[list[Event], bool]:
+        client = await _home_assistant(served.port)
+        await _next(client)  # info
+        await _next(client)  # pong: run-satellite has been handled
+        await asyncio.to_thread(dev.detection)
+        await asyncio.to_thread(dev.sock.sendall, b"".join(first))
+        events = [await _next(client) for _ in range(4)]  # up to the first audio-chunk
+        stored_before = bool(served.rx.receiver.clips)  # the clip has not ended yet
+        await asyncio.to_thread(dev.sock.sendall, b"".join(rest))
+        while not AudioStop.is_type(events[-1].type):
+            events.append(await _next(client))
+        await client.disconnect()
+        return events, stored_before
+
+    events, stored_before = asyncio.run(scenario())
+    kinds = [e.type for e in events]
+    assert kinds[:4] == ["detection", "run-pipeline", "audio-start", "audio-chunk"], kinds
+    assert set(kinds[3:-1]) == {"audio-chunk"} and kinds[-1] == "audio-stop"
+    assert not stored_before, "the audio went out only after the clip was stored"
+
+    assert Detection.from_event(events[0]).name == "alexa"
+    run = RunPipeline.from_event(events[1])
+    assert (run.start_stage, run.end_stage) == (PipelineStage.ASR, PipelineStage.HANDLE)
+    start = AudioStart.from_event(events[2])
+    assert (start.rate, start.width, start.channels) == (RATE_HZ, 2, 1)
+    chunks = [AudioChunk.from_event(e) for e in events[3:-1]]
+    streamed = b"".join(c.audio for c in chunks)
+    assert streamed == clip_audio[PRE_ROLL_BYTES:]  # all but the pre-roll (the wake word)
+    assert [c.timestamp for c in chunks][:2] == [0, chunks[0].milliseconds]
+    assert AudioStop.from_event(events[-1]).timestamp == len(streamed) // 2 * 1000 // RATE_HZ
+
+    assert dev.ack() == 21
+    with ClipStore(served.rx.store.folder, create=False) as other:  # as listen stores it
+        (clip,) = other.clips()
+    assert (clip.device, clip.device_clip_id, clip.model, clip.pre_roll_ms, clip.end_reason) == (
+        "kitchen",
+        21,
+        "alexa",
+        1000,
+        "end_of_speech",
+    )
+    stored = audio.read_wav(clip.path)
+    assert stored.tobytes() == clip_audio
+    assert np.array_equal(stored[PRE_ROLL_BYTES // 2 :], np.frombuffer(streamed, "<i2"))
+    served.rx.close(dev)
+
+
+def test_a_clip_without_its_detection_message_is_stored_only(served):
+    """A resend from the device's queue (after a reconnect) is not a live command."""
+    dev = served.device()
+
+    async def scenario() -> list[Event]:
+        client = await _home_assistant(served.port)
+        await _next(client)
+        await _next(client)
+        await asyncio.to_thread(dev.clip, 5)
+        await asyncio.to_thread(dev.ack)
+        await client.write_event(Ping(text="after").event())
+        got = [await _next(client)]
+        await client.disconnect()
+        return got
+
+    got = asyncio.run(scenario())
+    assert [e.type for e in got] == ["pong"], "a pipeline for a resend"
+    served.wait_for("clip 5 was sent from the device's queue: stored only")
+    assert [c.device_clip_id for c in served.rx.receiver.clips] == [5]
+    served.rx.close(dev)
+
+
+def test_no_pipeline_before_run_satellite(served):
+    dev = served.device()
+    dev.detection()
+    dev.clip(6)
+    assert dev.ack() == 6
+    served.wait_for("clip 6: Home Assistant is not running it: stored only")
+    served.rx.close(dev)
+
+
+def test_a_clip_cut_off_ends_its_audio(served):
+    dev = served.device()
+    frames = Device.clip_frames(8, pcm(8, seconds=2.0))
+
+    async def scenario() -> list[Event]:
+        client = await _home_assistant(served.port)
+        await _next(client)
+        await _next(client)
+        await asyncio.to_thread(dev.detection)
+        await asyncio.to_thread(dev.sock.sendall, b"".join(frames[: 1 + FIRST_PART]))
+        events = [await _next(client)]
+        await asyncio.to_thread(served.rx.close, dev)  # the link drops mid-clip
+        while not AudioStop.is_type(events[-1].type):
+            events.append(await _next(client))
+        await client.disconnect()
+        return events
+
+    events = asyncio.run(scenario())
+    assert events[-1].type == "audio-stop"
+    assert not served.rx.receiver.clips
+    served.wait_for("clip 8 ended (cut off)")
+
+
+# -- addresses and zeroconf -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "address"),
+    [
+        ("0.0.0.0", WyomingAddress("0.0.0.0", 10700)),
+        ("127.0.0.1:10701", WyomingAddress("127.0.0.1", 10701)),
+        ("kitchen=0.0.0.0:10702", WyomingAddress("0.0.0.0", 10702, "kitchen")),
+        ("hall=[::1]:10703", WyomingAddress("::1", 10703, "hall")),
+        ("[::]", WyomingAddress("::", 10700)),
+    ],
+)
+def test_wyoming_addresses_parse(text, address):
+    assert WyomingAddress.parse(text) == address
+
+
+@pytest.mark.parametrize(
+    ("texts", "message"),
+    [
+        (["=0.0.0.0"], "DEVICE= needs a device id"),
+        ([":10700"], "no HOST"),
+        (["0.0.0.0:99999"], "the port is 0 to 65535"),
+        (["0.0.0.0:1", "0.0.0.0:2"], "more than one --wyoming without DEVICE="),
+        (["a=0.0.0.0:1", "a=0.0.0.0:2"], "named in two"),
+        (["a=0.0.0.0:1", "b=0.0.0.0:1"], "same HOST:PORT"),
+    ],
+)
+def test_bad_wyoming_addresses_are_refused(texts, message):
+    with pytest.raises(WakewardError, match=message):
+        satellite.check_addresses([WyomingAddress.parse(t) for t in texts])
+
+
+def test_the_zeroconf_service_is_wyomings_with_the_satellites_port():
+    info = satellite.service_info(satellite.service_name("kitchen"), "192.168.1.20", 10700)
+    assert info.type == "_wyoming._tcp.local."
+    assert info.name == "wakeward-kitchen._wyoming._tcp.local."
+    assert info.port == 10700
+    assert [str(ipaddress.ip_address(a)) for a in info.addresses] == ["192.168.1.20"]
+    assert satellite.service_name("a b/c").startswith("wakeward-a_b_c")
+
+
+def test_the_command_refuses_a_busy_wyoming_port(tmp_path):
+    with Satellite([WyomingAddress("127.0.0.1", 0)], zeroconf=False) as first:
+        taken = first.ports[0]
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "wakeward",
+                "satellite",
+                "--tcp",
+                "127.0.0.1:0",
+                "--store",
+                str(tmp_path / "store"),
+                "--wyoming",
+                f"127.0.0.1:{taken}",
+                "--no-zeroconf",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=WAIT_S,
+        )
+    assert result.returncode != 0
+    assert f"wakeward: cannot listen on 127.0.0.1:{taken} for Wyoming" in result.stderr
