@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import platform
 import re
@@ -83,7 +84,8 @@ def per_unit_wall_s(argv: list[str], n: int, cwd: Path, env: dict[str, str]) -> 
 
 
 def bench_listen_loop(tmp: Path) -> str:
-    """The firmware's listen loop (sim mic + level + speech detector) per 10 ms frame."""
+    """The firmware's listen loop without models (sim mic, level, frontend, speech
+    detector) per 10 ms frame."""
     seconds = 60
     rng = np.random.default_rng(1)
     audio = np.clip(rng.normal(0, 2000, seconds * RATE_HZ), -32768, 32767).astype(np.int16)
@@ -113,9 +115,10 @@ def bench_listen_loop(tmp: Path) -> str:
         [
             "## Firmware listen loop on the unix port (issue 2)",
             "",
-            "`firmware/listen.py` over 60 s of white noise from a WAV on the sim board: "
-            "read 10 ms, mean absolute level (viper), energy speech detector. "
-            "This is the floor the wake-word pipeline adds to.",
+            "`firmware/listen.py` without models over 60 s of white noise from a WAV on the "
+            "sim board: read 10 ms, mean absolute level (viper), the speech frontend (40 "
+            "features, below), energy speech detector. This is the floor the wake-word "
+            "models add to; the frontend is most of it.",
             "",
             "| measure | value |",
             "| --- | --- |",
@@ -205,7 +208,7 @@ ESP32S3_ESTIMATE = (
     "registers on both and spills the rest), and the LX7 runs simple integer instructions "
     "at about one per cycle with single-cycle internal SRAM, so ~1.0M instructions per "
     "alexa invocation should take roughly 4-7 ms at 240 MHz, once per 30 ms of audio: "
-    "~15-25% of one core per model, plus the frontend's ~345k instructions per 10 ms "
+    "~15-25% of one core per model, plus the frontend's ~320k instructions per 10 ms "
     "(~1.5-2 ms, another ~15-20%). Native code from .mpy files runs from IRAM on the esp32 "
     "port. The models need a board with PSRAM (README), where the MicroPython heap, so the "
     "model and its arena, lives in PSRAM behind the 32 KB data cache: the ~56 KB of weights "
@@ -240,13 +243,26 @@ for _ in range(seconds):
 """
 
 
+def per_frame_count(argv: list[str], seconds: int, cwd: Path, env: dict[str, str]) -> float:
+    """Instructions per 10 ms frame of a script taking a number of seconds of audio as its
+    last argument: (count for `seconds` - count for 0) / frames."""
+    counts = {k: callgrind_instructions([*argv, str(k)], cwd, env) for k in (0, seconds)}
+    return (counts[seconds] - counts[0]) / (100 * seconds)
+
+
+def frontend_count(tmp: Path, seconds: int = 10) -> float:
+    """x86-64 instructions per 10 ms frame of the whole device frontend (FRONTEND_SCRIPT)."""
+    frontend_speech(tmp)
+    env = unixport.environment()
+    env["PYTHONHASHSEED"] = "0"
+    device = tmp / "frontend_bench.py"
+    device.write_text(FRONTEND_SCRIPT)
+    return per_frame_count(micropython_argv(device), seconds, tmp, env)
+
+
 def bench_frontend(tmp: Path) -> str:
     """The device frontend per 10 ms frame against pymicro-features (TFLM's C frontend)."""
-    rng = np.random.default_rng(4)
-    t = np.arange(16000) / 16000
-    second = 3000 * np.sin(2 * np.pi * 440 * t) * (1 + np.sin(2 * np.pi * 3 * t))
-    second += rng.normal(0, 300, 16000)
-    (tmp / "speech.raw").write_bytes(np.clip(second, -32768, 32767).astype("<i2").tobytes())
+    frontend_speech(tmp)
     env = unixport.environment()
     env["PYTHONHASHSEED"] = "0"
     device = tmp / "frontend_bench.py"
@@ -254,13 +270,10 @@ def bench_frontend(tmp: Path) -> str:
     reference = tmp / "features_bench.py"
     reference.write_text(FEATURES_SCRIPT)
     seconds = 10
-    frames = seconds * 100
     dev_argv = micropython_argv(device)
     ref_argv = [sys.executable, str(reference)]
-    dev = {k: callgrind_instructions([*dev_argv, str(k)], tmp, env) for k in (0, seconds)}
-    ref = {k: callgrind_instructions([*ref_argv, str(k)], tmp, env) for k in (0, seconds)}
-    dev_per = (dev[seconds] - dev[0]) / frames
-    ref_per = (ref[seconds] - ref[0]) / frames
+    dev_per = per_frame_count(dev_argv, seconds, tmp, env)
+    ref_per = per_frame_count(ref_argv, seconds, tmp, env)
     wall_seconds = 120  # long enough that start-up noise does not swamp the difference
     dev_wall = per_unit_wall_s(dev_argv, wall_seconds, tmp, env) / 100
     ref_wall = per_unit_wall_s(ref_argv, wall_seconds, tmp, env) / 100
@@ -281,6 +294,172 @@ def bench_frontend(tmp: Path) -> str:
             f"| {dev_wall / ref_wall:.1f}x |",
         ]
     )
+
+
+FRONTEND_STAGES = (
+    "copy_in",
+    "window",
+    "fft_first",
+    "fft_stage_4",
+    "fft_stage_16",
+    "fft_stage_64",
+    "fft_split",
+    "filterbank",
+    "sqrt",
+    "finish",
+)
+
+# Each frame runs the frontend as Frontend._process does, snapshots every stage's input
+# buffers and, for the stage named in argv[1], runs that stage once more on the snapshots:
+# the run minus the run of stage "none" is what the stage costs on this frame's data
+# (the snapshots are taken in both runs, so their cost cancels).
+FRONTEND_STAGES_SCRIPT = """
+import sys
+import frontend as F
+stage = sys.argv[1]
+seconds = int(sys.argv[2])
+fe = F.Frontend()
+stages = STAGES
+which = stages.index(stage) if stage in stages else -1
+s_pcm = bytearray(len(fe._pcm))
+s_new = bytearray(len(fe._pcm))
+s_xin = bytearray(len(fe._xin))
+s_f = [bytearray(len(fe._fft)) for _ in range(5)]
+s_acc = bytearray(len(fe._acc))
+s_sig = bytearray(len(fe._sig))
+s_est = bytearray(len(fe._est))
+f8 = bytearray(F.NUM_CHANNELS)
+f16 = bytearray(2 * F.NUM_CHANNELS)
+data = open("speech.raw", "rb").read()
+mv = memoryview(data)
+
+
+def process():
+    f = fe._fft
+    s_pcm[:] = fe._pcm
+    s_new[0] = 0
+    s_new[1] = 0
+    if which == 0:
+        F._copy_in(s_new, mv, 0, F.WINDOW_STEP)
+    shift = F._window(fe._pcm, F.WINDOW, fe._xin, fe._pcm)
+    if which == 1:
+        F._window(s_pcm, F.WINDOW, s_xin, s_pcm)
+    s_xin[:] = fe._xin
+    F._fft_first(fe._xin, f, shift)
+    if which == 2:
+        F._fft_first(s_xin, s_f[0], shift)
+    s_f[0][:] = f
+    F._fft_stage(f, F.FFT_TWIDDLES, 4, 16)
+    if which == 3:
+        F._fft_stage(s_f[0], F.FFT_TWIDDLES, 4, 16)
+    s_f[1][:] = f
+    F._fft_stage(f, F.FFT_TWIDDLES, 16, 4)
+    if which == 4:
+        F._fft_stage(s_f[1], F.FFT_TWIDDLES, 16, 4)
+    s_f[2][:] = f
+    F._fft_stage(f, F.FFT_TWIDDLES, 64, 1)
+    if which == 5:
+        F._fft_stage(s_f[2], F.FFT_TWIDDLES, 64, 1)
+    s_f[3][:] = f
+    F._fft_split(f, F.FFT_SUPER_TWIDDLES)
+    if which == 6:
+        F._fft_split(s_f[3], F.FFT_SUPER_TWIDDLES)
+    s_f[4][:] = f
+    F._filterbank(f, F.FB_WEIGHTS, fe._acc)
+    if which == 7:
+        F._filterbank(s_f[4], F.FB_WEIGHTS, s_acc)
+    s_acc[:] = fe._acc
+    F._sqrt(fe._acc, fe._sig, shift)
+    if which == 8:
+        F._sqrt(s_acc, s_sig, shift)
+    s_sig[:] = fe._sig
+    s_est[:] = fe._est
+    F._finish(fe._sig, fe._est, fe.frame, fe.frame_int8)
+    if which == 9:
+        F._finish(s_sig, s_est, f16, f8)
+    fe.ready = True
+
+
+fe._process = process
+n = len(data) // 2
+for _ in range(seconds):
+    at = 0
+    while at < n:
+        at += fe.feed(mv, at, F.WINDOW_STEP)
+""".replace("STAGES", repr(FRONTEND_STAGES))
+
+
+def frontend_speech(tmp: Path) -> None:
+    """speech.raw: one second of a modulated tone in noise (the frontend benchmarks' input)."""
+    rng = np.random.default_rng(4)
+    t = np.arange(16000) / 16000
+    second = 3000 * np.sin(2 * np.pi * 440 * t) * (1 + np.sin(2 * np.pi * 3 * t))
+    second += rng.normal(0, 300, 16000)
+    (tmp / "speech.raw").write_bytes(np.clip(second, -32768, 32767).astype("<i2").tobytes())
+
+
+def frontend_stage_counts(tmp: Path, stages=FRONTEND_STAGES, seconds: int = 3) -> dict:
+    """x86-64 instructions per 10 ms frame of each frontend stage (FRONTEND_STAGES_SCRIPT)."""
+    frontend_speech(tmp)
+    env = unixport.environment()
+    env["PYTHONHASHSEED"] = "0"
+    script = tmp / "frontend_stages.py"
+    script.write_text(FRONTEND_STAGES_SCRIPT)
+    argv = micropython_argv(script)
+    base = callgrind_instructions([*argv, "none", str(seconds)], tmp, env)
+    frames = seconds * 100
+    return {
+        name: (callgrind_instructions([*argv, name, str(seconds)], tmp, env) - base) / frames
+        for name in stages
+    }
+
+
+def bench_frontend_stages(tmp: Path) -> str:
+    """Each stage of the device frontend per 10 ms frame."""
+    counts = frontend_stage_counts(tmp)
+    rows = [f"| {name} | {count:,.0f} |" for name, count in counts.items()]
+    rows.append(f"| sum of the stages | {sum(counts.values()):,.0f} |")
+    return "\n".join(
+        [
+            "## Device frontend per stage (issue 15)",
+            "",
+            "x86-64 instructions per 10 ms frame of each viper kernel of `firmware/frontend.py` "
+            "(the same input as above, fed 10 ms at a time): each frame runs one stage a second "
+            "time on a copy of its input, and the count of that run minus the count of a run "
+            "without the second call is the stage's cost. What the whole frontend costs beyond "
+            "the sum of its stages is the Python around them (`feed`, `_process`).",
+            "",
+            "| stage | x86-64 instructions per frame |",
+            "| --- | --- |",
+            *rows,
+        ]
+    )
+
+
+ADD_FRAME_SCRIPT = """
+import sys
+import array
+import wakeword
+ww = wakeword.WakeWord("m", sys.argv[1], 255, 5)
+n = int(sys.argv[2])
+frame = array.array("b", range(-20, 20))
+for _ in range(n):
+    ww._filled = 0  # never completes an invocation: the frame handling alone
+    ww.add_frame(frame)
+"""
+
+
+def add_frame_count(tmp: Path, model: str = "alexa", n: int = 2000) -> float:
+    """x86-64 instructions per WakeWord.add_frame call that does not invoke the model."""
+    from wakeward import models
+
+    env = unixport.environment()
+    env["PYTHONHASHSEED"] = "0"
+    script = tmp / "add_frame.py"
+    script.write_text(ADD_FRAME_SCRIPT)
+    argv = [*micropython_argv(script, heap="esp32s3-psram"), str(models.resolve(model))]
+    counts = {k: callgrind_instructions([*argv, str(k)], tmp, env) for k in (0, n)}
+    return (counts[n] - counts[0]) / n
 
 
 def smallest_heap(fits: Callable[[str], bool], lo: int, hi: int, within: int) -> int | None:
@@ -372,7 +551,9 @@ def bench_loop(tmp: Path) -> str:
             "| measure | value |",
             "| --- | --- |",
             f"| real-time factor (audio s / wall s, process start included) | "
-            f"{seconds / wall:.1f}x |" if ok else "| real-time factor | the run failed |",
+            f"{seconds / wall:.1f}x |"
+            if ok
+            else "| real-time factor | the run failed |",
             f"| smallest MicroPython heap that runs it ({port_bits()}-bit unix port, within "
             f"8 KB) | {smallest_text} |",
             f"| detection line on the device to clip_start at the receiver (real-time pace) | "
@@ -381,10 +562,69 @@ def bench_loop(tmp: Path) -> str:
     )
 
 
+# The model sets of the whole-loop figure (issue 15's targets): one shipped model, three,
+# and our own.
+LOOP_MODEL_SETS = (
+    ("alexa",),
+    ("alexa", "hey_jarvis", "hey_mycroft"),
+    (str(REPO / "models" / "wakeward_alexa"),),
+)
+
+
+def whole_loop_count(tmp: Path, wav: Path, model_names: tuple[str, ...]) -> float:
+    """x86-64 instructions per 10 ms of `wav` of the whole firmware (`-m main` on the sim
+    board, no link): the run over wav minus a run over an empty WAV, per 10 ms frame."""
+    from wakeward import sim
+
+    env = unixport.environment()
+    env["PYTHONHASHSEED"] = "0"
+    empty = write_wav(tmp / "empty.wav", np.zeros(0, np.int16))
+    samples = len(np.frombuffer(wav.read_bytes()[44:], "<i2"))
+    counts = []
+    for source in (empty, wav):
+        flash = tmp / f"flash-{source.stem}"
+        flash.mkdir(exist_ok=True)
+        config = sim.sim_config(source, model_names=list(model_names))
+        (flash / "config.json").write_text(json.dumps(config))
+        argv = unixport.main_command()
+        if Path(argv[0]).read_bytes()[:2] == b"#!":
+            argv = [sys.executable, *argv]
+        counts.append(callgrind_instructions(argv, flash, env))
+    return (counts[1] - counts[0]) / (samples / (RATE_HZ / 100))
+
+
+def bench_whole_loop(tmp: Path) -> str:
+    """Instructions per 10 ms of speech of the whole loop with one, three and our model."""
+    from wakeward import demo
+
+    wav = demo.make_recording(tmp / "whole" / "demo.wav")
+    rows = []
+    for names in LOOP_MODEL_SETS:
+        count = whole_loop_count(tmp / "whole", wav, names)
+        label = " + ".join(Path(n).name for n in names)
+        rows.append(f"| {label} | {count:,.0f} |")
+    return "\n".join(
+        [
+            "## Whole loop per 10 ms of speech (issue 15)",
+            "",
+            "`make demo`'s recording: the firmware (`-m main`, compiled) on the sim board "
+            "without a link, so microphone, level, frontend, every model and the detector; "
+            "callgrind over the recording minus a run over an empty WAV (start-up and model "
+            "loading cancel), divided by the recording's 10 ms frames.",
+            "",
+            "| models | x86-64 instructions per 10 ms |",
+            "| --- | --- |",
+            *rows,
+        ]
+    )
+
+
 BENCHMARKS: list[Callable[[Path], str]] = [
     bench_listen_loop,
     bench_frontend,
+    bench_frontend_stages,
     bench_interpreter,
+    bench_whole_loop,
     bench_loop,
 ]
 
@@ -419,7 +659,7 @@ def machine_line() -> str:
 
 # Sections other scripts write into BENCHMARKS.md (bench/train_compare.py: `make
 # bench-train`, a long run of its own), kept as they are when `make bench` rewrites the file.
-KEPT_SECTIONS = ("## Trained models vs pymicro-wakeword",)
+KEPT_SECTIONS = ("## Trained models vs pymicro-wakeword", "## Issue 15: what each change saved")
 
 
 def kept_sections(path: Path) -> str:

@@ -19,7 +19,6 @@ import array
 import micropython
 from frontend_tables import (
     FB_BAND_WIDTHS,
-    FB_UNWEIGHTS,
     FB_WEIGHTS,
     FFT_PERM,
     FFT_SUPER_TWIDDLES,
@@ -50,11 +49,9 @@ _FD2 = const(32768 * 16383 - 16384)
 
 
 @micropython.viper
-def _copy_in(pcm, src, start: int, n: int) -> int:
-    """Append up to n int16 samples from src[start:] to the window buffer; returns how
+def _copy_in(d: ptr16, s: ptr16, start: int, n: int) -> int:
+    """Append up to n int16 samples from s[start:] to the window buffer d; returns how
     many it took (it stops when the window is full)."""
-    d = ptr16(pcm)
-    s = ptr16(src)
     used = d[0]
     k = WINDOW_SIZE - used
     if n < k:
@@ -71,34 +68,23 @@ def _copy_in(pcm, src, start: int, n: int) -> int:
 
 
 @micropython.viper
-def _window(pcm, xin) -> int:
-    """window.c on the full buffer into xin (int16); keeps the last 320 samples for the
-    next window. Returns the FFT input shift, 15 - msb(max |windowed|)."""
-    p = ptr16(pcm)
+def _window(p: ptr16, w: ptr16, xin, pcm) -> int:
+    """window.c on the full buffer p (pcm) with the table w (WINDOW) into xin (int16);
+    keeps the last 320 samples for the next window. Returns the FFT input shift,
+    15 - msb(max |windowed|)."""
     x = ptr16(xin)
-    w = ptr16(WINDOW)
-    top = 0
-    low = 0
+    # the bit length of the largest |v| is that of the OR of all |v|. -(-32768) is
+    # -32768 in int16, so the C never counts a -32768: its |v|, 32768, is the only one
+    # with bit 15 set and has no lower bits, so masking the OR with 0x7FFF drops it.
+    bits_or = 0
     i = 0
     while i < WINDOW_SIZE:
         v = (((p[_HDR + i] ^ 0x8000) - 0x8000) * w[i]) >> 12
         x[i] = v
-        if v > top:
-            top = v
-        elif v < low:
-            low = v
+        sign = v >> 15  # 0 or -1: |v| <= 32768
+        bits_or |= (v ^ sign) - sign
         i += 1
-    if low == -32768:  # -(-32768) is -32768 in int16: it never counts
-        low = 0
-        i = 0
-        while i < WINDOW_SIZE:
-            v = (x[i] ^ 0x8000) - 0x8000
-            if v < low and v != -32768:
-                low = v
-            i += 1
-    peak = top
-    if 0 - low > peak:
-        peak = 0 - low
+    peak = bits_or & 0x7FFF
     # keep the last 320 samples, copied as 32-bit words (raw bits, so the sign of a
     # ptr32 load does not matter); word 1 is int16 slot _HDR
     q = ptr32(pcm)
@@ -115,12 +101,10 @@ def _window(pcm, xin) -> int:
 
 
 @micropython.viper
-def _fft_first(xin, buf, shift: int):
+def _fft_first(x: ptr16, f: ptr16, shift: int):
     """fft.cc input shift (wraps to int16) and kissfft's first radix-4 stage (m = 1,
     twiddle 1 = (32767, 0), an exact identity on these values), reading the 256 complex
-    inputs (even + j*odd) in FFT_PERM order; writes buf biased."""
-    x = ptr16(xin)
-    f = ptr16(buf)
+    inputs (even + j*odd) of x in FFT_PERM order; writes f biased."""
     perm = ptr8(FFT_PERM)
     j = 0
     while j < 256:
@@ -157,19 +141,47 @@ def _fft_first(xin, buf, shift: int):
 
 
 @micropython.viper
-def _fft_stage(buf, m: int, fstride: int):
-    """kissfft kf_bfly4 over all groups of 4m complex values, in place (biased)."""
-    f = ptr16(buf)
-    t = ptr16(FFT_TWIDDLES)
+def _fft_stage(f: ptr16, t: ptr16, m: int, fstride: int):
+    """kissfft kf_bfly4 over all groups of 4m complex values of f (biased), in place; t is
+    FFT_TWIDDLES. The pointers are the first two locals, which mpy-cross keeps in
+    registers. The first butterfly of each group has twiddles 1 = (32767, 0), an exact
+    identity on these values (|x| <= 8192 after the divide by 4): no multiplies there."""
     m2 = m << 1  # int16 distance between Fout[k] and Fout[k + m]
     step = fstride << 1
     g = 0
     while g < 512:
-        a = g
+        b = g + m2
+        c = b + m2
+        d = c + m2
+        ar = (f[g] * 8191 - _FD4) >> 15
+        ai = (f[g + 1] * 8191 - _FD4) >> 15
+        s0r = (f[b] * 8191 - _FD4) >> 15
+        s0i = (f[b + 1] * 8191 - _FD4) >> 15
+        s1r = (f[c] * 8191 - _FD4) >> 15
+        s1i = (f[c + 1] * 8191 - _FD4) >> 15
+        s2r = (f[d] * 8191 - _FD4) >> 15
+        s2i = (f[d + 1] * 8191 - _FD4) >> 15
+        f0r = ar + s1r + 0x8000
+        f0i = ai + s1i + 0x8000
+        s5r = ar - s1r + 0x8000
+        s5i = ai - s1i + 0x8000
+        s3r = s0r + s2r
+        s3i = s0i + s2i
+        s4r = s0r - s2r
+        s4i = s0i - s2i
+        f[g] = f0r + s3r
+        f[g + 1] = f0i + s3i
+        f[b] = s5r + s4i
+        f[b + 1] = s5i - s4r
+        f[c] = f0r - s3r
+        f[c + 1] = f0i - s3i
+        f[d] = s5r - s4i
+        f[d + 1] = s5i + s4r
+        a = g + 2
         end = g + m2
-        i1 = 0
-        i2 = 0
-        i3 = 0
+        i1 = step
+        i2 = step << 1
+        i3 = step + (step << 1)
         while a < end:
             b = a + m2
             c = b + m2
@@ -219,11 +231,9 @@ def _fft_stage(buf, m: int, fstride: int):
 
 
 @micropython.viper
-def _fft_split(buf):
+def _fft_split(f: ptr16, st: ptr16):
     """kiss_fftr: the 256-point complex FFT into real-FFT bins 0..256, in place (biased;
-    buf holds 257 complex values)."""
-    f = ptr16(buf)
-    st = ptr16(FFT_SUPER_TWIDDLES)
+    f holds 257 complex values); st is FFT_SUPER_TWIDDLES."""
     dr = (f[0] * 16383 - _FD2) >> 15
     di = (f[1] * 16383 - _FD2) >> 15
     f[0] = dr + di + 0x8000
@@ -255,57 +265,59 @@ def _fft_split(buf):
 
 
 @micropython.viper
-def _filterbank(buf, acc):
-    """filterbank.c: energies re^2 + im^2 (int32, wrapping at 2^31 and sign-extended as
-    the C does) into the 41 mel bands' uint64 sums. acc gets, per channel, the signed sum
-    A (the C's uint64 is A mod 2^64) as 3 int16 slots: A & 0xFFFF, then A >> 16 (int32)
-    in two halves."""
-    f = ptr16(buf)
+def _filterbank(f: ptr16, wt: ptr16, acc):
+    """filterbank.c: energies re^2 + im^2 of f (int32, wrapping at 2^31 and sign-extended
+    as the C does) into the 41 mel bands' uint64 sums; wt is FB_WEIGHTS. acc gets, per
+    channel, the signed sum A (the C's uint64 is A mod 2^64) as 3 int16 slots:
+    A & 0xFFFF, then A >> 16 (int32) in two halves."""
     out = ptr16(acc)
-    wt = ptr16(FB_WEIGHTS)
-    ut = ptr16(FB_UNWEIGHTS)
     widths = ptr8(FB_BAND_WIDTHS)
-    # a sum is hi * 2^16 + lo: lo takes weight * (energy & 0xFFFF) and stays below 2^31
-    # for one band (band weight sums < 2^15), hi takes weight * (energy >> 16)
-    wl = 0
-    wh = 0
-    ul = 0
-    uh = 0
+    # A bin's unweight (the share it gives the next band) is 4096 - its weight
+    # (FB_UNWEIGHTS, checked in tests/host/test_frontend_tables.py), so a band's
+    # unweighted sum is 4096 * (sum of its energies) - its weighted sum: per bin, one
+    # weight and two sums instead of two weights. Sums are hi * 2^16 + lo: lo takes
+    # weight * (energy & 0xFFFF) and stays below 2^31 for one band (band weight sums
+    # < 2^15), hi takes weight * (energy >> 16).
+    cl = 0  # the previous band's unweighted sum, carried into this band
+    ch = 0
     j = 0
     o = (_FB_START << 1) - 2
     band = 0
     while band < 41:
         end = j + widths[band]
+        pl = 0
+        ph = 0
+        sl = 0
+        sh = 0
         while j < end:
             o += 2
-            xr = f[o]
-            xi = f[o + 1]
-            if xr == 0 and xi == 0:  # (-32768, -32768): 2^31 wraps to -2^31
-                el = 0
-                eh = -32768
-            else:
-                xr -= 0x8000
-                xi -= 0x8000
-                e = xr * xr + xi * xi
-                el = e & 0xFFFF
-                eh = e >> 16
+            # with u = x + 0x8000 the biased value, x^2 - 2^30 = u * (u - 2^16), so
+            # e = energy - 2^31 is in [-2^31, 0]: the C's wrapped energy has the same
+            # low half and its high half is that of e plus 2^15, taken as int16
+            u = f[o]
+            e = u * (u - 0x10000)
+            u = f[o + 1]
+            e += u * (u - 0x10000)
+            el = e & 0xFFFF
+            eh = ((e >> 16) & 0xFFFF) - 0x8000
             w = wt[j]
-            u = ut[j]
-            wl += w * el
-            wh += w * eh
-            ul += u * el
-            uh += u * eh
+            pl += w * el
+            ph += w * eh
+            sl += el
+            sh += eh
             j += 1
         if band > 0:
-            wh += wl >> 16
+            wl = cl + pl
+            wh = ch + ph + (wl >> 16)
             c = 3 * band - 3
             out[c] = wl
             out[c + 1] = wh
             out[c + 2] = wh >> 16
-        wl = ul & 0xFFFF
-        wh = uh + (ul >> 16)
-        ul = 0
-        uh = 0
+        # unweighted: 4096 * (sh * 2^16 + sl) - (ph * 2^16 + pl), with sl split so that
+        # every term stays inside int32 (bands are at most 15 bins wide)
+        ul = ((sl & 0xFFFF) << 12) - pl
+        cl = ul & 0xFFFF
+        ch = ((sh + (sl >> 16)) << 12) - ph + (ul >> 16)
         band += 1
 
 
@@ -620,13 +632,13 @@ class Frontend:
 
     def _process(self):
         f = self._fft
-        shift = _window(self._pcm, self._xin)
+        shift = _window(self._pcm, WINDOW, self._xin, self._pcm)
         _fft_first(self._xin, f, shift)
-        _fft_stage(f, 4, 16)
-        _fft_stage(f, 16, 4)
-        _fft_stage(f, 64, 1)
-        _fft_split(f)
-        _filterbank(f, self._acc)
+        _fft_stage(f, FFT_TWIDDLES, 4, 16)
+        _fft_stage(f, FFT_TWIDDLES, 16, 4)
+        _fft_stage(f, FFT_TWIDDLES, 64, 1)
+        _fft_split(f, FFT_SUPER_TWIDDLES)
+        _filterbank(f, FB_WEIGHTS, self._acc)
         _sqrt(self._acc, self._sig, shift)
         _finish(self._sig, self._est, self.frame, self.frame_int8)
         self.ready = True

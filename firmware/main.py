@@ -6,8 +6,11 @@ import config
 import console
 import listen
 from board import open_board
+from micropython import const
 
-_NETWORK_TIMEOUT_MS = 15000
+_NETWORK_TIMEOUT_MS = const(15000)
+_CPU_HZ = const(240_000_000)  # the ESP32-S3's top clock (the listening loop's budget)
+_HZ_PER_MHZ = const(1_000_000)
 
 
 def load_wakewords(cfg, say=print):
@@ -83,6 +86,10 @@ def main():
         options["wifi_password"] = cfg["wifi"].get("password")
     board = open_board(cfg["board"], **options)
     try:
+        print(
+            "wakeward: board %s, CPU at %d MHz"
+            % (board.name, board.set_cpu_hz(_CPU_HZ) // _HZ_PER_MHZ)
+        )
         if cfg["link"] is not None and cfg["link"]["serial"] and board.button.pressed():
             # the way back to the REPL once the serial link owns the console (console.py)
             print("wakeward: mute button held at boot: the console stays a REPL, no link")

@@ -87,7 +87,14 @@ class WakeWord:
             )
         if len(self.interp.outputs[0]) != 1:
             raise interpreter.InterpreterError("%s: more than one output value" % path)
-        self._input = inp
+        # the frames of one invocation, gathered here and handed over with set_input (so
+        # the interpreter keeps its own input representation); one view per frame slot,
+        # made once, so that add_frame copies with one slice store and allocates nothing
+        self._frames = bytearray(FRAMES_PER_INVOCATION * FEATURES)
+        frames = memoryview(self._frames)
+        self._slots = tuple(
+            frames[k * FEATURES : (k + 1) * FEATURES] for k in range(FRAMES_PER_INVOCATION)
+        )
         self._filled = 0
         self.detector = Detector(cutoff, window)
         self.p = 0
@@ -96,16 +103,13 @@ class WakeWord:
     def add_frame(self, frame_int8):
         """Append one frame; returns True when a detection happened at this frame, None when
         no invocation happened, False otherwise (self.p holds the newest output)."""
-        at = self._filled * FEATURES
-        src = frame_int8
-        dst = self._input
-        for i in range(FEATURES):
-            dst[at + i] = src[i] & 0xFF
+        self._slots[self._filled][:] = frame_int8  # int8 bytes as they are
         self._filled += 1
         if self._filled < FRAMES_PER_INVOCATION:
             self.detector.frame()
             return None
         self._filled = 0
+        self.interp.set_input(0, self._frames)
         self.interp.invoke()
         self.invocations += 1
         self.p = self.interp.outputs[0][0]

@@ -56,6 +56,32 @@ class _Addr:
         self.mv = mv
         self.offset = offset
 
+    def _other(self, other: Any) -> int:
+        """Addresses compare within one buffer (a loop walking a pointer to its end)."""
+        if not isinstance(other, _Addr) or other.mv is not self.mv:
+            raise Int32Overflow(f"comparing an address with {other!r}")
+        return other.offset
+
+    def __eq__(self, other: object) -> bool:
+        return self.offset == self._other(other)
+
+    def __ne__(self, other: object) -> bool:
+        return self.offset != self._other(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __lt__(self, other: Any) -> bool:
+        return self.offset < self._other(other)
+
+    def __le__(self, other: Any) -> bool:
+        return self.offset <= self._other(other)
+
+    def __gt__(self, other: Any) -> bool:
+        return self.offset > self._other(other)
+
+    def __ge__(self, other: Any) -> bool:
+        return self.offset >= self._other(other)
+
 
 def _binop(op: str, a: Any, b: Any, where: str) -> Any:
     if isinstance(a, _Addr) and isinstance(b, int) and op in ("Add", "Sub"):
@@ -81,12 +107,17 @@ def _neg(a: Any, where: str) -> Any:
 
 class _Ptr:
     def __init__(self, buf: Any, size: int, signed: bool):
+        # the buffer a pointer points into and its offset there, so that addresses made
+        # from it (uint) compare with those of other pointers into the same buffer
         if isinstance(buf, _Addr):
+            self._base, self._off = buf.mv, buf.offset
             self._mv = buf.mv[buf.offset :]
         elif isinstance(buf, _Ptr):
+            self._base, self._off = buf._base, buf._off
             self._mv = buf._mv
         else:
-            self._mv = memoryview(buf).cast("B")
+            self._base, self._off = memoryview(buf).cast("B"), 0
+            self._mv = self._base
         self._size = size
         self._signed = signed
 
@@ -110,7 +141,7 @@ class _Ptr:
 def _uint(value: Any) -> Any:
     """uint(ptr) is the pointer's address; uint(int) reinterprets as unsigned (refused)."""
     if isinstance(value, _Ptr):
-        return _Addr(value._mv, 0)
+        return _Addr(value._base, value._off)
     raise Int32Overflow(f"uint({value!r}): only pointer addresses are supported")
 
 
@@ -175,6 +206,14 @@ def load(path: Path) -> types.SimpleNamespace:
             node.decorator_list = []
             for i, stmt in enumerate(node.body):
                 node.body[i] = _Rewrite(path.name).visit(stmt)
+            # an argument annotated ptr8/ptr16/ptr32 arrives as that pointer, as in viper
+            casts = []
+            for arg in node.args.args:
+                kind = ast.unparse(arg.annotation) if arg.annotation else ""
+                if kind in ("ptr8", "ptr16", "ptr32"):
+                    casts.append(ast.parse(f"{arg.arg} = {kind}({arg.arg})").body[0])
+                arg.annotation = None
+            node.body[:0] = casts
     ast.fix_missing_locations(tree)
     namespace: dict[str, Any] = {
         "__name__": path.stem + "_int32check",

@@ -12,6 +12,9 @@
 #                                    (0: do not wait; a join under way goes on)
 #   board.ticks_ms() -> int          the clock the link's timers use, wrapping like
 #                                    time.ticks_ms() (the sim board: its audio clock)
+#   board.set_cpu_hz(hz) -> int      ask for a CPU clock (main.py: the ESP32-S3's top
+#                                    240 MHz); returns the clock it runs at (the sim
+#                                    board records the request in board.cpu_hz)
 #   board.close()
 
 

@@ -144,6 +144,12 @@ class Esp32S3Board:
             time.sleep_ms(_WIFI_POLL_MS)
         return True
 
+    def set_cpu_hz(self, hz):
+        """machine.freq(hz); the clock the CPU runs at afterwards. The generic ESP32-S3
+        build may boot at 160 MHz: the listening loop needs the 240 its budget assumes."""
+        machine.freq(hz)
+        return machine.freq()
+
     def close(self):
         self.mic.close()
         self.speaker.close()

@@ -129,21 +129,33 @@ class SimLed:
 
 
 class SimSpeaker:
-    """Records what it would have played."""
+    """Records what it would have played: a "speaker" event per play() with its sample
+    count, and with `path` the samples themselves (raw int16 LE, appended in order)."""
 
-    def __init__(self, clock, log):
+    def __init__(self, clock, log, path=None):
         self._clock = clock
         self._log = log
         self.played_samples = 0
+        self._f = open(path, "wb") if path else None
 
     def play(self, pcm):
         n = len(pcm) // 2
         self.played_samples += n
+        if self._f is not None:
+            self._f.write(pcm)
         self._log.log(self._clock(), "speaker", samples=n)
+
+    def close(self):
+        if self._f is not None:
+            self._f.close()
+            self._f = None
 
 
 class SimBoard:
-    def __init__(self, wav=None, pcm_socket=None, realtime=False, events=None, button=()):
+    def __init__(
+        self, wav=None, pcm_socket=None, realtime=False, events=None, button=(), speaker=None
+    ):
+        """speaker: a file that gets every sample the speaker plays (raw int16 LE)."""
         if (wav is None) == (pcm_socket is None):
             raise SimError("the sim board needs exactly one microphone source: wav or pcm_socket")
         self.name = "sim"
@@ -154,7 +166,14 @@ class SimBoard:
         clock = self.mic.t_ms
         self.button = SimButton(clock, self._log, button)
         self.led = SimLed(clock, self._log)
-        self.speaker = SimSpeaker(clock, self._log)
+        self.speaker = SimSpeaker(clock, self._log, speaker)
+        self.cpu_hz = None  # the CPU clock asked for (set_cpu_hz), None until then
+
+    def set_cpu_hz(self, hz):
+        """Records the request (board.cpu_hz and a "cpu" event); the PC runs as it runs."""
+        self.cpu_hz = hz
+        self._log.log(self.mic.t_ms(), "cpu", hz=hz)
+        return hz
 
     def network_up(self, timeout_ms):
         return True
@@ -166,4 +185,5 @@ class SimBoard:
 
     def close(self):
         self.mic.close()
+        self.speaker.close()
         self._log.close()

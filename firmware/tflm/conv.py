@@ -4,15 +4,20 @@
 # then requantize() per output channel. Batch 1, NHWC. Taps in the padding contribute
 # nothing (as in TFLite).
 #
-# Buffers: `inp` int8 input; `filt` int8 filter as in the model; `acc` int32 with a
-# per-channel prefix of out_c words (built once by accumulators()) followed by one word
-# per output; `g` an int32 geometry table (GEOMETRY_WORDS, built by geometry()).
+# Buffers: `inp` int8 input; `filt` int8 filter as in the model; `work` the outputs' int32
+# accumulators, one word per output, then the input's size in bytes of scratch for the
+# biased input (work_bytes(); its contents live for one call, so one buffer serves every
+# layer); `g` an int32 table (built by table()): GEOMETRY_WORDS of geometry, then the
+# accumulators' per-channel start, out_c words.
 #
-# conv2d works on biased input bytes xb = x ^ 0x80 = x + 128 (no sign extension):
+# The kernels work on biased input bytes xb = x ^ 0x80 = x + 128 (no sign extension):
 #   sum(w * (x + off)) = sum(w * xb) + (off - 128) * sum(w)
-# so its prefix holds bias + (off - 128) * sum(w over all taps), and a patch that reaches
-# into the padding takes back (off - 128) * sum(w over the taps it skips). Its inner loop
-# walks pointers 8 taps at a time.
+# so a channel's start holds bias + (off - 128) * sum(w over all taps), and a patch that reaches
+# into the padding takes back (off - 128) * sum(w over the taps it skips). Each call first
+# writes the biased input into the scratch, a word at a time: every input byte is read by
+# many outputs, and a plain byte in the inner product costs viper far less than x ^ 0x80.
+# The inner loops walk their pointers in inp and filt, locals 0 and 1, which mpy-cross
+# keeps in registers.
 #
 # 32-bit: |w * xb| <= 128 * 255 and |(off - 128) * w| <= 255 * 128, so with at most
 # _MAX_TAPS taps per output the sums stay inside int32; geometry() refuses bigger layers.
@@ -22,10 +27,12 @@ import struct
 import micropython
 from micropython import const
 
-GEOMETRY_WORDS = const(16)
+GEOMETRY_WORDS = const(17)
 _MAX_TAPS = const(16384)
 _BIAS = const(0x10000)
 _INT32_LIMIT = const(0x7FFFFFFF)
+# 0x80 in every byte of an int32 word, as the signed value array("i") stores
+_FLIP_WORD = const(-0x7F7F7F80)
 
 
 def geometry(in_hwc, out_hwc, k_hw, stride_hw, dilation_hw, pad_hw, input_offset, depth_mult=0):
@@ -52,19 +59,29 @@ def geometry(in_hwc, out_hwc, k_hw, stride_hw, dilation_hw, pad_hw, input_offset
             pad_hw[1] + _BIAS,
             input_offset + _BIAS,
             depth_mult,
+            _FLIP_WORD,
         ),
     )
 
 
-def accumulators(bias, filt, out_c, n_out, input_offset, depthwise):
-    """The acc buffer: the per-channel prefix, then n_out words for the outputs.
+def work_bytes(geom):
+    """The work buffer's size for a layer of geometry geom (geometry() or table()): its
+    outputs' accumulators, then the biased input."""
+    n_out = geom[3] * geom[4] * geom[5]
+    return 4 * n_out + geom[0] * geom[1] * geom[2]
 
-    bias: int32 LE bytes (or None); filt: the int8 filter bytes. conv2d's prefix folds in
-    (input_offset - 128) * sum(w) per output channel; depthwise's is the plain bias.
+
+def table(geom, bias, filt, depthwise):
+    """The kernel's table: geom (geometry()) followed by the per-channel start of the
+    accumulators.
+
+    bias: int32 LE bytes (or None); filt: the int8 filter bytes. A channel's start is its
+    bias + (input_offset - 128) * sum(its w).
     """
-    acc = bytearray(4 * (out_c + n_out))
+    out_c = geom[5]
+    t = array.array("i", geom)
     values = list(struct.unpack("<%di" % out_c, bias)) if bias is not None else [0] * out_c
-    corr = input_offset - 128
+    corr = geom[14] - _BIAS - 128
     per = len(filt) // out_c
     for oc in range(out_c):
         total = 0
@@ -75,22 +92,20 @@ def accumulators(bias, filt, out_c, n_out, input_offset, depthwise):
         for i in taps:
             w = filt[i]
             total += w - 256 if w > 127 else w
-        values[oc] += corr * total
-    for oc in range(out_c):
-        v = values[oc]
+        v = values[oc] + corr * total
         if v > _INT32_LIMIT or v < -_INT32_LIMIT:
             raise ValueError("bias of channel %d overflows int32" % oc)
-        struct.pack_into("<i", acc, 4 * oc, v)
-    return acc
+        values[oc] = v
+    t.extend(array.array("i", values))
+    return t
 
 
 @micropython.viper
-def conv2d(inp, filt, acc, g):
-    """CONV_2D (and FULLY_CONNECTED as a 1x1 conv): acc[out_c + pos*out_c + oc]."""
-    x = ptr8(inp)
-    f = ptr8(filt)
-    a = ptr32(acc)
+def conv2d(inp: ptr8, filt: ptr8, work, g):
+    """CONV_2D (and FULLY_CONNECTED as a 1x1 conv): work[pos*out_c + oc]."""
+    a = ptr32(work)
     p = ptr32(g)
+    start = ptr32(uint(p) + 4 * GEOMETRY_WORDS)
     in_h = p[0]
     in_w = p[1]
     in_c = p[2]
@@ -106,12 +121,47 @@ def conv2d(inp, filt, acc, g):
     pad_h = p[12] - _BIAS
     pad_w = p[13] - _BIAS
     corr = p[14] - _BIAS - 128
-    x_addr = uint(x)
-    f_addr = uint(f)
+    f_addr = uint(filt)
+    x_addr = uint(a) + 4 * out_h * out_w * out_c
+    # the biased input: aligned words 4 bytes at a time (the ESP32-S3 faults on unaligned
+    # 32-bit access), flip holding 0x80 in every byte
+    flip = p[16]
+    n = in_h * in_w * in_c
+    src = int(uint(inp))
+    dst = int(x_addr)
+    if ((src | dst) & 3) == 0:
+        s4 = ptr32(src)
+        d4 = ptr32(dst)
+        while n >= 16:
+            d4[0] = s4[0] ^ flip
+            d4[1] = s4[1] ^ flip
+            d4[2] = s4[2] ^ flip
+            d4[3] = s4[3] ^ flip
+            s4 = ptr32(uint(s4) + 16)
+            d4 = ptr32(uint(d4) + 16)
+            n -= 16
+        while n >= 4:
+            d4[0] = s4[0] ^ flip
+            s4 = ptr32(uint(s4) + 4)
+            d4 = ptr32(uint(d4) + 4)
+            n -= 4
+        src = int(uint(s4))
+        dst = int(uint(d4))
+    s1 = ptr8(src)
+    d1 = ptr8(dst)
+    i = 0
+    while i < n:
+        d1[i] = s1[i] ^ 0x80
+        i += 1
+    x = ptr8(x_addr)
+    f = ptr8(f_addr)
     per_oc = k_h * k_w * in_c
+    run = k_w * in_c
+    run8 = run & ~7
+    x_rows = d_h * in_w * in_c
     span_h = (k_h - 1) * d_h
     span_w = (k_w - 1) * d_w
-    out = out_c
+    out = 0
     oy = 0
     while oy < out_h:
         iy0 = oy * s_h - pad_h
@@ -119,40 +169,44 @@ def conv2d(inp, filt, acc, g):
         ox = 0
         while ox < out_w:
             ix0 = ox * s_w - pad_w
-            fast = inside_h and d_w == 1 and ix0 >= 0 and ix0 + span_w < in_w
-            oc = 0
-            while oc < out_c:
-                total = a[oc]
-                fbase = oc * per_oc
-                if fast:
-                    # whole rows of k_w * in_c contiguous bytes in input and filter
-                    run = k_w * in_c
-                    fp = ptr8(f_addr + fbase)
+            if inside_h and d_w == 1 and ix0 >= 0 and ix0 + span_w < in_w:
+                # whole rows of k_w * in_c contiguous bytes in input and filter
+                x0 = x_addr + (iy0 * in_w + ix0) * in_c
+                filt = ptr8(f_addr)
+                oc = 0
+                while oc < out_c:
+                    total = start[oc]
                     ky = 0
                     while ky < k_h:
-                        xp = ptr8(x_addr + ((iy0 + ky * d_h) * in_w + ix0) * in_c)
-                        n = run
-                        while n >= 8:
+                        inp = ptr8(x0 + ky * x_rows)
+                        end = uint(inp) + run8
+                        while uint(inp) < end:
                             total += (
-                                ((fp[0] ^ 0x80) - 0x80) * (xp[0] ^ 0x80)
-                                + ((fp[1] ^ 0x80) - 0x80) * (xp[1] ^ 0x80)
-                                + ((fp[2] ^ 0x80) - 0x80) * (xp[2] ^ 0x80)
-                                + ((fp[3] ^ 0x80) - 0x80) * (xp[3] ^ 0x80)
-                                + ((fp[4] ^ 0x80) - 0x80) * (xp[4] ^ 0x80)
-                                + ((fp[5] ^ 0x80) - 0x80) * (xp[5] ^ 0x80)
-                                + ((fp[6] ^ 0x80) - 0x80) * (xp[6] ^ 0x80)
-                                + ((fp[7] ^ 0x80) - 0x80) * (xp[7] ^ 0x80)
+                                ((filt[0] ^ 0x80) - 0x80) * inp[0]
+                                + ((filt[1] ^ 0x80) - 0x80) * inp[1]
+                                + ((filt[2] ^ 0x80) - 0x80) * inp[2]
+                                + ((filt[3] ^ 0x80) - 0x80) * inp[3]
+                                + ((filt[4] ^ 0x80) - 0x80) * inp[4]
+                                + ((filt[5] ^ 0x80) - 0x80) * inp[5]
+                                + ((filt[6] ^ 0x80) - 0x80) * inp[6]
+                                + ((filt[7] ^ 0x80) - 0x80) * inp[7]
                             )
-                            fp = ptr8(uint(fp) + 8)
-                            xp = ptr8(uint(xp) + 8)
-                            n -= 8
-                        while n > 0:
-                            total += ((fp[0] ^ 0x80) - 0x80) * (xp[0] ^ 0x80)
-                            fp = ptr8(uint(fp) + 1)
-                            xp = ptr8(uint(xp) + 1)
-                            n -= 1
+                            filt = ptr8(uint(filt) + 8)
+                            inp = ptr8(uint(inp) + 8)
+                        end = uint(inp) + (run - run8)
+                        while uint(inp) < end:
+                            total += ((filt[0] ^ 0x80) - 0x80) * inp[0]
+                            filt = ptr8(uint(filt) + 1)
+                            inp = ptr8(uint(inp) + 1)
                         ky += 1
-                else:
+                    a[out] = total
+                    out += 1
+                    oc += 1
+            else:
+                oc = 0
+                while oc < out_c:
+                    total = start[oc]
+                    f0 = oc * per_oc
                     skipped = 0
                     ky = 0
                     while ky < k_h:
@@ -160,12 +214,12 @@ def conv2d(inp, filt, acc, g):
                         kx = 0
                         while kx < k_w:
                             ix = ix0 + kx * d_w
-                            fi = fbase + (ky * k_w + kx) * in_c
+                            fi = f0 + (ky * k_w + kx) * in_c
                             fend = fi + in_c
                             if 0 <= iy < in_h and 0 <= ix < in_w:
                                 xi = (iy * in_w + ix) * in_c
                                 while fi < fend:
-                                    total += ((f[fi] ^ 0x80) - 0x80) * (x[xi] ^ 0x80)
+                                    total += ((f[fi] ^ 0x80) - 0x80) * x[xi]
                                     fi += 1
                                     xi += 1
                             else:
@@ -175,21 +229,23 @@ def conv2d(inp, filt, acc, g):
                             kx += 1
                         ky += 1
                     total -= corr * skipped
-                a[out] = total
-                out += 1
-                oc += 1
+                    a[out] = total
+                    out += 1
+                    oc += 1
             ox += 1
         oy += 1
 
 
 @micropython.viper
-def depthwise_conv2d(inp, filt, acc, g):
+def depthwise_conv2d(inp: ptr8, filt: ptr8, work, g):
     """DEPTHWISE_CONV_2D: out channel oc = ic * depth_mult + m; filter [1, k_h, k_w, out_c].
-    Same biased-input scheme as conv2d; taps are strided, so pointers step per tap."""
-    x = ptr8(inp)
-    f = ptr8(filt)
-    a = ptr32(acc)
+    Same biased-input scheme as conv2d; taps are strided, so pointers step per tap. With
+    depth_mult 1 and the patch inside the input, each channel is summed on its own: inp
+    and filt (locals 0 and 1, in registers) walk its taps down the kernel's columns, and
+    its sum stays in one local."""
+    a = ptr32(work)
     p = ptr32(g)
+    start = ptr32(uint(p) + 4 * GEOMETRY_WORDS)
     in_h = p[0]
     in_w = p[1]
     in_c = p[2]
@@ -206,13 +262,53 @@ def depthwise_conv2d(inp, filt, acc, g):
     pad_w = p[13] - _BIAS
     corr = p[14] - _BIAS - 128
     mult = p[15]
-    x_addr = int(uint(x))
-    f_addr = int(uint(f))
+    f_addr = int(uint(filt))
+    x_addr = int(uint(a)) + 4 * out_h * out_w * out_c
+    # the biased input: aligned words 4 bytes at a time (the ESP32-S3 faults on unaligned
+    # 32-bit access), flip holding 0x80 in every byte
+    flip = p[16]
+    n = in_h * in_w * in_c
+    src = int(uint(inp))
+    dst = int(x_addr)
+    if ((src | dst) & 3) == 0:
+        s4 = ptr32(src)
+        d4 = ptr32(dst)
+        while n >= 16:
+            d4[0] = s4[0] ^ flip
+            d4[1] = s4[1] ^ flip
+            d4[2] = s4[2] ^ flip
+            d4[3] = s4[3] ^ flip
+            s4 = ptr32(uint(s4) + 16)
+            d4 = ptr32(uint(d4) + 16)
+            n -= 16
+        while n >= 4:
+            d4[0] = s4[0] ^ flip
+            s4 = ptr32(uint(s4) + 4)
+            d4 = ptr32(uint(d4) + 4)
+            n -= 4
+        src = int(uint(s4))
+        dst = int(uint(d4))
+    s1 = ptr8(src)
+    d1 = ptr8(dst)
+    i = 0
+    while i < n:
+        d1[i] = s1[i] ^ 0x80
+        i += 1
+    x = ptr8(x_addr)
+    f = ptr8(f_addr)
     span_h = (k_h - 1) * d_h
     span_w = (k_w - 1) * d_w
     x_step = d_w * in_c
     x_row = d_h * in_w * in_c - k_w * x_step
-    out = out_c
+    x_col = d_h * in_w * in_c
+    x_col2 = 2 * x_col
+    x_col3 = 3 * x_col
+    x_col4 = 4 * x_col
+    f_col = k_w * out_c
+    f_col2 = 2 * f_col
+    f_col3 = 3 * f_col
+    f_col4 = 4 * f_col
+    out = 0
     oy = 0
     while oy < out_h:
         iy0 = oy * s_h - pad_h
@@ -222,51 +318,35 @@ def depthwise_conv2d(inp, filt, acc, g):
             ix0 = ox * s_w - pad_w
             fast = inside_h and ix0 >= 0 and ix0 + span_w < in_w
             if fast and mult == 1:
-                # channels are contiguous in input, filter and outputs: per tap, walk them
-                # 4 at a time, accumulating in the output words
-                ap = ptr32(int(uint(a)) + 4 * out)
+                # per channel, per kernel column: the column's k_h taps are x_col bytes
+                # apart in the input and f_col in the filter, 4 at a time
+                x0 = x_addr + (iy0 * in_w + ix0) * in_c
                 c = 0
                 while c < out_c:
-                    ap[c] = a[c]
-                    c += 1
-                ky = 0
-                while ky < k_h:
+                    total = start[c]
                     kx = 0
                     while kx < k_w:
-                        xp = ptr8(x_addr + ((iy0 + ky * d_h) * in_w + ix0 + kx * d_w) * in_c)
-                        fp = ptr8(f_addr + (ky * k_w + kx) * out_c)
-                        ap = ptr32(int(uint(a)) + 4 * out)
-                        n = out_c
-                        while n >= 8:
-                            ap[0] += ((fp[0] ^ 0x80) - 0x80) * (xp[0] ^ 0x80)
-                            ap[1] += ((fp[1] ^ 0x80) - 0x80) * (xp[1] ^ 0x80)
-                            ap[2] += ((fp[2] ^ 0x80) - 0x80) * (xp[2] ^ 0x80)
-                            ap[3] += ((fp[3] ^ 0x80) - 0x80) * (xp[3] ^ 0x80)
-                            ap[4] += ((fp[4] ^ 0x80) - 0x80) * (xp[4] ^ 0x80)
-                            ap[5] += ((fp[5] ^ 0x80) - 0x80) * (xp[5] ^ 0x80)
-                            ap[6] += ((fp[6] ^ 0x80) - 0x80) * (xp[6] ^ 0x80)
-                            ap[7] += ((fp[7] ^ 0x80) - 0x80) * (xp[7] ^ 0x80)
-                            ap = ptr32(uint(ap) + 32)
-                            fp = ptr8(uint(fp) + 8)
-                            xp = ptr8(uint(xp) + 8)
-                            n -= 8
-                        while n >= 4:
-                            ap[0] += ((fp[0] ^ 0x80) - 0x80) * (xp[0] ^ 0x80)
-                            ap[1] += ((fp[1] ^ 0x80) - 0x80) * (xp[1] ^ 0x80)
-                            ap[2] += ((fp[2] ^ 0x80) - 0x80) * (xp[2] ^ 0x80)
-                            ap[3] += ((fp[3] ^ 0x80) - 0x80) * (xp[3] ^ 0x80)
-                            ap = ptr32(uint(ap) + 16)
-                            fp = ptr8(uint(fp) + 4)
-                            xp = ptr8(uint(xp) + 4)
-                            n -= 4
-                        while n > 0:
-                            ap[0] += ((fp[0] ^ 0x80) - 0x80) * (xp[0] ^ 0x80)
-                            ap = ptr32(uint(ap) + 4)
-                            fp = ptr8(uint(fp) + 1)
-                            xp = ptr8(uint(xp) + 1)
-                            n -= 1
+                        inp = ptr8(x0 + kx * x_step + c)
+                        filt = ptr8(f_addr + kx * out_c + c)
+                        k = k_h
+                        while k >= 4:
+                            total += (
+                                ((filt[0] ^ 0x80) - 0x80) * inp[0]
+                                + ((filt[f_col] ^ 0x80) - 0x80) * inp[x_col]
+                                + ((filt[f_col2] ^ 0x80) - 0x80) * inp[x_col2]
+                                + ((filt[f_col3] ^ 0x80) - 0x80) * inp[x_col3]
+                            )
+                            filt = ptr8(uint(filt) + f_col4)
+                            inp = ptr8(uint(inp) + x_col4)
+                            k -= 4
+                        while k > 0:
+                            total += ((filt[0] ^ 0x80) - 0x80) * inp[0]
+                            filt = ptr8(uint(filt) + f_col)
+                            inp = ptr8(uint(inp) + x_col)
+                            k -= 1
                         kx += 1
-                    ky += 1
+                    a[out + c] = total
+                    c += 1
                 out += out_c
                 ox += 1
                 continue
@@ -275,7 +355,7 @@ def depthwise_conv2d(inp, filt, acc, g):
                 ic = oc
                 if mult != 1:
                     ic = oc // mult
-                total = a[oc]
+                total = start[oc]
                 if fast:
                     xp = ptr8(x_addr + (iy0 * in_w + ix0) * in_c + ic)
                     fp = ptr8(f_addr + oc)
@@ -283,7 +363,7 @@ def depthwise_conv2d(inp, filt, acc, g):
                     while ky < k_h:
                         kx = 0
                         while kx < k_w:
-                            total += ((fp[0] ^ 0x80) - 0x80) * (xp[0] ^ 0x80)
+                            total += ((fp[0] ^ 0x80) - 0x80) * xp[0]
                             xp = ptr8(uint(xp) + x_step)
                             fp = ptr8(uint(fp) + out_c)
                             kx += 1
@@ -299,7 +379,7 @@ def depthwise_conv2d(inp, filt, acc, g):
                             ix = ix0 + kx * d_w
                             fv = (f[(ky * k_w + kx) * out_c + oc] ^ 0x80) - 0x80
                             if 0 <= iy < in_h and 0 <= ix < in_w:
-                                total += fv * (x[(iy * in_w + ix) * in_c + ic] ^ 0x80)
+                                total += fv * x[(iy * in_w + ix) * in_c + ic]
                             else:
                                 skipped += fv
                             kx += 1

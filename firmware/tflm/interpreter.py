@@ -68,7 +68,8 @@ class Interpreter:
         self._offset_of = {}  # type: dict  # id(arena view) -> its offset in the arena
         self._pending = []  # type: list  # arena-to-arena copy runs (flat) not yet a step
         self.op_names = tuple(sg.operator(k).op_name for k in range(sg.operator_count))
-        self.scratch_bytes = 0
+        self._work_uses = []  # type: list  # (step, argument) that takes the work buffer
+        self.scratch_bytes = 0  # the work buffer's size
         self._constants()
         self._scan_init()
         self._plan_arena()
@@ -94,6 +95,13 @@ class Interpreter:
                     % (op.index, op.op_name, gc.mem_free())
                 ) from None
         self._flush_copies()
+        # one work buffer for every step that takes one (see _work_step)
+        gc.collect()
+        work = bytearray(self.scratch_bytes)
+        for k, at in self._work_uses:
+            step = list(self.steps[k])
+            step[at] = work
+            self.steps[k] = tuple(step)
         self.variable_bytes = 0
         for value in self.variables.values():
             self.variable_bytes += len(value)
@@ -101,7 +109,7 @@ class Interpreter:
         self.outputs = tuple(self._views[i] for i in sg.outputs)
         self._input_runs = tuple(move.runs(((0, 0, len(v)),)) for v in self.inputs)
         # what only prepare needed goes, so the running interpreter holds less heap
-        del self._views, self._constant, self._offset_of, self._var_of
+        del self._views, self._constant, self._offset_of, self._var_of, self._work_uses
         gc.collect()
 
     # -- tensors ------------------------------------------------------------------------
@@ -306,6 +314,15 @@ class Interpreter:
     def _add_step(self, step):
         self._flush_copies()
         self.steps.append(step)
+
+    def _work_step(self, step, at, nbytes):
+        """Add a step whose argument `at` (None in step) is the work buffer: int32
+        accumulators and scratch that live from one step to the next, so one buffer of the
+        largest size asked for serves every such step."""
+        self._add_step(step)
+        self._work_uses.append((len(self.steps) - 1, at))
+        if nbytes > self.scratch_bytes:
+            self.scratch_bytes = nbytes
 
     # resource variables
 
@@ -576,14 +593,11 @@ class Interpreter:
             bias = self._view(op.inputs[2])
             if len(bias) != 4 * out_c:
                 raise InterpreterError("bias of %d bytes for %d channels" % (len(bias), out_c))
-        acc = conv.accumulators(
-            bias, self._view(op.inputs[1]), out_c, n_out, -in_q.zero_point[0],
-            kernel is conv.depthwise_conv2d,
-        )
-        self.scratch_bytes += len(acc)
-        self._add_step((kernel, self._view(op.inputs[0]), self._view(op.inputs[1]), acc, geom))
-        out_acc = memoryview(acc)[4 * out_c :]
-        self._add_step((quant.requantize, out_acc, self._view(op.outputs[0]), n_out, table))
+        filt = self._view(op.inputs[1])
+        t = conv.table(geom, bias, filt, kernel is conv.depthwise_conv2d)
+        self._work_step((kernel, self._view(op.inputs[0]), filt, None, t), 3, conv.work_bytes(t))
+        step = (quant.requantize, None, self._view(op.outputs[0]), n_out, table)
+        self._work_step(step, 1, 4 * n_out)
 
     def _lut_step(self, op, lut):
         src = self._view(op.inputs[0])
@@ -696,12 +710,10 @@ class Interpreter:
             activation, out_q.scale[0], out_q.zero_point[0], _INT8_MIN, _INT8_MAX
         )
         table = quant.requant_table([multiplier], out_q.zero_point[0], lo, hi)
-        acc = bytearray(4 * n)
-        self.scratch_bytes += len(acc)
         v1 = self._view(op.inputs[0])
         v2 = self._view(op.inputs[1])
-        self._add_step((elementwise.binary, v1, v2, acc, t))
-        self._add_step((quant.requantize, acc, self._view(op.outputs[0]), n, table))
+        self._work_step((elementwise.binary, v1, v2, None, t), 3, 4 * n)
+        self._work_step((quant.requantize, None, self._view(op.outputs[0]), n, table), 1, 4 * n)
 
     def _binary_operands(self, op):
         for i in (op.inputs[0], op.inputs[1], op.outputs[0]):
@@ -779,10 +791,10 @@ class Interpreter:
         if shift > 0 and (255 * count) << shift >= 1 << 31:
             raise InterpreterError("multiplier %d shift %d overflows int32" % (m, shift))
         rtable = quant.requant_table([(m, shift)], out_q.zero_point[0], _INT8_MIN, _INT8_MAX)
-        acc = bytearray(4 * outputs)
-        self.scratch_bytes += len(acc)
-        self._add_step((reduce.mean_sums, self._view(op.inputs[0]), acc, table, 0))
-        self._add_step((quant.requantize, acc, self._view(op.outputs[0]), outputs, rtable))
+        nbytes = 4 * outputs
+        self._work_step((reduce.mean_sums, self._view(op.inputs[0]), None, table, 0), 2, nbytes)
+        step = (quant.requantize, None, self._view(op.outputs[0]), outputs, rtable)
+        self._work_step(step, 1, nbytes)
 
     # -- running ------------------------------------------------------------------------
 

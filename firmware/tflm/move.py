@@ -22,34 +22,37 @@ def runs(triples):
 
 
 @micropython.viper
-def copy_runs(dst, src, table, n_runs: int):
+def copy_runs(dst: ptr32, src: ptr32, table, n_runs: int):
     """dst[d:d+n] = src[s:s+n] for each (s, d, n) run of the table; a run whose addresses
     and length are multiples of 4 moves 16 bytes per step (the ESP32-S3 faults on
-    unaligned 32-bit access, so only aligned runs do)."""
-    d_addr = int(uint(ptr8(dst)))
-    s_addr = int(uint(ptr8(src)))
+    unaligned 32-bit access, so only aligned runs do). dst and src are locals 0 and 1,
+    which mpy-cross keeps in registers: they walk the words."""
+    d_addr = int(uint(dst))
+    s_addr = int(uint(src))
     t = ptr32(table)
     r = 0
     while r < n_runs:
-        sp = s_addr + t[3 * r]
-        dp = d_addr + t[3 * r + 1]
-        n = t[3 * r + 2]
+        sp = s_addr + t[0]
+        dp = d_addr + t[1]
+        n = t[2]
+        t = ptr32(uint(t) + 12)
+        r += 1
         if ((sp | dp | n) & 3) == 0:
-            s4 = ptr32(sp)
-            d4 = ptr32(dp)
-            while n >= 16:
-                d4[0] = s4[0]
-                d4[1] = s4[1]
-                d4[2] = s4[2]
-                d4[3] = s4[3]
-                s4 = ptr32(uint(s4) + 16)
-                d4 = ptr32(uint(d4) + 16)
-                n -= 16
-            while n > 0:
-                d4[0] = s4[0]
-                s4 = ptr32(uint(s4) + 4)
-                d4 = ptr32(uint(d4) + 4)
-                n -= 4
+            src = ptr32(sp)
+            dst = ptr32(dp)
+            end = sp + (n & ~15)
+            while int(uint(src)) < end:
+                dst[0] = src[0]
+                dst[1] = src[1]
+                dst[2] = src[2]
+                dst[3] = src[3]
+                src = ptr32(uint(src) + 16)
+                dst = ptr32(uint(dst) + 16)
+            end = sp + n
+            while int(uint(src)) < end:
+                dst[0] = src[0]
+                src = ptr32(uint(src) + 4)
+                dst = ptr32(uint(dst) + 4)
         else:
             s1 = ptr8(sp)
             d1 = ptr8(dp)
@@ -57,7 +60,6 @@ def copy_runs(dst, src, table, n_runs: int):
             while i < n:
                 d1[i] = s1[i]
                 i += 1
-        r += 1
 
 
 @micropython.viper

@@ -78,8 +78,7 @@ def test_mic_refuses_an_oversized_read(mp):
 def test_led_speaker_and_wifi(mp):
     out = run(
         mp,
-        OPEN.format(profile="xiao-esp32s3")
-        + "b.led.value(True)\n"
+        OPEN.format(profile="xiao-esp32s3") + "b.led.value(True)\n"
         "b.speaker.play(bytes(640))\n"
         "up = b.network_up(1000)\n"
         "print(json.dumps({'up': up, 'calls': machine.CALLS, 'net': network.CALLS}))\n",
@@ -89,6 +88,17 @@ def test_led_speaker_and_wifi(mp):
     assert ["Pin.value", 21, 0] in data["calls"]  # active low: on = 0
     assert ["I2S.write", 640] in data["calls"]
     assert ["connect", "home", "pw"] in data["net"]
+
+
+def test_the_board_asks_for_the_cpu_clock(mp):
+    out = run(
+        mp,
+        OPEN.format(profile="esp32-s3-devkitc-1") + "hz = b.set_cpu_hz(240_000_000)\n"
+        "print(json.dumps({'hz': hz, 'calls': machine.CALLS}))\n",
+    )
+    data = json.loads(out)
+    assert data["hz"] == 240_000_000
+    assert ["freq", 240_000_000] in data["calls"]
 
 
 def test_unknown_profile_names_the_known_ones(mp):

@@ -216,10 +216,10 @@ def test_checked_fft_equals_the_blueprint(fe, blueprint):
         xin[:960] = w.astype("<i2").tobytes()
         for shift in (0, 1, 3, 8, 15) if i < 9 else (0, 15 - i // 2):
             fe._fft_first(xin, buf, shift)
-            fe._fft_stage(buf, 4, 16)
-            fe._fft_stage(buf, 16, 4)
-            fe._fft_stage(buf, 64, 1)
-            fe._fft_split(buf)
+            fe._fft_stage(buf, fe.FFT_TWIDDLES, 4, 16)
+            fe._fft_stage(buf, fe.FFT_TWIDDLES, 16, 4)
+            fe._fft_stage(buf, fe.FFT_TWIDDLES, 64, 1)
+            fe._fft_split(buf, fe.FFT_SUPER_TWIDDLES)
             want_r, want_i = blueprint.fft(w[None, :], np.array([shift]))
             got_r, got_i = _unbias(buf, 257)
             np.testing.assert_array_equal(got_r, want_r[0])
@@ -237,7 +237,7 @@ def test_checked_window_equals_the_blueprint(fe, blueprint):
         pcm[4:] = np.asarray(frame).astype("<i2").tobytes()
         pcm[0:2] = (480).to_bytes(2, "little")
         xin = bytearray(1024)
-        shift = fe._window(pcm, xin)
+        shift = fe._window(pcm, fe.WINDOW, xin, pcm)
         w, want_shift = blueprint.window(np.asarray(frame, np.int64)[None, :])
         assert shift == want_shift[0]
         assert np.frombuffer(bytes(xin[:960]), "<i2").tolist() == w[0].tolist()
@@ -276,7 +276,7 @@ def test_checked_filterbank_equals_the_blueprint(fe, blueprint):
         cases.append((spec[:, 0], spec[:, 1]))
     acc = bytearray(240)
     for re, im in cases:
-        fe._filterbank(_pack_spectrum(re, im), acc)
+        fe._filterbank(_pack_spectrum(re, im), fe.FB_WEIGHTS, acc)
         want = blueprint.filterbank(np.asarray(re)[None, :], np.asarray(im)[None, :])[0]
         assert _unpack_sums(acc) == [int(v) for v in want]
 

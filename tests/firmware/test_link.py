@@ -323,5 +323,8 @@ def test_the_mute_button_held_at_boot_leaves_the_console_to_the_repl(mp):
     }
     (mp.cwd / "config.json").write_text(json.dumps(config))
     done = mp.run("import main\nmain.main()\n")
-    assert done.stdout == b"wakeward: mute button held at boot: the console stays a REPL, no link\n"
+    assert done.stdout == (
+        b"wakeward: board sim, CPU at 240 MHz\n"
+        b"wakeward: mute button held at boot: the console stays a REPL, no link\n"
+    )
     assert not (mp.cwd / "outbox.d").exists()

@@ -153,6 +153,19 @@ def test_button_script_and_led_are_observable(mp, tmp_path: Path):
     ]
 
 
+def test_the_firmware_asks_for_240_mhz_and_says_so(tmp_path: Path):
+    """main.py asks the board for the ESP32-S3's top clock at boot and logs the answer;
+    the sim board records the request."""
+    from wakeward import sim
+
+    write_test_wav(tmp_path / "in.wav", np.zeros(1600, np.int16))
+    lines: list[str] = []
+    sim.run_sim(tmp_path / "in.wav", events=tmp_path / "ev.jsonl", say=lines.append)
+    assert "wakeward: board sim, CPU at 240 MHz" in lines
+    events = [json.loads(line) for line in (tmp_path / "ev.jsonl").read_text().splitlines()]
+    assert {"t_ms": 0, "dev": "cpu", "hz": 240_000_000} in events
+
+
 def test_sim_board_needs_exactly_one_source(mp):
     done = mp.run("from board import open_board\nopen_board('sim')\n", expect_ok=False)
     assert "exactly one microphone source" in output(done)

@@ -96,14 +96,14 @@ def layer_cases():
 
 def run_kernel(conv, kernel, x, w, bias, geom_args, out_count):
     depthwise = kernel is conv.depthwise_conv2d
-    offset = geom_args[6]
     bias_bytes = np.asarray(bias, "<i4").tobytes()
-    accb = conv.accumulators(
-        bias_bytes, w.astype(np.int8).tobytes(), len(bias), out_count, offset, depthwise
-    )
-    g = conv.geometry(*geom_args)
-    kernel(x.astype(np.int8).tobytes(), w.astype(np.int8).tobytes(), accb, g)
-    return np.frombuffer(bytes(accb), "<i4")[len(bias) :]
+    g = conv.table(conv.geometry(*geom_args), bias_bytes, w.astype(np.int8).tobytes(), depthwise)
+    assert conv.work_bytes(g) == 4 * out_count + x.size
+    # the work buffer is shared by every layer: what an earlier one left in it is garbage
+    work = bytearray(b"\xa5" * conv.work_bytes(g))
+    kernel(x.astype(np.int8).tobytes(), w.astype(np.int8).tobytes(), work, g)
+    # the outputs come first; the biased input's scratch follows them
+    return np.frombuffer(bytes(work), "<i4", count=out_count)
 
 
 @pytest.fixture(scope="module")
@@ -178,9 +178,8 @@ def test_kernels_on_the_unix_port(mp, tmp_path):
         "from tflm import conv\n"
         "x = open('x.raw', 'rb').read()\n"
         "w = open('w.raw', 'rb').read()\n"
-        f"acc = conv.accumulators(open('b.raw', 'rb').read(), w, {out_c}, {expected.size}, "
-        f"{offset}, False)\n"
-        f"g = conv.geometry(*{args!r})\n"
+        f"g = conv.table(conv.geometry(*{args!r}), open('b.raw', 'rb').read(), w, False)\n"
+        "acc = bytearray(conv.work_bytes(g))\n"
         "def run(n):\n"
         "    micropython.heap_lock()\n"
         "    for _ in range(n):\n"
@@ -189,5 +188,5 @@ def test_kernels_on_the_unix_port(mp, tmp_path):
         "run(1)\n"
         "open('out.raw', 'wb').write(acc)\n"
     )
-    got = np.frombuffer((tmp_path / "out.raw").read_bytes(), "<i4")[out_c:]
+    got = np.frombuffer((tmp_path / "out.raw").read_bytes(), "<i4", count=expected.size)
     np.testing.assert_array_equal(got, expected)

@@ -165,6 +165,10 @@ def test_filterbank_bands_tile_and_weights_are_complementary(mod, tables):
     assert np.all((w >= 0) & (w <= 4096) & (u >= 0) & (u <= 4096))
     # weight + unweight = 4096 up to the two roundings
     assert np.all(np.abs(w + u - 4096) <= 1)
+    # and here exactly, with no band wider than 15 bins: the firmware's _filterbank takes
+    # the unweighted sum as 4096 * (sum of energies) - the weighted sum, inside int32
+    assert np.all(w + u == 4096)
+    assert widths.max() <= 15
     # within a band the weight falls as frequency rises
     starts = np.concatenate([[0], np.cumsum(widths)[:-1]])
     for s, n in zip(starts, widths, strict=True):

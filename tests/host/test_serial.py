@@ -141,7 +141,8 @@ def test_two_wake_words_give_two_clips_between_the_devices_log_lines(tmp_path, s
         elif x.startswith("clip ") and " -> clip " in x:
             events.append("stored")
     assert events == ["detected", "started", "stored"] * 2, lines
-    assert lines[1].startswith("device: link: connected, 0 clips queued")
+    assert lines[1] == "device: wakeward: board sim, CPU at 240 MHz"  # the boot log, in order
+    assert lines[2].startswith("device: link: connected, 0 clips queued")
     assert any(x.startswith("hello from sim ") for x in lines)
     assert not [x for x in lines if "incomplete" in x or "protocol error" in x]
 

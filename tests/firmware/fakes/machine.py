@@ -2,6 +2,15 @@
 # layer asks of the hardware and serves scripted microphone slots. Test-only.
 CALLS = []
 MIC_SLOTS = bytearray()
+_FREQ = [160_000_000]  # the generic ESP32-S3 build may boot at 160 MHz
+
+
+def freq(hz=None):
+    if hz is None:
+        return _FREQ[0]
+    CALLS.append(("freq", hz))
+    _FREQ[0] = hz
+    return None
 
 
 class Pin:
