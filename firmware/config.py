@@ -1,8 +1,8 @@
 # config.json, validated at boot: every bad field gets a message that names it, before any
 # hardware is touched. Fields (all but "board" optional):
 #   board          a board profile name (board/profiles.py) or "sim"
-#   board_options  object passed to the board (sim: wav, pcm_socket, realtime, events, button;
-#                  an ESP32-S3 board takes none)
+#   board_options  object passed to the board (sim: wav, pcm_socket, realtime, events, button,
+#                  speaker; an ESP32-S3 board takes none)
 #   device_id      string sent to the receiver (default: the board name)
 #   models         list of {"path", "name", "probability_cutoff" 0..1, "sliding_window_size"}
 #   trace          true: one JSON line per model invocation
@@ -54,7 +54,7 @@ _FIELDS = ("board", "board_options", "device_id", "models", "trace", "link", "wi
 # board_options of the sim board (board/sim.py SimBoard); an ESP32-S3 board takes none (its
 # Wi-Fi comes from "wifi"). An unknown one stops the boot naming it, like any unknown field
 # (and `wakeward deploy`, which runs validate() on the PC, refuses it before the board).
-_SIM_OPTIONS = ("wav", "pcm_socket", "realtime", "events", "button")
+_SIM_OPTIONS = ("wav", "pcm_socket", "realtime", "events", "button", "speaker")
 _MAX_BUTTON_MS = const(0x3FFFFFFF)  # a small int on the device
 
 

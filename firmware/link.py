@@ -47,6 +47,17 @@
 # reconnect); each end that can be told is told with REQUEST_END. request.py handles the
 # requests; it is imported, and the monitor's batches made, at the first request only: a
 # device nobody asks keeps that heap.
+#
+# Audio to play (play.py): the receiver's PLAY_START, PLAY_DATA and PLAY_END go to a Player,
+# made (with its ring buffer, once) at the first play this link accepts, on the same terms
+# as requests (link.requests: by default only the paired receiver over TLS, or the USB
+# cable); poll() plays one 10 ms slot of it per audio frame, so the microphone and the
+# models go on meanwhile. While audio arrives, each poll reads up to _RX_READS pieces of
+# _RX_BYTES (about 400 KB/s, well above the 32 KB/s of 16 kHz audio); those reads and the
+# decoding of a message allocate, once per piece received, never per audio frame without.
+#
+# A frame of another protocol version (an older or newer receiver) ends the connection: the
+# device says which side to update, and tells the receiver in its own version's ERROR.
 import errno
 import gc
 import select
@@ -60,7 +71,8 @@ CHUNK_BYTES = const(1024)  # 32 ms of audio per CLIP_DATA frame
 RATE_HZ = const(16000)
 FIRMWARE = "wakeward-0.1"
 _RESEND_BYTES = const(2048)  # of a queued clip, per audio frame; also its largest frame
-_RX_BYTES = const(64)
+_RX_BYTES = const(1024)
+_RX_READS = const(4)  # pieces read per audio frame at most
 _CLOSE_WAIT_MS = const(2000)  # at the end of the input (sim): how long to wait for acks
 _QUEUED_MAX = const(255)  # status.queued is a u8
 _U32_WRAP = 0x100000000  # not a const: a long int on the device
@@ -87,10 +99,12 @@ class Link:
         auth=b"",
         requests="paired",
         owner_link=False,
+        speaker=None,
         say=print,
     ):
-        """requests: link.requests (request.py); owner_link: this link is TLS with the
-        paired secret, or the USB serial console."""
+        """requests: link.requests (request.py), who may also send audio to play;
+        owner_link: this link is TLS with the paired secret, or the USB serial console;
+        speaker: board.speaker, for audio the receiver sends (play.py)."""
         self._connect = connect
         self.outbox = outbox
         self._clock = clock_ms
@@ -105,7 +119,7 @@ class Link:
         self._resend_size = 0  # of the last frame resent, whose views follow
         self._resend_body = self._resend_head
         self._resend_frame = self._resend_head
-        self._rx = bytearray(_RX_BYTES)
+        self._rx = bytearray(64)  # _close_cleanly's scratch
         self._retry_min_ms = retry_min_ms
         self._retry_max_ms = retry_max_ms
         self._ack_timeout_ms = ack_timeout_ms
@@ -141,6 +155,8 @@ class Link:
         self.model_names = list(model_names)
         self.clock = clock_ms
         self.monitor = None  # request.Monitor, from the first request on
+        self.speaker = speaker
+        self.player = None  # play.Player, from the first play accepted on
         self._recording = False  # the clip being captured is a recording
         self._record_id = 0  # its request's id
         # counters, reported in status
@@ -179,6 +195,9 @@ class Link:
             self._uptime_ms += time.ticks_diff(now, self._tick_at)
             self._tick_at = now
             self._status_due = self._stream is not None
+        player = self.player
+        if player is not None and player.active:
+            player.tick()
         if self._stream is None:
             # not while a clip is captured: an attempt (a TLS handshake above all) stalls
             # the audio loop, and that clip goes from flash once it has ended anyway
@@ -388,6 +407,8 @@ class Link:
         self._waiting = False
         if self.monitor is not None:
             self.monitor.stop()  # a request ends with its link
+        if self.player is not None:
+            self.player.stop()  # and so does a play
         self.stop_recording()
         try:
             stream.close()
@@ -436,38 +457,57 @@ class Link:
             return False
 
     def _read(self):
-        """Whatever the receiver has sent (acks), without waiting for more."""
-        ready = False
-        for _ in self._poller.ipoll(0):
-            ready = True
-        stream = self._stream
-        if not ready or stream is None:
-            return
-        try:
-            # recv: what has arrived (readinto would wait to fill the buffer)
-            data = stream.recv(_RX_BYTES)
-        except OSError as e:
-            if e.errno != errno.EAGAIN:
-                self._drop("read failed: %s" % e)
-            return
-        if data is None:
-            return  # TLS: part of a record; the rest comes with a later frame
-        if not data:
-            self._drop("closed by the receiver")
-            return
-        decoder = self._decoder
-        decoder.feed(data)
-        for kind, msg in decoder:
-            if kind != protocol.MSG:
-                continue
-            if msg["type"] == "ack":
-                self._acked(msg["clip_id"])
-            elif msg["type"] == "request":
-                import request  # at the first request: its code is heap
+        """Whatever the receiver has sent (acks, requests, audio to play), without waiting
+        for more: up to _RX_READS pieces."""
+        reads = 0
+        while reads < _RX_READS:
+            ready = False
+            for _ in self._poller.ipoll(0):
+                ready = True
+            stream = self._stream
+            if not ready or stream is None:
+                return
+            reads += 1
+            try:
+                # recv: what has arrived (readinto would wait to fill the buffer)
+                data = stream.recv(_RX_BYTES)
+            except OSError as e:
+                if e.errno != errno.EAGAIN:
+                    self._drop("read failed: %s" % e)
+                return
+            if data is None:
+                return  # TLS: part of a record; the rest comes with a later frame
+            if not data:
+                self._drop("closed by the receiver")
+                return
+            decoder = self._decoder
+            decoder.feed(data)
+            for kind, msg in decoder:
+                if kind == protocol.ERR and msg.version is not None:
+                    import mismatch  # its code is heap only when it happens
 
-                request.handle(self, msg)
-            elif msg["type"] == "error":
-                self._say("link: the receiver says: %s" % msg["message"])
+                    mismatch.other_version(self, msg.version)
+                    return
+                if kind != protocol.MSG:
+                    continue
+                t = msg["type"]
+                if t == "ack":
+                    self._acked(msg["clip_id"])
+                elif t == "play_data":
+                    if self.player is not None:
+                        self.player.data(msg)
+                elif t == "play_start" or t == "play_end":
+                    import play  # at the first play: its code is heap
+
+                    play.handle(self, msg)
+                elif t == "request":
+                    import request  # at the first request: its code is heap
+
+                    request.handle(self, msg)
+                elif t == "error":
+                    self._say("link: the receiver says: %s" % msg["message"])
+                if self._stream is None:
+                    return
 
     def _acked(self, clip_id):
         self._accepted = True  # the backoff starts again from retry_min_ms (_drop)

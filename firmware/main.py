@@ -74,6 +74,7 @@ def open_link(cfg, board, say=print):
         auth=binascii.unhexlify(secret) if secret else b"",
         requests=link_cfg["requests"],
         owner_link=link_cfg["serial"] or link_cfg["tls"] is not None,
+        speaker=board.speaker,
         say=say,
     )
 

@@ -29,8 +29,9 @@ except ImportError:  # CPython: the receiver loads this module by path
 
 # 2: status gained clips_acked and audio_bytes; 3: hello gained auth; 4: the owner's requests
 # (request, outputs, request_end), clip_start gained kind and request_id, clip_end the reason
-# cancelled, status gained monitor_s and recordings
-VERSION = const(4)
+# cancelled, status gained monitor_s and recordings; 5: audio to play on the speaker
+# (play_start, play_data, play_end from the receiver, played from the device)
+VERSION = const(5)
 MAX_PAYLOAD = const(4096)
 SYNC = b"\xf5\xc1"
 _SYNC0 = const(0xF5)
@@ -54,6 +55,11 @@ ERROR = const(8)
 REQUEST = const(9)
 OUTPUTS = const(10)
 REQUEST_END = const(11)
+# 12 .. 15, audio to play (PLAY_START, PLAY_DATA, PLAY_END, PLAYED): protocol_play.py's,
+# merged into SCHEMA at the first one received or sent (_load_play), so a device that plays
+# nothing keeps their heap; the receiver on the PC loads both files (receiver.load_protocol).
+_PLAY_FIRST = const(12)
+_PLAY_LAST = const(15)
 
 # CLIP_END reasons.
 END_OF_SPEECH = const(0)
@@ -168,7 +174,7 @@ _LIMITS = {"B": _U8, "H": _U16, "I": _U32}
 
 
 class ProtocolError(ValueError):
-    pass
+    version = None  # type: int | None  # a frame of another protocol version: the peer's
 
 
 def _check_int(name, value, kind):
@@ -184,8 +190,18 @@ def _check_str(name, value):
     return value.encode()
 
 
-def encode(msg_type, payload):
-    """One frame (bytes) carrying payload (bytes) as message type msg_type."""
+def _load_play():
+    """Merge protocol_play.py's messages into SCHEMA (the device: at the first one received
+    or sent; the receiver on the PC has them from the start)."""
+    import protocol  # this module: the device loads these files by name
+    import protocol_play
+
+    protocol_play.register(protocol)
+
+
+def encode(msg_type, payload, version=VERSION):
+    """One frame (bytes) carrying payload (bytes) as message type msg_type (in another
+    protocol version's header: encode_error only)."""
     if msg_type not in SCHEMA:
         raise ProtocolError("type: unknown message type %r" % (msg_type,))
     n = len(payload)
@@ -194,7 +210,7 @@ def encode(msg_type, payload):
     frame = bytearray(HEADER_SIZE + n + CRC_SIZE)
     frame[0] = _SYNC0
     frame[1] = _SYNC1
-    struct.pack_into("<BBH", frame, 2, VERSION, msg_type, n)
+    struct.pack_into("<BBH", frame, 2, version, msg_type, n)
     frame[HEADER_SIZE : HEADER_SIZE + n] = payload
     crc = binascii.crc32(payload, binascii.crc32(frame[0:HEADER_SIZE]))
     struct.pack_into("<I", frame, HEADER_SIZE + n, crc)
@@ -275,7 +291,9 @@ def encode_message(msg):
 def decode_payload(msg_type, payload):
     """The message dict of a payload; ProtocolError when it does not fit the schema."""
     if msg_type not in SCHEMA:
-        raise ProtocolError("type: unknown message type %d" % msg_type)
+        if msg_type < _PLAY_FIRST or msg_type > _PLAY_LAST or _PLAY_FIRST in SCHEMA:
+            raise ProtocolError("type: unknown message type %d" % msg_type)
+        _load_play()
     name, spec = SCHEMA[msg_type]
     msg = {"type": name}  # type: dict
     at = 0
@@ -362,11 +380,11 @@ def decode(frame):
 
 def _message(version, msg_type, payload):
     if version != VERSION:
-        raise ProtocolError(
+        e = ProtocolError(
             "version: frame is protocol version %d, this end speaks %d" % (version, VERSION)
         )
-    if msg_type not in SCHEMA:
-        raise ProtocolError("type: unknown message type %d" % msg_type)
+        e.version = version
+        raise e
     return decode_payload(msg_type, payload)
 
 
@@ -453,8 +471,11 @@ def encode_ack(clip_id):
     return encode_message({"type": "ack", "clip_id": clip_id})
 
 
-def encode_error(code, message):
-    return encode_message({"type": "error", "code": code, "message": message})
+def encode_error(code, message, version=VERSION):
+    """An ERROR frame; `version`: another protocol version's header (a refusal of an
+    older or newer peer, which can decode it: ERROR's fields are the same in every
+    version)."""
+    return encode(ERROR, encode_payload(ERROR, {"code": code, "message": message}), version)
 
 
 def encode_request(what, seconds, request_id):

@@ -33,6 +33,12 @@ clip_data's audio in order, and its end (the device's clip_end, or the clip cut 
 connection closed, the device started over, a limit). It only hears: the clip goes into
 the store and is acknowledged exactly as without it.
 
+Audio to play (play.py): `Session.play` streams audio to the device's speaker on a session
+whose device has said its hello (on a TLS receiver: a paired one); the device's `played`
+and the errors it says about a play go back to that play. A peer that speaks another
+protocol version is refused at its first frame: the receiver says which side to update and
+tells the peer in an ERROR of the peer's own version, which it can read.
+
 Limits (docs/security.md): whoever can reach the port can open connections, so the receiver
 bounds what any peer can make it hold. At most MAX_CONNECTIONS connections at once (fewer
 when the process may open fewer files: FDS_KEPT_FREE stay free for the clip store); when all
@@ -74,6 +80,7 @@ from wakeward.store import Clip, ClipStore, local_time
 
 if TYPE_CHECKING:
     from wakeward.pairing import Pairing
+    from wakeward.play import Playback
 
 _RECV_BYTES = 4096
 _ACCEPT_POLL_S = 0.2  # with a stop event: how often the accept loop looks at it
@@ -111,8 +118,21 @@ _HANDSHAKE_FAILURES = {
 
 
 def load_protocol() -> ModuleType:
-    path = unixport.firmware_dir() / "protocol.py"
-    spec = importlib.util.spec_from_file_location("wakeward_protocol", path)
+    """The firmware's protocol.py with protocol_play.py's messages registered in it (the
+    device loads that part at its first play; docs/protocol.md): one module that encodes
+    and decodes every message, whose public names include protocol_play's."""
+    module = _load_firmware_module("protocol")
+    play = _load_firmware_module("protocol_play")
+    play.register(module)
+    for name in dir(play):
+        if name.startswith(("PLAY", "encode_")):  # its constants and typed helpers
+            setattr(module, name, getattr(play, name))
+    return module
+
+
+def _load_firmware_module(name: str) -> ModuleType:
+    path = unixport.firmware_dir() / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"wakeward_{name}", path)
     if spec is None or spec.loader is None:
         raise WakewardError(f"{path}: cannot load the protocol module")
     module = importlib.util.module_from_spec(spec)
@@ -247,6 +267,13 @@ class Session:
         self.accepted = False  # a TLS receiver: its hello carried a paired device's secret
         self._write_lock = threading.Lock()
         self.said_hello = False
+        self.said_version = False  # another protocol version's frames, said (a cable)
+        # audio may go to the device: it said its hello (and was accepted), or the
+        # session is its own cable
+        self.established = attached
+        self.protocol: ModuleType | None = None  # set by the Receiver
+        self.plays: dict = {}  # play id -> play.Playback under way
+        self._next_play = 0
 
     def who(self) -> str:
         """The peer in a line: its device id once it said hello, and where it is."""
@@ -262,6 +289,40 @@ class Session:
             except OSError:
                 return False
         return True
+
+    def play(self, rate_hz: int = 16000, width: int = 2, channels: int = 1) -> Playback:
+        """Start playing audio on the device's speaker (play.py): feed() it audio in this
+        format, end() it, wait() for the device's played. WakewardError before the
+        device's hello: nothing goes to a peer that has not shown who it is."""
+        from wakeward.play import Playback
+
+        if not self.established or self.protocol is None:
+            raise WakewardError(
+                f"{self.who()}: no hello from the device yet, so no audio goes to it"
+            )
+        with self._write_lock:
+            self._next_play = self._next_play % 0x3FFFFFFF + 1  # a small int on the device
+            play_id = self._next_play
+        playback = Playback(self, self.protocol, play_id, rate_hz, width, channels)
+        self.plays[play_id] = playback
+        return playback
+
+    def _played(self, msg: dict) -> None:
+        playback = self.plays.pop(msg["play_id"], None)
+        if playback is not None:
+            playback.played(msg)
+
+    def _play_error(self, message: str) -> None:
+        """An ERROR from the device about a play ("play N: ..." / "play N refused: ...")."""
+        m = re.match(r"play (\d+)\b", message)
+        playback = self.plays.get(int(m.group(1))) if m else None
+        if playback is not None:
+            playback.errors.append(message)
+
+    def _ended(self) -> None:
+        for playback in self.plays.values():
+            playback.lost()
+        self.plays.clear()
 
 
 @dataclass(frozen=True)
@@ -367,6 +428,7 @@ class Receiver:
         so the listener hears of the session at once, not only at a hello (a device whose
         link is up sends one only when its link starts over)."""
         session = Session(stream, peer, attached)
+        session.protocol = self.protocol
         with self._lock:
             self._streams.add(stream)
         try:
@@ -376,6 +438,7 @@ class Receiver:
         finally:
             with self._lock:
                 self._streams.discard(stream)
+            session._ended()
             if self.listener is not None:
                 self.listener.closed(session)
 
@@ -399,6 +462,10 @@ class Receiver:
                 break
             decoder.feed(data)
             for kind, item in decoder:
+                if kind == self.protocol.ERR and item.version is not None:
+                    if self._other_version(session, item.version):
+                        return
+                    continue
                 refusal = self._refusal(session, kind, item)
                 if refusal is not None:
                     self._refuse(stream, refusal)
@@ -477,13 +544,53 @@ class Receiver:
         session.accepted = True
         return None
 
-    def _refuse(self, stream: ByteStream, refusal: str, tell: str = _REFUSED_MESSAGE) -> None:
-        """Say why, tell the device (an ERROR it can log), and let it read that before the
-        connection closes."""
+    def _other_version(self, session: Session, version: int) -> bool:
+        """A frame of another protocol version: the peer is refused (True: the connection
+        is closed), told in an ERROR of its own version; on the device's own cable, which
+        stays open, said once per session (False)."""
+        p = self.protocol
+        side = (
+            "the device's firmware (wakeward deploy)"
+            if version < p.VERSION
+            else "wakeward on this PC"
+        )
+        why = f"it speaks protocol version {version}, this receiver {p.VERSION}: update {side}"
+        tell = f"refused: this receiver speaks protocol version {p.VERSION}, the device {version}"
+        if session.attached:
+            if not session.said_version:
+                session.said_version = True
+                self.say(f"{session.who()}: {why}; its frames are not read")
+            return False
+        self._refuse(
+            session.stream,
+            f"refused {session.who()}: {why}; connection closed",
+            tell,
+            code=p.ERR_VERSION,
+            version=version,
+        )
+        return True
+
+    def _refuse(
+        self,
+        stream: ByteStream,
+        refusal: str,
+        tell: str = _REFUSED_MESSAGE,
+        *,
+        code: int | None = None,
+        version: int | None = None,
+    ) -> None:
+        """Say why, tell the device (an ERROR it can log: of its own protocol version,
+        when that is another), and let it read that before the connection closes."""
         self.say(refusal)
         p = self.protocol
         try:
-            stream.write(p.encode_error(p.ERR_REFUSED, tell))
+            stream.write(
+                p.encode_error(
+                    p.ERR_REFUSED if code is None else code,
+                    tell,
+                    p.VERSION if version is None else version,
+                )
+            )
         except OSError:
             return
         stream.linger()
@@ -503,6 +610,7 @@ class Receiver:
             session.firmware = item["firmware"]
             session.models = list(item["models"])
             session.said_hello = True
+            session.established = True  # past _refusal: on a TLS receiver, a paired device
             session.dropped_clip = None
             session.stream.greeted()
             self.say(
@@ -570,6 +678,20 @@ class Receiver:
                 f"detection on {session.device or 'a device'}: {item['model']} "
                 f"(score {item['score']}) at {item['time_ms'] / 1000:.2f} s device time"
             )
+            if self.listener is not None:
+                self.listener.message(session, item)
+        elif kind == "played":
+            self.say(
+                f"{session.device} played {item['play_id']}: "
+                f"{self.protocol.PLAY_ENDS[item['reason']]}, {item['samples']} samples played, "
+                f"{item['dropped']} dropped"
+            )
+            session._played(item)
+            if self.listener is not None:
+                self.listener.message(session, item)
+        elif kind == "error" and item["message"].startswith("play "):
+            self.say(f"{session.device} says: {item['message']}")
+            session._play_error(item["message"])
             if self.listener is not None:
                 self.listener.message(session, item)
         elif self.listener is not None and kind in ("outputs", "request_end", "error"):

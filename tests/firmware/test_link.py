@@ -30,7 +30,8 @@ def frames(n, pcm, level):
 """
 
 
-CODE = """
+CODE = (
+    """
 import micropython, os, socket
 from link import Link
 from outbox import Outbox
@@ -44,7 +45,9 @@ def connect():
 said = []
 box = Outbox(8, 1 << 20, say=said.append)
 link = Link(connect, box, clock, 'dev', ['m'], status_interval_ms=100000, say=said.append)
-""" + FEED + """frames(5, quiet, 0)
+"""
+    + FEED
+    + """frames(5, quiet, 0)
 connected = link.connected()
 micropython.heap_lock()
 frames(200, quiet, 0)
@@ -62,6 +65,7 @@ print(json.dumps([connected, link.clip_id, sorted(queued_while_capturing),
                   os.listdir('outbox.d'), link.clips_sent, link.clips_acked,
                   link.audio_bytes_sent, said]))
 """
+)
 
 
 class Stand_in:
@@ -130,7 +134,8 @@ def test_link_streams_a_clip_without_allocating_per_frame(mp, tmp_path):
     assert said[0] == "link: connected, 0 clips queued"
 
 
-OFFLINE = """
+OFFLINE = (
+    """
 import micropython, os
 from link import Link
 from outbox import Outbox
@@ -142,7 +147,9 @@ def connect():
 said = []
 box = Outbox(8, 1 << 20, say=said.append)
 link = Link(connect, box, clock, 'dev', ['m'], retry_min_ms=100000, say=said.append)
-""" + FEED + """frames(5, quiet, 0)
+"""
+    + FEED
+    + """frames(5, quiet, 0)
 link.detected('m', 200)
 frames(3, loud, 9000)
 micropython.heap_lock()
@@ -153,6 +160,7 @@ link.close()
 import json
 print(json.dumps([link.clip_id, box.ids, os.listdir('outbox.d'), said]))
 """
+)
 
 
 def test_offline_a_clip_goes_to_flash_without_allocating_per_frame(mp, tmp_path):
@@ -172,7 +180,8 @@ def test_offline_a_clip_goes_to_flash_without_allocating_per_frame(mp, tmp_path)
     assert len(pcm) == 2 * msgs[-1]["samples"] and msgs[-1]["reason"] == 0  # end of speech
 
 
-SERIAL = """
+SERIAL = (
+    """
 import micropython, os, sys
 import console
 from link import Link
@@ -185,7 +194,9 @@ console.take()
 box = Outbox(8, 1 << 20, say=said.append)
 link = Link(console.Console, box, clock, 'dev', ['m'], status_interval_ms=100000,
             ack_timeout_ms=100000, say=said.append)
-""" + FEED + """frames(5, quiet, 0)
+"""
+    + FEED
+    + """frames(5, quiet, 0)
 connected = link.connected()
 print('a log line between frames')
 micropython.heap_lock()
@@ -203,6 +214,7 @@ import json
 print(json.dumps([connected, link.clip_id, os.listdir('outbox.d'), link.clips_sent,
                   link.clips_acked, link.audio_bytes_sent, said]))
 """
+)
 
 
 def run_on_console(tmp_path, code: str) -> tuple[list[dict], list[str]]:
@@ -261,7 +273,8 @@ def test_the_serial_link_streams_over_the_console_without_allocating_per_frame(t
     assert msgs[-1]["type"] == "status" and msgs[-1]["clips_acked"] == 1
 
 
-RESEND = """
+RESEND = (
+    """
 import micropython, os
 import console
 from link import Link
@@ -278,7 +291,9 @@ said = []
 box = Outbox(8, 1 << 20, say=said.append)
 link = Link(connect, box, clock, 'dev', ['m'], retry_min_ms=10, retry_max_ms=10,
             status_interval_ms=100000, say=said.append)
-""" + FEED + """frames(5, quiet, 0)
+"""
+    + FEED
+    + """frames(5, quiet, 0)
 link.detected('m', 200)
 frames(150, loud, 9000)
 frames(100, quiet, 0)
@@ -294,6 +309,7 @@ link.close()
 import json
 print(json.dumps([queued, box.ids, link.clips_sent, link.clips_acked]))
 """
+)
 
 
 def test_a_queued_clip_is_resent_in_whole_frames_without_allocating_per_frame(tmp_path):

@@ -82,6 +82,34 @@ class Device:
                 raise AssertionError("the receiver closed the connection")
             self.decoder.feed(data)
 
+    def next_message(self, kinds: tuple[str, ...]) -> dict:
+        """The next of the receiver's messages of these types (others are skipped)."""
+        while True:
+            for kind, item in self.decoder:
+                if kind == "msg" and item["type"] in kinds:
+                    return item
+            data = self.sock.recv(4096)
+            if not data:
+                raise AssertionError("the receiver closed the connection")
+            self.decoder.feed(data)
+
+    def take_play(self, dropped: int = 0) -> tuple[int, bytes]:
+        """A play the receiver sends (play_start, play_data, play_end), answered with
+        `played` as the firmware answers it: its id and audio."""
+        start = self.next_message(("play_start",))
+        assert (start["rate_hz"], start["channels"], start["sample_bytes"]) == (16000, 1, 2)
+        audio = bytearray()
+        seq = 0
+        while (msg := self.next_message(("play_data", "play_end")))["type"] == "play_data":
+            assert (msg["play_id"], msg["seq"]) == (start["play_id"], seq)
+            audio += msg["pcm"]
+            seq += 1
+        assert msg["play_id"] == start["play_id"] and 2 * msg["samples"] == len(audio)
+        played = len(audio) // 2 - dropped
+        reason = P.PLAY_OVERFLOW if dropped else P.PLAY_DONE
+        self.sock.sendall(P.encode_played(start["play_id"], played, dropped, reason))
+        return start["play_id"], bytes(audio)
+
     def no_ack(self, within_s: float = 0.5) -> None:
         self.sock.settimeout(within_s)
         try:

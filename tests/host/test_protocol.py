@@ -7,7 +7,6 @@ and truncated frames lose no valid frame and keep their order.
 
 from __future__ import annotations
 
-import importlib.util
 import random
 import struct
 import sys
@@ -15,20 +14,15 @@ import zlib
 from types import ModuleType
 
 import pytest
-
-from tests.conftest import FIRMWARE
+from wakeward import receiver
 
 
 def load_protocol() -> ModuleType:
+    """protocol.py with protocol_play.py's messages, once, as the receiver loads them."""
     name = "wakeward_wire_protocol"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, FIRMWARE / "protocol.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    if name not in sys.modules:
+        sys.modules[name] = receiver.load_protocol()
+    return sys.modules[name]
 
 
 P = load_protocol()
@@ -195,7 +189,30 @@ def test_the_request_messages_are_laid_out_as_documented():
     assert P.encode_outputs("m", 30, b"\x01\x02")[6:-4] == b"\x01\x00m\x1e\x00\x00\x00\x02\x01\x02"
     start = P.encode_clip_start(5, "", 0, 16000, 0, P.CLIP_RECORDING, 8)[6:-4]
     assert start[-5:] == b"\x01\x08\x00\x00\x00"  # kind, then request_id
-    assert (P.REQUEST, P.OUTPUTS, P.REQUEST_END, P.VERSION) == (9, 10, 11, 4)
+    assert (P.REQUEST, P.OUTPUTS, P.REQUEST_END) == (9, 10, 11)
+
+
+def test_the_play_messages_are_laid_out_as_documented():
+    assert (P.PLAY_START, P.PLAY_DATA, P.PLAY_END, P.PLAYED, P.VERSION) == (12, 13, 14, 15, 5)
+    assert P.encode_play_start(7)[6:-4] == b"\x07\x00\x00\x00\x80\x3e\x00\x00\x01\x02"
+    assert P.encode_play_data(7, 1, b"\x01\x02")[6:-4] == b"\x07\0\0\0\x01\0\0\0\x01\x02"
+    assert P.encode_play_end(7, 3)[6:-4] == b"\x07\0\0\0\x03\0\0\0"
+    played = P.encode_played(7, 5, 2, P.PLAY_OVERFLOW)
+    assert played[6:-4] == b"\x07\0\0\0\x05\0\0\0\x02\0\0\0\x01"
+    assert P.decode(played)["reason"] == 1
+    with pytest.raises(P.ProtocolError, match="played.reason: unknown reason 4"):
+        P.encode_played(7, 5, 2, 4)
+
+
+def test_an_error_in_an_older_peers_version_decodes_there():
+    frame = P.encode_error(P.ERR_VERSION, "update", P.VERSION - 1)
+    assert frame[2] == P.VERSION - 1
+    with pytest.raises(P.ProtocolError, match="frame is protocol version 4") as got:
+        P.decode(frame)
+    assert got.value.version == P.VERSION - 1
+    same = bytearray(frame)
+    same[2] = P.VERSION  # its payload is this version's error, its CRC the older header's
+    assert bytes(same[6:-4]) == P.encode_error(P.ERR_VERSION, "update")[6:-4]
     assert P.REQUEST_ENDS == ("done", "refused", "busy", "cancelled", "muted", "replaced")
     assert P.REASONS[P.CANCELLED] == "cancelled" and P.KINDS == ("detection", "recording")
 

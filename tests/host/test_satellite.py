@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from wakeward import audio
+from wakeward import audio, play
 from wakeward.errors import WakewardError
 from wakeward.link import satellite
 from wakeward.link.satellite import Satellite, WyomingAddress
@@ -29,6 +29,7 @@ from wyoming.info import Describe, Info
 from wyoming.ping import Ping, Pong
 from wyoming.pipeline import PipelineStage, RunPipeline
 from wyoming.satellite import RunSatellite
+from wyoming.snd import Played
 from wyoming.wake import Detection
 
 from tests.host.test_listen import WAIT_S, Device, InProcess, pcm
@@ -113,7 +114,58 @@ def test_describe_answers_with_the_devices_satellite(served):
     assert info.satellite.active_wake_words == ["alexa"]
     assert info.satellite.has_vad is True
     assert [m.name for m in info.wake[0].models] == ["alexa"]
+    (snd,) = info.snd
+    assert (snd.snd_format.rate, snd.snd_format.width, snd.snd_format.channels) == (16000, 2, 1)
     assert Pong.is_type(pong.type) and Pong.from_event(pong).text == "ha"
+
+
+def test_home_assistants_answer_plays_on_the_speaker_and_played_goes_back(served):
+    """TTS audio at 22,050 Hz, in Home Assistant's 1024-sample chunks: the device gets it
+    at 16 kHz (the resampler's output, sample for sample), and its played is said and
+    reported to Home Assistant as Wyoming's played."""
+    dev = served.device()
+    rate = 22050
+    t = np.arange(int(rate * 1.0)) / rate
+    answer = (np.sin(2 * np.pi * 330 * t) * 9000).astype("<i2").tobytes()
+
+    async def scenario() -> Event:
+        client = await _home_assistant(served.port)
+        await _next(client)  # info
+        await _next(client)  # pong: run-satellite has been handled
+        taking = asyncio.create_task(asyncio.to_thread(dev.take_play))
+        await client.write_event(AudioStart(rate, 2, 1).event())
+        for at in range(0, len(answer), 2048):
+            await client.write_event(AudioChunk(rate, 2, 1, answer[at : at + 2048]).event())
+        await client.write_event(AudioStop().event())
+        played = await _next(client)
+        got.append(await taking)
+        await client.disconnect()
+        return played
+
+    got: list = []
+    played = asyncio.run(scenario())
+    assert Played.is_type(played.type)
+    play_id, audio = got[0]
+    assert audio == play.resample(answer, rate)
+    served.wait_for(f"the device played {play_id}: done, 1000 ms played, 0 ms dropped")
+    served.wait_for(f"playing Home Assistant's answer ({rate} Hz, 16-bit, 1 channels)")
+    served.rx.close(dev)
+
+
+def test_an_answer_with_no_device_connected_is_not_played_but_played_goes_back(served):
+    async def scenario() -> Event:
+        client = await _home_assistant(served.port)
+        await _next(client)
+        await _next(client)
+        await client.write_event(AudioStart(22050, 2, 1).event())
+        await client.write_event(AudioChunk(22050, 2, 1, bytes(4096)).event())
+        await client.write_event(AudioStop().event())
+        played = await _next(client)
+        await client.disconnect()
+        return played
+
+    assert Played.is_type(asyncio.run(scenario()).type)
+    served.wait_for("answer is not played: the device is not connected")
 
 
 def test_a_detection_streams_to_home_assistant_while_the_device_captures(served):
@@ -144,7 +196,7 @@ def test_a_detection_streams_to_home_assistant_while_the_device_captures(served)
 
     assert Detection.from_event(events[0]).name == "alexa"
     run = RunPipeline.from_event(events[1])
-    assert (run.start_stage, run.end_stage) == (PipelineStage.ASR, PipelineStage.HANDLE)
+    assert (run.start_stage, run.end_stage) == (PipelineStage.ASR, PipelineStage.TTS)
     start = AudioStart.from_event(events[2])
     assert (start.rate, start.width, start.channels) == (RATE_HZ, 2, 1)
     chunks = [AudioChunk.from_event(e) for e in events[3:-1]]

@@ -9,17 +9,22 @@ advertised over zeroconf (`_wyoming._tcp`) unless turned off:
 
 - `describe` -> `info` with a satellite section: the device id as its name, its models
   (from its hello) as active wake words and as a wake program, has_vad (the device ends a
-  clip at the end of speech).
+  clip at the end of speech); and an `snd` program: the speaker, 16 kHz mono 16-bit.
 - After Home Assistant's `run-satellite` (until its `pause-satellite`), each live detection
-  clip becomes `detection`, `run-pipeline` (start at asr, end at handle: the speaker cannot
-  play answers yet), `audio-start`, an `audio-chunk` per clip_data as it arrives while the
-  device is still capturing (the clip's pre-roll, which holds the wake word, left out), and
-  `audio-stop` at the clip's end. A clip cut off (the link dropped) ends with `audio-stop`
-  too, so Home Assistant does not wait for audio that will not come.
+  clip becomes `detection`, `run-pipeline` (start at asr, end at tts), `audio-start`, an
+  `audio-chunk` per clip_data as it arrives while the device is still capturing (the
+  clip's pre-roll, which holds the wake word, left out), and `audio-stop` at the clip's
+  end. A clip cut off (the link dropped) ends with `audio-stop` too, so Home Assistant
+  does not wait for audio that will not come.
 - A clip the device sends from its queue (a resend after a reconnect, or a clip that
   waited behind another) is stored only: it is live only when its clip_start follows the
   device's `detection` message within LIVE_DETECTION_S.
 - `ping` is answered with `pong` (Home Assistant reconnects after PING_TIMEOUT_S without).
+- The answer: Home Assistant's TTS audio (`audio-start` at whatever rate it announces,
+  `audio-chunk`s, `audio-stop`) is converted to 16 kHz mono and streamed to the device's
+  speaker as it comes (receiver.Session.play, wakeward/play.py); the device's `played` is
+  said and answered to Home Assistant with Wyoming's `played`. No device connected: the
+  answer is said, not played (and `played` still goes, so Home Assistant does not wait).
 
 API:
 
@@ -46,20 +51,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from wyoming.asr import Transcript
-from wyoming.audio import AudioChunk, AudioStart, AudioStop
+from wyoming.audio import AudioChunk, AudioFormat, AudioStart, AudioStop
 from wyoming.error import Error
 from wyoming.event import Event
-from wyoming.info import Attribution, Describe, Info, WakeModel, WakeProgram
+from wyoming.info import Attribution, Describe, Info, SndProgram, WakeModel, WakeProgram
 from wyoming.info import Satellite as SatelliteSection
 from wyoming.ping import Ping, Pong
 from wyoming.pipeline import PipelineStage, RunPipeline
 from wyoming.satellite import PauseSatellite, RunSatellite
 from wyoming.server import AsyncEventHandler
+from wyoming.snd import Played
 from wyoming.tts import Synthesize
 from wyoming.wake import Detection
 from zeroconf import ServiceInfo, Zeroconf
 
-from wakeward import __version__, receiver, serialreceiver
+from wakeward import __version__, play, receiver, serialreceiver
 from wakeward.devicerequests import ListenOptions
 from wakeward.errors import WakewardError
 from wakeward.printable import printable
@@ -81,9 +87,6 @@ _UNSPECIFIED = ("", "0.0.0.0", "::")
 # the multicast route: the one to advertise when the Wyoming server listens on all of them.
 _MDNS_GROUP = ("224.0.0.251", 5353)
 _ATTRIBUTION = Attribution(name="wakeward", url="https://github.com/wakeward/wakeward")
-_NOT_PLAYED = (
-    "answers are not played on the speaker yet (issue 16, item 2): pipelines end at intent handling"
-)
 
 
 @dataclass(frozen=True)
@@ -161,8 +164,17 @@ def satellite_info(name: str, models: Sequence[str]) -> Info:
             ],
         )
     ]
+    snd = SndProgram(
+        name="wakeward-speaker",
+        attribution=_ATTRIBUTION,
+        installed=True,
+        description="the speaker's amplifier (answers are resampled to its format)",
+        version=__version__,
+        snd_format=AudioFormat(rate=play.DEVICE_RATE_HZ, width=SAMPLE_WIDTH, channels=CHANNELS),
+    )
     return Info(
         wake=wake if models else [],
+        snd=[snd],
         satellite=SatelliteSection(
             name=name,
             attribution=_ATTRIBUTION,
@@ -270,12 +282,17 @@ class _HomeAssistant(AsyncEventHandler):
         elif Transcript.is_type(event.type):
             say(f"{self.owner}: Home Assistant heard: {Transcript.from_event(event).text!r}")
         elif Synthesize.is_type(event.type):
-            text = Synthesize.from_event(event).text
-            say(f"{self.owner}: Home Assistant answers: {text!r} (not played: {_NOT_PLAYED})")
+            say(f"{self.owner}: Home Assistant answers: {Synthesize.from_event(event).text!r}")
+        elif AudioStart.is_type(event.type):
+            self.owner.answer_start(self, AudioStart.from_event(event))
+        elif AudioChunk.is_type(event.type):
+            self.owner.answer_audio(AudioChunk.from_event(event).audio)
+        elif AudioStop.is_type(event.type):
+            self.owner.answer_end()
         elif Error.is_type(event.type):
             error = Error.from_event(event)
             say(f"{self.owner}: Home Assistant says: {error.text} ({error.code})")
-        # anything else (detect, voice-started/-stopped, timers, TTS audio): nothing to do
+        # anything else (detect, voice-started/-stopped, timers): nothing to do
         return True
 
 
@@ -294,6 +311,9 @@ class DeviceSatellite:
         self._detected: tuple[str, float] | None = None  # model, time.monotonic()
         self._connections: list[_HomeAssistant] = []
         self._lock = threading.Lock()
+        self.session: Session | None = None  # the device's, from its hello
+        self._answer: play.Playback | None = None  # Home Assistant's answer, playing
+        self._answer_to: _HomeAssistant | None = None
 
     def __str__(self) -> str:
         return f"satellite {self.device or 'wakeward'} (port {self.port})"
@@ -323,9 +343,71 @@ class DeviceSatellite:
 
     # the device side (its session's thread)
 
-    def hello(self, models: Sequence[str]) -> None:
+    def hello(self, models: Sequence[str], session: Session | None = None) -> None:
         with self._lock:
             self.models = list(models)
+            if session is not None:
+                self.session = session
+
+    def closed(self, session: Session) -> None:
+        with self._lock:
+            if self.session is session:
+                self.session = None
+
+    # Home Assistant's answer (the event loop's thread)
+
+    def answer_start(self, connection: _HomeAssistant, start: AudioStart) -> None:
+        """TTS audio follows, at the rate Home Assistant announces: to the speaker."""
+        if self._answer is not None:
+            self._answer.end()  # a new answer: the old one's rest is not awaited
+        self._answer = None
+        self._answer_to = connection
+        session = self.session
+        if session is None:
+            self.say(f"{self}: Home Assistant's answer is not played: the device is not connected")
+            return
+        try:
+            self._answer = session.play(start.rate, start.width, start.channels)
+        except WakewardError as e:
+            self.say(f"{self}: Home Assistant's answer is not played: {e}")
+            return
+        self.say(
+            f"{self}: playing Home Assistant's answer ({start.rate} Hz, {start.width * 8}-bit, "
+            f"{start.channels} channels) on the speaker: play {self._answer.play_id}"
+        )
+
+    def answer_audio(self, audio: bytes) -> None:
+        if self._answer is not None:
+            self._answer.feed(audio)
+
+    def answer_end(self) -> None:
+        """The answer's end: the device's played is awaited (in a thread of its own), said,
+        and reported to Home Assistant as Wyoming's played."""
+        answer, self._answer = self._answer, None
+        connection, self._answer_to = self._answer_to, None
+        if answer is None:
+            if connection is not None:
+                connection.post(Played().event())
+            return
+        answer.end()
+
+        def wait() -> None:
+            try:
+                result = answer.wait()
+            except WakewardError as e:
+                self.say(f"{self}: {e}")
+            else:
+                ms = result.samples * 1000 // play.DEVICE_RATE_HZ
+                dropped = result.dropped * 1000 // play.DEVICE_RATE_HZ
+                self.say(
+                    f"{self}: the device played {result.play_id}: {result.reason}, "
+                    f"{ms} ms played, {dropped} ms dropped"
+                    + "".join(f"; it says: {e}" for e in result.errors)
+                )
+            if connection is not None:
+                connection.post(Played().event())
+
+        threading.Thread(target=wait, name=f"played-{answer.play_id}", daemon=True).start()
 
     def detected(self, model: str) -> None:
         self._detected = (model, time.monotonic())
@@ -354,7 +436,7 @@ class DeviceSatellite:
         )
         connection.post(Detection(name=start["model"]).event())
         connection.post(
-            RunPipeline(start_stage=PipelineStage.ASR, end_stage=PipelineStage.HANDLE).event()
+            RunPipeline(start_stage=PipelineStage.ASR, end_stage=PipelineStage.TTS).event()
         )
         connection.post(AudioStart(rate_hz, SAMPLE_WIDTH, CHANNELS, timestamp=0).event())
         self.say(f"{self}: clip {clip_id} -> Home Assistant ({connection.peer}): pipeline")
@@ -546,7 +628,7 @@ class Satellite:
             self._sessions.pop(session, None)
         satellite = self._serving(session)
         if satellite is not None:
-            satellite.hello(session.models)
+            satellite.hello(session.models, session)
 
     def message(self, session: Session, msg: dict) -> None:
         satellite = self._serving(session)
@@ -558,7 +640,9 @@ class Satellite:
 
     def closed(self, session: Session) -> None:
         with self._lock:
-            self._sessions.pop(session, None)
+            satellite = self._sessions.pop(session, None)
+        if satellite is not None:
+            satellite.closed(session)
 
     # receiver.ClipListener
 
