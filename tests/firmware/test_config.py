@@ -134,7 +134,7 @@ SECRET = "0123456789abcdefABCDEF" * 2 + "00112233445566778899"
         (
             {"board_options": {"wav": "x.wav", "realtme": True}},
             "field 'board_options.realtme': unknown field (known: wav, pcm_socket, realtime, "
-            "events, button)",
+            "events, button, speaker)",
         ),
         (
             {"board": "esp32-s3-devkitc-1", "board_options": {"wifi_ssid": "home"}},
