@@ -263,6 +263,104 @@ def depthwise_conv2d(inp: ptr8, filt: ptr8, work, g):
     corr = p[14] - _BIAS - 128
     mult = p[15]
     f_addr = int(uint(filt))
+    if (
+        out_h == 1
+        and out_w == 1
+        and mult == 1
+        and pad_h == 0
+        and pad_w == 0
+        and (k_h - 1) * d_h < in_h
+        and (k_w - 1) * d_w < in_w
+    ):
+        # one output position (the streaming models' layers): every input byte is read
+        # once, so it is biased as it is read (x ^ 0x80) instead of copied first. Four
+        # channels at a time walk down a kernel column together: their taps sit at
+        # constant offsets 0..3, and inp and filt step x_col and f_col per tap.
+        x_addr = int(uint(inp))
+        x_step = d_w * in_c
+        x_col = d_h * in_w * in_c
+        f_col = k_w * out_c
+        x_len = k_h * x_col
+        c4 = out_c & ~3
+        c8 = out_c & ~7
+        c = 0
+        while c < c8:
+            s4 = ptr32(uint(start) + 4 * c)
+            t0 = s4[0]
+            t1 = s4[1]
+            t2 = s4[2]
+            t3 = s4[3]
+            t4 = s4[4]
+            t5 = s4[5]
+            t6 = s4[6]
+            t7 = s4[7]
+            kx = 0
+            while kx < k_w:
+                inp = ptr8(x_addr + kx * x_step + c)
+                filt = ptr8(f_addr + kx * out_c + c)
+                end = uint(inp) + x_len
+                while uint(inp) < end:
+                    t0 += ((filt[0] ^ 0x80) - 0x80) * (inp[0] ^ 0x80)
+                    t1 += ((filt[1] ^ 0x80) - 0x80) * (inp[1] ^ 0x80)
+                    t2 += ((filt[2] ^ 0x80) - 0x80) * (inp[2] ^ 0x80)
+                    t3 += ((filt[3] ^ 0x80) - 0x80) * (inp[3] ^ 0x80)
+                    t4 += ((filt[4] ^ 0x80) - 0x80) * (inp[4] ^ 0x80)
+                    t5 += ((filt[5] ^ 0x80) - 0x80) * (inp[5] ^ 0x80)
+                    t6 += ((filt[6] ^ 0x80) - 0x80) * (inp[6] ^ 0x80)
+                    t7 += ((filt[7] ^ 0x80) - 0x80) * (inp[7] ^ 0x80)
+                    filt = ptr8(uint(filt) + f_col)
+                    inp = ptr8(uint(inp) + x_col)
+                kx += 1
+            s4 = ptr32(uint(a) + 4 * c)
+            s4[0] = t0
+            s4[1] = t1
+            s4[2] = t2
+            s4[3] = t3
+            s4[4] = t4
+            s4[5] = t5
+            s4[6] = t6
+            s4[7] = t7
+            c += 8
+        while c < c4:
+            s4 = ptr32(uint(start) + 4 * c)
+            t0 = s4[0]
+            t1 = s4[1]
+            t2 = s4[2]
+            t3 = s4[3]
+            kx = 0
+            while kx < k_w:
+                inp = ptr8(x_addr + kx * x_step + c)
+                filt = ptr8(f_addr + kx * out_c + c)
+                end = uint(inp) + x_len
+                while uint(inp) < end:
+                    t0 += ((filt[0] ^ 0x80) - 0x80) * (inp[0] ^ 0x80)
+                    t1 += ((filt[1] ^ 0x80) - 0x80) * (inp[1] ^ 0x80)
+                    t2 += ((filt[2] ^ 0x80) - 0x80) * (inp[2] ^ 0x80)
+                    t3 += ((filt[3] ^ 0x80) - 0x80) * (inp[3] ^ 0x80)
+                    filt = ptr8(uint(filt) + f_col)
+                    inp = ptr8(uint(inp) + x_col)
+                kx += 1
+            s4 = ptr32(uint(a) + 4 * c)
+            s4[0] = t0
+            s4[1] = t1
+            s4[2] = t2
+            s4[3] = t3
+            c += 4
+        while c < out_c:
+            total = start[c]
+            kx = 0
+            while kx < k_w:
+                inp = ptr8(x_addr + kx * x_step + c)
+                filt = ptr8(f_addr + kx * out_c + c)
+                end = uint(inp) + x_len
+                while uint(inp) < end:
+                    total += ((filt[0] ^ 0x80) - 0x80) * (inp[0] ^ 0x80)
+                    filt = ptr8(uint(filt) + f_col)
+                    inp = ptr8(uint(inp) + x_col)
+                kx += 1
+            a[c] = total
+            c += 1
+        return
     x_addr = int(uint(a)) + 4 * out_h * out_w * out_c
     # the biased input: aligned words 4 bytes at a time (the ESP32-S3 faults on unaligned
     # 32-bit access), flip holding 0x80 in every byte
