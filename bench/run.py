@@ -209,8 +209,9 @@ ESP32S3_ESTIMATE = (
     "at about one per cycle with single-cycle internal SRAM, so ~0.6M instructions per "
     "alexa invocation should take roughly 2.5-3.7 ms at 240 MHz (1.0-1.5 cycles per "
     "instruction), once per 30 ms of audio: ~8-12% of one core per model, plus the "
-    "frontend's ~320k instructions per 10 ms (~1.3-2 ms, another ~13-20%). Native code from .mpy files runs from IRAM on the esp32 "
-    "port. The models need a board with PSRAM (README), where the MicroPython heap, so the "
+    "frontend's ~320k instructions per 10 ms (~1.3-2 ms, another ~13-20%). Native code "
+    "from .mpy files runs from IRAM on the esp32 port. The models need a board with PSRAM "
+    "(README), where the MicroPython heap, so the "
     "model and its arena, lives in PSRAM behind the 32 KB data cache: the ~56 KB of weights "
     "are read once per invocation, so cache misses may add to this estimate."
 )
