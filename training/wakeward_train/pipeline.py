@@ -92,6 +92,7 @@ class Options:
     engine_folds: bool = False  # every engine's fold first, then the model on everything
     speaker_augment: str = "all"  # augment.SpeakerAugment.parse: none, all, or some parts
     piper_voices: tuple[Path, ...] = ()  # folders of Piper voices beside the wheel's
+    owner_share: float | None = None  # train.TrainConfig.owner_share (default: its own)
 
 
 def model_name(out: Path) -> str:
@@ -325,6 +326,8 @@ def _one_model(
 
     config = train.QUICK if opts.quick else train.TrainConfig()
     config = train.with_epochs(replace(config, seed=opts.seed), opts.epochs)
+    if opts.owner_share is not None:
+        config = replace(config, owner_share=opts.owner_share)
     t = time.monotonic()
     result = train.train(data, config, say=say, streams=train_streams.chunks)
     times["train_s"] = round(time.monotonic() - t, 1)
