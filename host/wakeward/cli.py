@@ -163,10 +163,22 @@ def _open_store(args: argparse.Namespace, *, create: bool = False) -> ClipStore:
     return clips
 
 
+def _check_store_folder(args: argparse.Namespace) -> None:
+    """A --store folder that does not exist is a typo until a command writes there (the
+    default folder is only missing until the first `wakeward listen`)."""
+    if args.store is not None and not Path(args.store).is_dir():
+        raise WakewardError(
+            f"--store {args.store}: no such folder (`wakeward listen --store` makes a clip "
+            "store there; check the path)"
+        )
+
+
 def _cmd_clips_list(args: argparse.Namespace) -> int:
     import json
 
     from wakeward import store
+
+    _check_store_folder(args)
 
     since = store.parse_since(args.since) if args.since is not None else None
     if args.label is not None and args.label != "none":
@@ -248,6 +260,7 @@ def _cmd_clips_purge(args: argparse.Namespace) -> int:
     from wakeward import store
 
     age = store.parse_age(args.older_than, "--older-than")
+    _check_store_folder(args)
     if not store.store_exists(args.store):
         print("no clips to purge")
         return 0
@@ -266,6 +279,8 @@ def _cmd_clips_retention(args: argparse.Namespace) -> int:
     if args.max_age not in (None, "off"):
         max_age = store.parse_age(args.max_age, "--max-age")
     max_bytes = _max_bytes(args.max_mb) if args.max_mb is not None else None
+    if not change:
+        _check_store_folder(args)
     if not change and not store.store_exists(args.store):
         print(store.Retention().describe())
         return 0

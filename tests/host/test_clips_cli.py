@@ -32,8 +32,15 @@ def fill(folder: Path) -> list[store.Clip]:
         for i, (age, device) in enumerate([(40, "kitchen"), (10, "kitchen"), (0, "hall")], 1):
             audio = np.full(8000 * i, i, "<i2").tobytes()
             out.append(
-                s.add(audio, device=device, device_clip_id=i, model="alexa", score=200 + i,
-                      end_reason="end_of_speech", received_at=now - age * DAY).clip
+                s.add(
+                    audio,
+                    device=device,
+                    device_clip_id=i,
+                    model="alexa",
+                    score=200 + i,
+                    end_reason="end_of_speech",
+                    received_at=now - age * DAY,
+                ).clip
             )
         s.label(out[1].id, "false-wake")
     return out
@@ -51,20 +58,43 @@ def test_list_without_a_store(data_dir, capsys):
     assert not data_dir.exists()
 
 
+@pytest.mark.parametrize(
+    "args", [["list"], ["list", "--json"], ["purge", "--older-than", "30d"], ["retention"]]
+)
+def test_a_store_folder_that_does_not_exist_is_an_error(tmp_path, capsys, args):
+    """A mistyped --store is said, not taken as an empty store (issue 18), and not made."""
+    typo = tmp_path / "TYPO"
+    rc, out, err = run(capsys, *args, "--store", str(typo))
+    assert rc != 0 and out == ""
+    assert err.startswith(f"wakeward: --store {typo}: no such folder")
+    assert not typo.exists()
+
+
 def test_list_prints_a_table_with_deleted_clips_marked(data_dir, capsys):
     a, b, c = fill(data_dir)
     assert run(capsys, "delete", str(a.id))[0] == 0
     rc, out, err = run(capsys, "list")
     assert rc == 0 and err == ""
     header, *lines = out.splitlines()
-    assert header.split() == ["ID", "RECEIVED", "DEVICE", "MODEL", "SCORE", "DURATION", "LABEL",
-                              "STATUS"]
+    assert header.split() == [
+        "ID",
+        "RECEIVED",
+        "DEVICE",
+        "MODEL",
+        "SCORE",
+        "DURATION",
+        "LABEL",
+        "STATUS",
+    ]
     assert len(lines) == 3
     deleted_at = store.local_time(store.ClipStore(data_dir).get(a.id).deleted_at or 0)
     assert lines[0].split()[0] == "1" and lines[0].endswith(f"deleted {deleted_at} (delete)")
     assert lines[0].split()[1:6] == [
-        store.local_time(a.received_at).split()[0], store.local_time(a.received_at).split()[1],
-        "kitchen", "alexa", "201",
+        store.local_time(a.received_at).split()[0],
+        store.local_time(a.received_at).split()[1],
+        "kitchen",
+        "alexa",
+        "201",
     ]
     assert "0.50 s" in lines[0]
     assert lines[1].split()[-2:] == ["false-wake", "stored"]
@@ -223,14 +253,20 @@ def test_store_option_and_a_real_process(tmp_path):
     env_dir = tmp_path / "data"
     done = subprocess.run(
         [sys.executable, "-m", "wakeward", "clips", "list", "--json", "--store", str(folder)],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
         env={"WAKEWARD_DATA_DIR": str(env_dir), "PATH": "/usr/bin:/bin"},
     )
     assert done.returncode == 0, done.stderr
     assert len(json.loads(done.stdout)) == 3
     done = subprocess.run(
         [sys.executable, "-m", "wakeward", "clips", "show", "7", "--store", str(folder)],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 1
     assert done.stderr == (
