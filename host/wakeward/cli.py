@@ -257,6 +257,8 @@ def _cmd_clips_delete(args: argparse.Namespace) -> int:
 
 
 def _cmd_clips_purge(args: argparse.Namespace) -> int:
+    import time
+
     from wakeward import store
 
     age = store.parse_age(args.older_than, "--older-than")
@@ -265,7 +267,27 @@ def _cmd_clips_purge(args: argparse.Namespace) -> int:
         print("no clips to purge")
         return 0
     with _open_store(args) as clips:
-        gone = clips.purge(age)
+        now = time.time()
+        going = clips.purge_victims(age, now=now)
+        if not going:
+            print(f"no clips received more than {args.older_than} ago")
+            return 0
+        print(f"{_n_clips(len(going))} received more than {args.older_than} ago:")
+        print("\n".join(store.table_lines(going)))
+        if args.dry_run:
+            print("--dry-run: nothing deleted (the same command without it deletes them)")
+            return 0
+        if not args.yes:
+            if not sys.stdin.isatty():
+                raise WakewardError(
+                    f"purge would delete the audio of {_n_clips(len(going))}: add --yes to "
+                    "delete them without a question (scripts), or --dry-run to list them only"
+                )
+            answer = input(f"delete the audio of these {_n_clips(len(going))}? [y/N] ")
+            if answer.strip().lower() not in ("y", "yes"):
+                print("nothing deleted")
+                return 1
+        gone = clips.purge(age, now=now)
     print(f"deleted {_n_clips(len(gone))} received more than {args.older_than} ago", end="")
     print(f": {', '.join(str(c.id) for c in gone)}" if gone else "")
     return 0
@@ -559,7 +581,9 @@ def _add_clips_parser(sub: argparse._SubParsersAction) -> None:
     a.add_argument("ids", nargs="+", metavar="ID")
 
     a = action("purge", "delete the audio of every clip older than AGE", _cmd_clips_purge)
-    a.add_argument("--older-than", required=True, metavar="AGE", help="30d, 12h, 90m, 2w")
+    a.add_argument("--older-than", required=True, metavar="AGE", help="30d, 12h, 90min, 2w")
+    a.add_argument("--dry-run", action="store_true", help="list what would go, delete nothing")
+    a.add_argument("--yes", action="store_true", help="delete without asking (scripts)")
 
     a = action(
         "retention",

@@ -105,8 +105,11 @@ _DAMAGED_CODES = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
 _UNUSABLE_INDEX = (sqlite3.DatabaseError, sqlite3.OperationalError)
 _DB_FILES = {DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm", DB_NAME + "-journal", LOCK_NAME}
 _STATUS_FILE = re.compile(r"^[A-Za-z0-9_-]+" + re.escape(STATUS_SUFFIX) + "$")
-_AGE = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
-_AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_AGE = re.compile(r"^(\d+(?:\.\d+)?)(s|min|h|d|w)$")
+_AGE_UNITS = {"s": 1, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+# a bare "m" (or "mo", "M") reads as minutes to some and months to others: refused
+_AMBIGUOUS_AGE = re.compile(r"^\d+(?:\.\d+)?(m|mo|M)$")
+_AGE_FORMS = "30d, 12h, 90min, 45s or 2w"
 _SETTING_MAX_AGE = "retention.max_age_s"
 _SETTING_MAX_BYTES = "retention.max_bytes"
 
@@ -273,18 +276,23 @@ class Recovery:
 
 
 def parse_age(text: str, what: str = "age") -> float:
-    """'30d', '12h', '90m', '45s', '2w' -> seconds (more than 0)."""
+    """'30d', '12h', '90min', '45s', '2w' -> seconds (more than 0)."""
+    if _AMBIGUOUS_AGE.match(text.strip()):
+        raise WakewardError(
+            f"{what} {text!r}: 'm' could mean minutes or months: write minutes as 90min, "
+            f"months in days (30d) or weeks (4w); ages look like {_AGE_FORMS}"
+        )
     m = _AGE.match(text.strip())
     seconds = float(m.group(1)) * _AGE_UNITS[m.group(2)] if m else 0.0
     if not 0 < seconds < math.inf:
         raise WakewardError(
-            f"{what} {text!r}: not an age like 30d, 12h, 90m, 45s or 2w (more than 0, and finite)"
+            f"{what} {text!r}: not an age like {_AGE_FORMS} (more than 0, and finite)"
         )
     return seconds
 
 
 def format_age(seconds: float) -> str:
-    for unit in "wdhm":
+    for unit in ("w", "d", "h", "min"):
         n = seconds / _AGE_UNITS[unit]
         if n >= 1 and n == int(n):
             return f"{int(n)}{unit}"
@@ -996,14 +1004,22 @@ class ClipStore:
         return self._delete([c.id for c in clips], "delete", time.time())
 
     @_index_errors
+    @_index_errors
+    def purge_victims(self, older_than_s: float, *, now: float | None = None) -> list[Clip]:
+        """The clips `purge` would delete now: stored, received more than older_than_s
+        seconds before `now`; oldest first."""
+        now = time.time() if now is None else now
+        rows = self._db.execute(
+            "SELECT * FROM clips WHERE status = ? AND received_at < ? ORDER BY id",
+            (STORED, now - older_than_s),
+        ).fetchall()
+        return [self._clip(r) for r in rows]
+
     def purge(self, older_than_s: float, *, now: float | None = None) -> list[Clip]:
         """Delete the audio of every clip received more than older_than_s seconds ago."""
         now = time.time() if now is None else now
-        rows = self._db.execute(
-            "SELECT id FROM clips WHERE status = ? AND received_at < ? ORDER BY id",
-            (STORED, now - older_than_s),
-        ).fetchall()
-        return self._delete([r["id"] for r in rows], "purge", now)
+        victims = self.purge_victims(older_than_s, now=now)
+        return self._delete([c.id for c in victims], "purge", now)
 
     def _delete(self, clip_ids: list[int], by: str, now: float) -> list[Clip]:
         if not clip_ids:

@@ -180,13 +180,38 @@ def test_delete_removes_the_audio_and_keeps_the_record(data_dir, capsys):
     assert rc == 1 and f"clip {a.id}: already deleted at" in err
 
 
-def test_purge(data_dir, capsys):
+def test_purge(data_dir, capsys, monkeypatch):
+    """Purge lists what will go; --dry-run deletes nothing; without --yes it asks on a
+    terminal and refuses elsewhere (issue 18)."""
     a, b, c = fill(data_dir)
+    rc, out, _ = run(capsys, "purge", "--older-than", "30d", "--dry-run")
+    lines = out.splitlines()
+    assert rc == 0 and lines[0] == "1 clip received more than 30d ago:"
+    assert lines[2].split()[0] == str(a.id) and len(lines) == 4
+    assert lines[3].startswith("--dry-run: nothing deleted") and a.path.exists()
+
+    rc, out, err = run(capsys, "purge", "--older-than", "30d")  # stdin is not a terminal
+    assert rc != 0 and "add --yes to delete them" in err and a.path.exists()
+
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    monkeypatch.setattr("builtins.input", lambda prompt: "n")
     rc, out, _ = run(capsys, "purge", "--older-than", "30d")
-    assert (rc, out) == (0, f"deleted 1 clip received more than 30d ago: {a.id}\n")
+    assert rc == 1 and out.endswith("nothing deleted\n") and a.path.exists()
+    monkeypatch.setattr("builtins.input", lambda prompt: "y")
+    rc, out, _ = run(capsys, "purge", "--older-than", "30d")
+    assert rc == 0 and out.endswith(f"deleted 1 clip received more than 30d ago: {a.id}\n")
     assert not a.path.exists() and b.path.exists() and c.path.exists()
-    rc, out, _ = run(capsys, "purge", "--older-than", "30d")
-    assert out == "deleted 0 clips received more than 30d ago\n"
+
+    rc, out, _ = run(capsys, "purge", "--older-than", "30d", "--yes")
+    assert (rc, out) == (0, "no clips received more than 30d ago\n")
+
+
+@pytest.mark.parametrize("age", ["1m", "2M", "3mo"])
+def test_an_age_in_m_is_refused_as_ambiguous(data_dir, capsys, age):
+    fill(data_dir)
+    rc, out, err = run(capsys, "purge", "--older-than", age, "--yes")
+    assert rc != 0 and "'m' could mean minutes or months: write minutes as 90min" in err
+    assert len(ClipStore(data_dir).clips(include_deleted=False)) == 3
 
 
 def test_retention(data_dir, capsys):
