@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import struct
 import subprocess
 import wave
 from dataclasses import dataclass
@@ -99,3 +100,55 @@ def require_tools(*tools: str) -> None:
             f"needs {', '.join(missing)} (Debian packages; `make test` installs them when "
             f"it runs as root: sudo apt-get install {' '.join(missing)})"
         )
+
+
+def write_any_wav(
+    path: Path,
+    seconds: float = 1.0,
+    *,
+    rate_hz: int = 22_050,
+    channels: int = 2,
+    bits: int = 32,
+    is_float: bool = True,
+    extensible: bool = False,
+    tone_hz: float = 440.0,
+) -> Path:
+    """A tone at half scale in any WAV format (integer 8/16/24/32-bit or float), written by
+    hand so that float and WAVE_FORMAT_EXTENSIBLE can be made too."""
+    t = np.arange(int(seconds * rate_hz)) / rate_hz
+    x = 0.5 * np.sin(2 * np.pi * tone_hz * t)
+    x = np.repeat(x[:, None], channels, axis=1).reshape(-1)
+    width = bits // 8
+    if is_float:
+        data = x.astype(f"<f{width}").tobytes()
+    elif bits == 8:
+        data = np.round(x * 127 + 128).astype(np.uint8).tobytes()
+    elif bits == 24:
+        v = np.round(x * (2**23 - 1)).astype("<i4")
+        data = v.view(np.uint8).reshape(-1, 4)[:, :3].tobytes()
+    else:
+        data = np.round(x * (2 ** (bits - 1) - 1)).astype(f"<i{width}").tobytes()
+    tag = 3 if is_float else 1
+    head = struct.pack(
+        "<HHIIHH", tag, channels, rate_hz, rate_hz * channels * width, channels * width, bits
+    )
+    if extensible:
+        guid_tail = b"\x00\x00\x00\x00\x10\x00\x80\x00\x00\xaa\x00\x38\x9b\x71"
+        head = (
+            struct.pack(
+                "<HHIIHH",
+                0xFFFE,
+                channels,
+                rate_hz,
+                rate_hz * channels * width,
+                channels * width,
+                bits,
+            )
+            + struct.pack("<HHI", 22, bits, 0)
+            + struct.pack("<H", tag)
+            + guid_tail
+        )
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(head)) + head
+    body += b"data" + struct.pack("<I", len(data)) + data
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+    return path

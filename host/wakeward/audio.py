@@ -1,10 +1,17 @@
-"""WAV files in the one format the device pipeline uses: 16 kHz, 16-bit, mono."""
+"""WAV files in the one format the device pipeline uses: 16 kHz, 16-bit, mono.
+
+read_wav takes exactly that format, by the firmware's rules (what must match the device
+byte for byte: the clip store, the firmware-vs-host tests); read_any_wav takes any common
+WAV and converts it (what `sim`, `features` and `try` are given)."""
 
 from __future__ import annotations
 
 import io
 import struct
+import sys
 import wave
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -53,7 +60,7 @@ def read_wav(path: str | Path) -> np.ndarray:
     return np.frombuffer(data, dtype="<i2").astype(np.int16)
 
 
-def _read_pcm(f: BinaryIO, path: Path) -> bytes:
+def _read_pcm(f: BinaryIO, path: Path, check: Callable[[bytes, Path], None] | None = None) -> bytes:
     head = f.read(_RIFF_HEAD_BYTES)
     if len(head) < _RIFF_HEAD_BYTES or head[0:4] != b"RIFF" or head[8:12] != b"WAVE":
         raise _NotPcmWav("not a RIFF/WAVE file")
@@ -72,7 +79,7 @@ def _read_pcm(f: BinaryIO, path: Path) -> bytes:
             fmt = f.read(size + (size & 1))
             if len(fmt) < size:
                 raise _NotPcmWav("truncated 'fmt ' chunk")
-            _check_format(fmt, path)
+            (check or _check_format)(fmt, path)
             have_fmt = True
         elif cid == b"data":
             if not have_fmt:
@@ -120,6 +127,143 @@ def _read_up_to(f: BinaryIO, size: int) -> bytes:
         left -= len(part)
     data = b"".join(parts)
     return data[: len(data) & ~1]
+
+
+# -- any common WAV, converted (sim, features, try) -------------------------------------------
+
+_IEEE_FLOAT = 3
+_INT_BITS = (8, 16, 24, 32)
+_FLOAT_BITS = (32, 64)
+_BITS_PER_BYTE = 8
+_DEVICE_BITS = 16
+_INT16_FULL_SCALE = 32768
+_UINT8_MIDPOINT = 128
+_RESAMPLE_QUALITY = "HQ"  # libsoxr's high quality, as play.py uses
+_CHANNEL_NAMES = {1: "mono", 2: "stereo"}
+
+
+@dataclass(frozen=True)
+class WavFormat:
+    """A WAV file's sample format, as its 'fmt ' chunk gives it."""
+
+    rate_hz: int
+    channels: int
+    bits: int
+    is_float: bool
+
+    @property
+    def is_device_format(self) -> bool:
+        return (self.rate_hz, self.channels, self.bits, self.is_float) == (
+            RATE_HZ,
+            1,
+            _DEVICE_BITS,
+            False,
+        )
+
+    def describe(self) -> str:
+        channels = _CHANNEL_NAMES.get(self.channels, f"{self.channels}-channel")
+        kind = " float" if self.is_float else ""
+        return f"{self.rate_hz} Hz {channels} {self.bits}-bit{kind}"
+
+
+def _parse_format(fmt: bytes, path: Path) -> WavFormat:
+    tag, channels, rate, _, _, bits = struct.unpack("<HHIIHH", fmt[0:16])
+    if tag == _EXTENSIBLE and len(fmt) >= _SUBFORMAT_TAG_AT + 2:
+        (tag,) = struct.unpack("<H", fmt[_SUBFORMAT_TAG_AT : _SUBFORMAT_TAG_AT + 2])
+    if tag not in (_PCM, _IEEE_FLOAT):
+        raise _NotPcmWav(f"format tag {tag} is neither integer PCM nor IEEE float")
+    is_float = tag == _IEEE_FLOAT
+    if bits not in (_FLOAT_BITS if is_float else _INT_BITS):
+        kind = "float" if is_float else "integer"
+        raise WakewardError(
+            f"{path}: {bits}-bit {kind} samples are not supported: convert it to 16-bit, e.g. "
+            f"`sox {path} -r 16000 -c 1 -b 16 out.wav`"
+        )
+    if channels < 1 or rate < 1:
+        raise _NotPcmWav(f"{channels} channels at {rate} Hz")
+    return WavFormat(rate, channels, bits, is_float)
+
+
+def _decode(data: bytes, fmt: WavFormat) -> np.ndarray:
+    """Interleaved samples as float32 in [-1, 1), shaped (frames, channels)."""
+    width = fmt.bits // _BITS_PER_BYTE
+    frame = width * fmt.channels
+    data = data[: len(data) - len(data) % frame]
+    if fmt.is_float:
+        x: np.ndarray = np.frombuffer(data, dtype=f"<f{width}").astype(np.float32)
+    elif width == 1:
+        x = (np.frombuffer(data, dtype=np.uint8).astype(np.float32) - _UINT8_MIDPOINT) / (
+            _UINT8_MIDPOINT
+        )
+    elif width == 3:  # 24-bit: put each sample in the top of an int32
+        b = np.frombuffer(data, dtype=np.uint8).reshape(-1, 3)
+        padded = np.zeros((len(b), 4), dtype=np.uint8)
+        padded[:, 1:] = b
+        x = padded.view("<i4").reshape(-1).astype(np.float64) / 2.0**31
+    else:
+        full = 2.0 ** (fmt.bits - 1)
+        x = np.frombuffer(data, dtype=f"<i{width}").astype(np.float64) / full
+    return np.asarray(x, dtype=np.float32).reshape(-1, fmt.channels)
+
+
+def read_wav_format(path: str | Path) -> WavFormat:
+    """The sample format of any WAV that read_any_wav takes (the file is read through)."""
+    return _read_any(Path(path))[0]
+
+
+def _read_any(path: Path) -> tuple[WavFormat, bytes]:
+    found: list[WavFormat] = []
+
+    def check(fmt: bytes, p: Path) -> None:
+        found.append(_parse_format(fmt, p))
+
+    try:
+        with path.open("rb") as f:
+            data = _read_pcm(f, path, check)
+    except FileNotFoundError:
+        raise WakewardError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise WakewardError(f"{path}: is a folder, not a WAV file") from None
+    except OSError as e:
+        raise WakewardError(f"{path}: cannot be read ({e.strerror or e})") from None
+    except _NotPcmWav as e:
+        raise WakewardError(f"{path}: not a readable PCM WAV file ({e})") from None
+    return found[-1], data
+
+
+def _say_stderr(line: str) -> None:
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+def read_any_wav(path: str | Path, say: Callable[[str], None] = _say_stderr) -> np.ndarray:
+    """Samples of any common WAV (any rate and channel count; 8/16/24/32-bit integer or
+    32/64-bit float; plain or WAVE_FORMAT_EXTENSIBLE) as 16 kHz mono int16. A file already
+    in the device's format is read as read_wav reads it; anything else is mixed to mono,
+    resampled with libsoxr and rounded to 16-bit, and `say` gets one line saying so."""
+    path = Path(path)
+    fmt, data = _read_any(path)
+    if fmt.is_device_format:
+        return read_wav(path)
+    x = _decode(data, fmt).mean(axis=1, dtype=np.float32)
+    if fmt.rate_hz != RATE_HZ:
+        import soxr
+
+        x = soxr.resample(x, fmt.rate_hz, RATE_HZ, quality=_RESAMPLE_QUALITY)
+    scaled = np.round(np.asarray(x, dtype=np.float64) * _INT16_FULL_SCALE)
+    info = np.iinfo(np.int16)
+    samples = np.clip(scaled, info.min, info.max).astype(np.int16)
+    say(f"{path}: {fmt.describe()}, converted to 16 kHz mono 16-bit")
+    return samples
+
+
+def device_wav(path: str | Path, folder: Path, say: Callable[[str], None] = _say_stderr) -> Path:
+    """`path` itself when it is a WAV in the device's format (what the firmware reads), else
+    a converted copy in `folder` (read_any_wav)."""
+    path = Path(path)
+    if _read_any(path)[0].is_device_format:
+        return path
+    return write_wav(folder / "converted.wav", read_any_wav(path, say))
 
 
 def write_wav(path: str | Path, samples: np.ndarray) -> Path:

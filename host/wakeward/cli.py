@@ -28,6 +28,10 @@ _PAIRING_DIR_HELP = (
 def _cmd_sim(args: argparse.Namespace) -> int:
     from wakeward import sim
 
+    if args.board_port:
+        return _sim_board_port(args)
+    if args.audio is None:
+        raise WakewardError("sim needs a WAV file (or --board-port for a board to deploy to)")
     button = [(int(a), int(b)) for a, b in (x.split("-", 1) for x in args.button)]
     return sim.run_sim(
         args.audio,
@@ -47,6 +51,19 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     )
 
 
+def _sim_board_port(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from wakeward import ptyboard
+
+    if args.audio is not None:
+        raise WakewardError("--board-port takes no WAV file: the board runs what you deploy")
+    if args.flash is not None:
+        return ptyboard.serve(args.flash)
+    with tempfile.TemporaryDirectory(prefix="wakeward-board-") as flash:
+        return ptyboard.serve(Path(flash))
+
+
 def _cmd_model_check(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -55,7 +72,10 @@ def _cmd_model_check(args: argparse.Namespace) -> int:
     inputs = None
     if args.inputs is not None:
         shape, dtype = modelcheck.input_details(models.resolve(args.model))
-        inputs = modelcheck.load_inputs(args.inputs, shape, dtype)
+        given = modelcheck.load_inputs(args.inputs, shape, dtype)
+        if given.note is not None:
+            print(given.note)
+        inputs = given.values
     report = modelcheck.check(
         args.model, inputs=inputs, invocations=args.invocations, seed=args.seed, heap=args.heap
     )
@@ -74,9 +94,6 @@ def _cmd_features(args: argparse.Namespace) -> int:
     return 0
 
 
-_MAX_PORT = 0xFFFF  # TCP ports are 16-bit; 0 lets the system pick one
-
-
 def _cmd_listen(args: argparse.Namespace) -> int:
     from wakeward import receiver
 
@@ -93,11 +110,7 @@ def _cmd_listen(args: argparse.Namespace) -> int:
     elif args.baud is not None:
         raise WakewardError("--baud goes with --serial PORT")
     else:
-        host, sep, port = args.tcp.rpartition(":")
-        if not sep or not (port.isascii() and port.isdigit()):
-            raise WakewardError(f"--tcp {args.tcp!r} is not HOST:PORT")
-        if int(port) > _MAX_PORT:
-            raise WakewardError(f"--tcp {args.tcp!r} is not HOST:PORT (a port is 0 to {_MAX_PORT})")
+        host, port = receiver.parse_tcp(args.tcp)
     command = None
     if args.exec is not None:
         from wakeward import clipexec
@@ -118,8 +131,8 @@ def _cmd_listen(args: argparse.Namespace) -> int:
             )
         else:
             receiver.serve_tcp(
-                host or "127.0.0.1",
-                int(port),
+                host,
+                port,
                 args.store,
                 connections=1 if args.once else None,
                 on_clip=on_clip,
@@ -370,7 +383,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("sim", help="run the firmware on the unix port, fed from a WAV file")
-    p.add_argument("audio", type=Path, help="16 kHz mono 16-bit WAV")
+    p.add_argument(
+        "audio",
+        type=Path,
+        nargs="?",
+        help="a WAV file (any common rate, channels and sample format: converted to the "
+        "device's 16 kHz mono 16-bit, saying so)",
+    )
     p.add_argument("--realtime", action="store_true", help="feed audio at real-time pace")
     p.add_argument("--events", type=Path, help="write LED/button/speaker events (JSON lines)")
     p.add_argument(
@@ -420,6 +439,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="START_MS-END_MS",
         help="hold the mute button during this stretch of audio (repeatable)",
     )
+    p.add_argument(
+        "--board-port",
+        action="store_true",
+        help="instead of a WAV: run a MicroPython board (the unix port, its flash --flash DIR) "
+        "on a pseudo-terminal and print its path, to try `wakeward deploy --port PATH "
+        "--sim-board` without a board; Ctrl-C stops it",
+    )
     _add_heap_option(p, unixport.MODEL_HEAP_PROFILE)
     p.set_defaults(func=_cmd_sim)
 
@@ -433,7 +459,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--inputs",
         type=Path,
-        help=".npy int8/uint8 array; the first axis is the invocation (default: random)",
+        help="the features `wakeward features --out` saves (frames x 40, grouped as the "
+        "model takes them), or a .npy array with one invocation per entry of its first axis "
+        "(default: random)",
     )
     p.add_argument("--invocations", type=int, default=200, help="random invocations to run")
     p.add_argument("--seed", type=int, default=0)
@@ -456,7 +484,13 @@ def build_parser() -> argparse.ArgumentParser:
             "replaced only if it is a .npy array; anything else is refused, never overwritten."
         ),
     )
-    p.add_argument("audio", type=Path, help="16 kHz mono 16-bit WAV")
+    p.add_argument(
+        "audio",
+        type=Path,
+        nargs="?",
+        help="a WAV file (any common rate, channels and sample format: converted to the "
+        "device's 16 kHz mono 16-bit, saying so)",
+    )
     p.add_argument(
         "--out", type=Path, required=True, metavar="FRAMES.npy", help="where to save the features"
     )
@@ -470,7 +504,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("listen", help="receive clips from the speaker (TCP, TLS or USB serial)")
     where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--tcp", metavar="HOST:PORT", help="address to listen on")
+    where.add_argument(
+        "--tcp",
+        metavar="HOST:PORT",
+        help="address to listen on; :PORT listens on every interface (0.0.0.0)",
+    )
     where.add_argument(
         "--serial",
         metavar="PORT",
@@ -743,10 +781,11 @@ def _cmd_pair(args: argparse.Namespace) -> int:
     pairs = pairing.Pairing(args.pairing)
     if pairs.ensure_identity():
         print(f"made the receiver's TLS key and certificate in {pairs.folder}")
-    pairs.pair(args.device_id, renew=args.renew)
+    pairs.pair(args.device_id, renew=args.renew, again=args.again)
     print(
-        f"paired {args.device_id}: its secret and the receiver's certificate go into the "
-        "device's config.json at the next `wakeward flash`/`wakeward deploy`"
+        f"paired {args.device_id}{' again' if args.again else ''}: its secret and the "
+        "receiver's certificate go into the device's config.json at the next "
+        "`wakeward flash`/`wakeward deploy`"
     )
     return 0
 
@@ -779,6 +818,11 @@ def _add_pairing_parsers(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("device_id", metavar="DEVICE_ID", help="the device id in its config.json")
     p.add_argument("--renew", action="store_true", help="replace the device's secret")
+    p.add_argument(
+        "--again",
+        action="store_true",
+        help="pair a revoked device again (a new secret; without it a revoked id is refused)",
+    )
     p.add_argument("--pairing", "--dir", dest="pairing", type=Path, metavar="DIR", help=where)
     p.set_defaults(func=_cmd_pair)
 
@@ -837,7 +881,8 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
         deploy.deploy(
             args.port,
             bundle,
-            soft_reset=not args.no_soft_reset,
+            soft_reset=not (args.no_soft_reset or args.sim_board),
+            expect_esp32s3=not args.sim_board,
             reset=not args.no_reset,
             clean=args.clean,
             dry_run=args.dry_run,
@@ -939,6 +984,12 @@ def _add_board_parsers(sub: argparse._SubParsersAction) -> None:
         help="do not soft-reset the board first (where that hangs, e.g. the unix port)",
     )
     p.add_argument("--no-reset", action="store_true", help="do not reset the board at the end")
+    p.add_argument(
+        "--sim-board",
+        action="store_true",
+        help="the board is `wakeward sim --board-port` (MicroPython's unix port on this PC): "
+        "no ESP32-S3 check, no soft reset",
+    )
     p.set_defaults(func=_cmd_deploy)
 
 

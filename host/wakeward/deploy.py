@@ -284,9 +284,12 @@ def link_pairing(
     """(secret, receiver certificate as DER) when the device is paired in the pairing
     folder, else None. A paired device deployed with `insecure` is refused: its receiver
     (`wakeward listen --tls`) would refuse it."""
-    from wakeward.pairing import Pairing
+    from wakeward.pairing import Pairing, revoked_error
 
     pairs = Pairing(pairing_dir)
+    revoked_at = pairs.revoked_at(device_id)
+    if revoked_at and not insecure:
+        raise revoked_error(device_id, revoked_at)
     if not any(d.device_id == device_id and d.active for d in pairs.devices()):
         return None
     if insecure:
@@ -750,7 +753,10 @@ def deploy(
     check_port(port)
     board = Board(port, soft_reset=soft_reset)
     wanted = [f.dest for f in bundle.files]
-    say(f"deploy: reading the board on {port}")
+    say(
+        f"deploy: reading the board on {port} (waiting up to {_EXEC_TIMEOUT_S:.0f} s for "
+        "MicroPython to answer; if it does not, press RESET on the board)"
+    )
     inventory = board.inventory(wanted)
     info = inventory.info
     say(f"deploy: MicroPython {info.version} on {info.machine}")

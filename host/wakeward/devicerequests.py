@@ -117,10 +117,8 @@ class ListenOptions:
             return cls(serial=serial, baud=baud or DEFAULT_BAUD, store=store)
         if baud is not None:
             raise WakewardError("--baud goes with --serial PORT")
-        host, sep, port = (tcp or "").rpartition(":")
-        if not sep or not port.isdecimal() or int(port) > 0xFFFF:
-            raise WakewardError(f"--tcp {tcp!r} is not HOST:PORT")
-        return cls(host=host or "127.0.0.1", port=int(port), pairing=pairing, store=store)
+        host, port = receiver.parse_tcp(tcp or "")
+        return cls(host=host, port=port, pairing=pairing, store=store)
 
     def where(self) -> str:
         if self.serial is not None:
@@ -421,8 +419,7 @@ class _Watch:
             self.done = True
         elif reason in ("refused", "busy"):
             raise WakewardError(
-                f"{self._name()} refused to be monitored: "
-                f"{self.last_error or 'it gave no reason'}"
+                f"{self._name()} refused to be monitored: {self.last_error or 'it gave no reason'}"
             )
         elif reason == "muted":
             self.emit(f"{self._name()} was muted (its button): monitoring ended")
@@ -610,8 +607,7 @@ class _Recorder:
                     tries += 1
                     if tries >= TAKE_TRIES:
                         raise WakewardError(
-                            f"take {index + 1}: cut short ({recording.end_reason}) "
-                            f"{tries} times"
+                            f"take {index + 1}: cut short ({recording.end_reason}) {tries} times"
                         )
                     self.say(f"take {index + 1}: cut short ({recording.end_reason}); again")
                     request_id = self._ask()

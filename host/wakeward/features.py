@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from wakeward import unixport
-from wakeward.audio import RATE_HZ, read_wav
+from wakeward.audio import RATE_HZ, read_any_wav
 from wakeward.errors import WakewardError
 from wakeward.files import write_atomic
 
@@ -240,7 +240,7 @@ def run(
     heap: str = unixport.DEFAULT_HEAP_PROFILE,
 ) -> str:
     """The `wakeward features` command; returns its summary line."""
-    samples = read_wav(audio)  # a wrong format is refused here, naming the field
+    samples = read_any_wav(audio)  # any common WAV, converted to 16 kHz mono 16-bit
     check_output(out)  # before the slow part
     if reference:
         features, source = reference_features(samples), "pymicro-features (PC reference)"

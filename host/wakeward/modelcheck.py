@@ -15,6 +15,7 @@ import numpy as np
 
 from wakeward import models, unixport
 from wakeward.errors import WakewardError
+from wakeward.features import NUM_CHANNELS
 
 # Runs on the device interpreter: every invocation under heap_lock (allocation fails it).
 DEVICE_RUNNER = """
@@ -161,7 +162,20 @@ def _check_input_size(model: Path, shape: tuple[int, ...], dtype: np.dtype, heap
         )
 
 
-def load_inputs(path: Path, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+@dataclass
+class Inputs:
+    """The model's inputs from an --inputs file, one per invocation, and how they were
+    read from it (`note`: said to the user, or None)."""
+
+    values: np.ndarray
+    note: str | None = None
+
+
+def load_inputs(path: Path, shape: tuple[int, ...], dtype: np.dtype) -> Inputs:
+    """An --inputs .npy file: features as `wakeward features` writes them (frames x
+    NUM_CHANNELS), grouped into the model's input (consecutive, non-overlapping frames, as
+    the device feeds them; frames left over at the end are dropped), or one model input per
+    invocation along the first axis."""
     try:
         data = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as e:
@@ -169,12 +183,37 @@ def load_inputs(path: Path, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarr
     if data.dtype != dtype:
         raise WakewardError(f"{path}: dtype {data.dtype}, the model's input is {dtype}")
     per = int(np.prod(shape))
+    frames = per // NUM_CHANNELS
+    if data.ndim == 2 and data.shape[1] == NUM_CHANNELS and per == frames * NUM_CHANNELS:
+        return _grouped(path, data, shape, frames)
     if data.ndim < 1 or len(data) == 0 or data[0].size != per:
         raise WakewardError(
-            f"{path}: shape {data.shape}: the first axis is the invocation and each "
-            f"invocation needs {per} values (model input shape {list(shape)})"
+            f"{path}: shape {data.shape}: give features as `wakeward features --out` writes "
+            f"them (frames x {NUM_CHANNELS}), or one invocation per entry of the first axis "
+            f"(each invocation needs {per} values: model input shape {list(shape)})"
         )
-    return data.reshape((len(data), *shape))
+    return Inputs(data.reshape((len(data), *shape)))
+
+
+def _grouped(path: Path, data: np.ndarray, shape: tuple[int, ...], frames: int) -> Inputs:
+    count = len(data) // frames
+    if count == 0:
+        raise WakewardError(
+            f"{path}: {len(data)} frames of features, fewer than the {frames} the model takes "
+            f"at once; make features of a longer WAV (`wakeward features AUDIO.wav --out "
+            f"{path}`)"
+        )
+    left = len(data) - count * frames
+    note = (
+        f"{path}: {len(data)} frames of features, {frames} to an invocation: {count} "
+        + ("invocation" if count == 1 else "invocations")
+        + (
+            f" (the last {left} {'frame is' if left == 1 else 'frames are'} dropped)"
+            if left
+            else ""
+        )
+    )
+    return Inputs(data[: count * frames].reshape((count, *shape)), note)
 
 
 def check(

@@ -15,7 +15,8 @@ the user alone (0600):
 
 The device proves it is paired by sending its secret inside the pinned TLS session (the
 hello's ``auth`` field); the receiver compares it in constant time. Nothing here is ever
-overwritten: pairing a device again needs ``renew=True`` and makes a new secret.
+overwritten: pairing a device again needs ``renew=True`` and makes a new secret; a revoked
+device is paired again only with ``again=True`` (``wakeward pair ID --again``).
 """
 
 from __future__ import annotations
@@ -65,6 +66,14 @@ def check_device_id(device_id: str) -> str:
             f"device id {device_id!r}: use 1 to {_MAX_DEVICE_ID} letters, digits, '-' or '_'"
         )
     return device_id
+
+
+def revoked_error(device_id: str, revoked_at: str) -> WakewardError:
+    """What sim and deploy say for a revoked device: revoked, and how to pair it again."""
+    return WakewardError(
+        f"device {device_id!r} was revoked at {revoked_at}: the receiver refuses it; to "
+        f"trust it again, run `wakeward pair {device_id} --again` (a new secret)"
+    )
 
 
 @dataclass(frozen=True)
@@ -202,12 +211,25 @@ class Pairing:
         self._make_folder()
         self._write_private(self.devices_path, json.dumps(data, indent=2).encode() + b"\n")
 
-    def pair(self, device_id: str, *, renew: bool = False) -> str:
-        """Make (or with renew, replace) the device's secret; returns it as hex."""
+    def pair(self, device_id: str, *, renew: bool = False, again: bool = False) -> str:
+        """Make (with renew, replace; with again, give a revoked device) a secret; returns
+        it as hex. A revoked device is paired again only with `again`, never by accident."""
         check_device_id(device_id)
         self.ensure_identity()
         data = self._load()
         row = data.get(device_id)
+        revoked_at = row.get("revoked_at") if row is not None else None
+        if revoked_at and not again:
+            raise WakewardError(
+                f"device {device_id!r} was revoked at {revoked_at}; to trust it again, run "
+                f"`wakeward pair {device_id} --again` (a new secret: the device then needs "
+                "a deploy)"
+            )
+        if again and not revoked_at:
+            raise WakewardError(
+                f"device {device_id!r} is not revoked: --again is for a revoked device"
+                + (" (--renew replaces a paired device's secret)" if row is not None else "")
+            )
         if row is not None and row.get("secret") and not renew:
             raise WakewardError(
                 f"device {device_id!r} is already paired; use --renew for a new secret "
@@ -217,6 +239,11 @@ class Pairing:
         data[device_id] = {"secret": secret, "paired_at": _now(), "revoked_at": None}
         self._save(data)
         return secret
+
+    def revoked_at(self, device_id: str) -> str | None:
+        """When the device was revoked, or None (paired, or never paired)."""
+        row = self._load().get(device_id)
+        return row.get("revoked_at") if row is not None else None
 
     def devices(self) -> list[Device]:
         return [
@@ -239,6 +266,8 @@ class Pairing:
     def secret(self, device_id: str) -> str:
         """The active secret of a paired device (for its deploy)."""
         row = self._load().get(device_id)
+        if row is not None and row.get("revoked_at"):
+            raise revoked_error(device_id, row["revoked_at"])
         if row is None or not row.get("secret"):
             raise WakewardError(
                 f"device {device_id!r} is not paired: run `wakeward pair {device_id}`"

@@ -83,6 +83,8 @@ if TYPE_CHECKING:
     from wakeward.play import Playback
 
 _RECV_BYTES = 4096
+ALL_INTERFACES = "0.0.0.0"  # `--tcp :PORT`: the usual convention for "listen on every one"
+MAX_PORT = 0xFFFF  # TCP ports are 16-bit; 0 lets the system pick one
 _ACCEPT_POLL_S = 0.2  # with a stop event: how often the accept loop looks at it
 # Connections the kernel holds for accept(): room for a burst, so a device that connects
 # during one is not left to TCP's retries (seconds).
@@ -853,6 +855,17 @@ class Receiver:
             f"{'muted' if status['muted'] else 'listening'}, free heap {status['free_heap']}, "
             f"monitored {status['monitor_s']} s, recordings {status['recordings']}"
         )
+
+
+def parse_tcp(text: str) -> tuple[str, int]:
+    """`--tcp HOST:PORT` as every command takes it: (host, port); an empty host (`:7000`)
+    is every interface (ALL_INTERFACES), as elsewhere."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not (port.isascii() and port.isdigit()):
+        raise WakewardError(f"--tcp {text!r} is not HOST:PORT")
+    if int(port) > MAX_PORT:
+        raise WakewardError(f"--tcp {text!r} is not HOST:PORT (a port is 0 to {MAX_PORT})")
+    return host or ALL_INTERFACES, int(port)
 
 
 def serve_tcp(

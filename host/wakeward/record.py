@@ -8,10 +8,12 @@ MAX_TRIES times. A good one is written as DIR/take-NNN.wav (16 kHz mono 16-bit, 
 numbered after the takes already there; nothing in DIR is overwritten, and DIR/takes.json
 lists the takes (phrase, file, source, capture command, time).
 
-Where the audio comes from is a `TakeSource`: the PC microphone (`MicTakes`, wakeward.mic),
+Where the audio comes from is a `TakeSource`: the PC microphone (`MicTakes`, wakeward.mic;
+the capture is tried before the first prompt, and each beep waits for its audio to flow),
 or with --from-speaker the speaker's own microphone (`SpeakerTakes`): this command is then
 the receiver the speaker connects to (--tcp HOST:PORT or --serial PORT, --tls with the
-pairing, as `wakeward listen`), and asks it for each take (wakeward.devicerequests: the
+pairing, as `wakeward listen`; detection clips that arrive meanwhile go to the clip store,
+--store DIR as listen's), and asks it for each take (wakeward.devicerequests: the
 device records only for its paired owner, with its LED blinking). Takes through the
 speaker's microphone and its room are the closest to what it will hear.
 """
@@ -45,6 +47,14 @@ DEFAULT_SECONDS = 2.5
 MAX_SECONDS = 10.0
 MAX_TRIES = 3  # per take, before giving up
 PAUSE_S = 1.0  # between a take's prompt and its beep
+# Read before the beep: audio flowing is what shows the capture works (a program without a
+# sound card exits at once); they stay at the take's start.
+FIRST_SAMPLES = 1
+_MIC_HELP = (
+    "check that a microphone is plugged in and not in use (`arecord -l` lists them), or set "
+    "WAKEWARD_MIC_COMMAND to a shell command that writes raw 16-bit little-endian 16 kHz "
+    "mono samples to its standard output"
+)
 BELL = "\a"
 _TAKE_NAME = re.compile(r"^take-(\d+)\.wav$")
 
@@ -72,14 +82,32 @@ class MicTakes:
         self.program = program or mic.capture()
         self.shown = f"the PC microphone (`{self.program.shown}`)"
 
+    def check(self) -> None:
+        """Start the capture and see audio come, before any prompt or beep."""
+        from wakeward import mic
+
+        try:
+            with mic.Microphone(self.program) as m:
+                got = len(m.read(FIRST_SAMPLES))
+        except WakewardError as e:
+            raise WakewardError(f"{e}; {_MIC_HELP}") from None
+        if got < FIRST_SAMPLES:
+            raise WakewardError(
+                f"the capture command `{self.program.shown}` gave no audio; {_MIC_HELP}"
+            )
+
     def take(self, seconds: float, started: Callable[[], None]) -> np.ndarray:
+        import numpy as np
+
         from wakeward import mic
         from wakeward.audio import RATE_HZ
 
         want = round(seconds * RATE_HZ)
         with mic.Microphone(self.program) as m:
-            started()
-            samples = m.read(want)
+            first = m.read(min(FIRST_SAMPLES, want))  # the beep only once audio comes
+            if len(first):
+                started()
+            samples = np.concatenate([first, m.read(want - len(first))])
         if len(samples) < want:
             raise WakewardError(
                 f"the capture command `{self.program.shown}` ended after "
@@ -247,13 +275,15 @@ def _good_take(
 
 def _source(args: argparse.Namespace) -> TakeSource:
     """The PC microphone, or with --from-speaker the speaker's."""
-    speaker_only = (args.tcp, args.serial, args.baud, args.pairing)
+    speaker_only = (args.tcp, args.serial, args.baud, args.pairing, args.store)
     if not args.from_speaker:
         if args.tls or any(x is not None for x in speaker_only):
             raise WakewardError(
-                "--tcp, --serial, --baud, --tls and --pairing go with --from-speaker"
+                "--tcp, --serial, --baud, --tls, --pairing and --store go with --from-speaker"
             )
-        return MicTakes()
+        takes = MicTakes()
+        takes.check()
+        return takes
     from wakeward import devicerequests, pairing
 
     if args.pairing is not None and not args.tls:
@@ -268,6 +298,7 @@ def _source(args: argparse.Namespace) -> TakeSource:
         serial=args.serial,
         baud=args.baud,
         pairing=pairing.Pairing(args.pairing) if args.tls else None,
+        store=args.store,
     )
     return SpeakerTakes(options)
 
@@ -333,4 +364,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--baud", type=int, metavar="N", help="with --serial: the port's speed")
     g.add_argument("--tls", action="store_true", help="TLS with the receiver's identity")
     g.add_argument("--pairing", type=Path, metavar="DIR", help="the pairing folder (with --tls)")
+    g.add_argument(
+        "--store",
+        type=Path,
+        metavar="DIR",
+        help="the clip store for detection clips that arrive meanwhile (as listen; default: "
+        "$WAKEWARD_DATA_DIR/clips, else the user data folder)",
+    )
     p.set_defaults(func=_cmd_record)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wakeward import models, unixport
-from wakeward.audio import read_wav
+from wakeward.audio import device_wav
 from wakeward.errors import WakewardError
 from wakeward.ptyport import PtyPort
 
@@ -112,16 +112,18 @@ def run_sim(
     wav = Path(wav)
     if allow_requests and link_tcp is None and not link_serial:
         raise WakewardError("--allow-requests goes with --link: requests come over the link")
-    read_wav(wav)  # refuse a wrong format here, with the host's message
-    secret = cert = None
-    if tls is not None:
-        if link_tcp is None:
-            raise WakewardError(
-                "--tls goes with --link HOST:PORT (the serial link runs without TLS)"
-            )
-        secret = tls.secret(device_id or SIM_DEVICE_ID)
-        cert = tls.cert_der()
     with contextlib.ExitStack() as stack:
+        # the firmware reads 16 kHz mono 16-bit: anything else is converted first
+        converted = stack.enter_context(tempfile.TemporaryDirectory(prefix="wakeward-wav-"))
+        wav = device_wav(wav, Path(converted))
+        secret = cert = None
+        if tls is not None:
+            if link_tcp is None:
+                raise WakewardError(
+                    "--tls goes with --link HOST:PORT (the serial link runs without TLS)"
+                )
+            secret = tls.secret(device_id or SIM_DEVICE_ID)
+            cert = tls.cert_der()
         if flash is None:
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="wakeward-sim-"))
         else:

@@ -43,10 +43,10 @@ def try_wavs(
     spec: ModelSpec, wavs: Sequence[Path], *, optimized: bool = False, say: Say = print
 ) -> int:
     """Each WAV from a fresh start (as a device that has just booted); returns detections."""
-    from wakeward.audio import read_wav
+    from wakeward.audio import read_any_wav
     from wakeward.hostmodel import Listener
 
-    audio = [(wav, read_wav(wav)) for wav in wavs]  # every file checked before any runs
+    audio = [(wav, read_any_wav(wav)) for wav in wavs]  # every file checked before any runs
     total = 0
     seconds = 0.0
     for wav, samples in audio:
@@ -58,8 +58,10 @@ def try_wavs(
         total += found
         seconds += listener.seconds
     if len(wavs) > 1:
-        say(f"{spec.name}: {_plural(total, 'detection')} in {seconds:.2f} s of audio, "
-            f"{len(wavs)} files")
+        say(
+            f"{spec.name}: {_plural(total, 'detection')} in {seconds:.2f} s of audio, "
+            f"{len(wavs)} files"
+        )
     return total
 
 

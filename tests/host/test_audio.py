@@ -14,7 +14,7 @@ from wakeward.audio import RATE_HZ, read_wav
 from wakeward.errors import WakewardError
 
 from tests import fuzzing
-from tests.conftest import write_test_wav
+from tests.conftest import write_any_wav, write_test_wav
 
 PCM = 1
 EXTENSIBLE = 0xFFFE
@@ -243,3 +243,56 @@ def test_a_wav_from_a_pipe_is_read_with_its_extra_chunks_skipped(tmp_path):
     finally:
         writer.join()
         os.close(read_end)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "described"),
+    [
+        ({"rate_hz": 22_050, "channels": 1, "bits": 16, "is_float": False}, "22050 Hz mono 16-bit"),
+        (
+            {"rate_hz": 22_050, "channels": 2, "bits": 32, "is_float": True},
+            "22050 Hz stereo 32-bit float",
+        ),
+        (
+            {"rate_hz": 44_100, "channels": 2, "bits": 24, "is_float": False},
+            "44100 Hz stereo 24-bit",
+        ),
+        ({"rate_hz": 8_000, "channels": 1, "bits": 8, "is_float": False}, "8000 Hz mono 8-bit"),
+        (
+            {"rate_hz": 48_000, "channels": 1, "bits": 32, "is_float": False, "extensible": True},
+            "48000 Hz mono 32-bit",
+        ),
+        (
+            {"rate_hz": 16_000, "channels": 2, "bits": 16, "is_float": False},
+            "16000 Hz stereo 16-bit",
+        ),
+    ],
+)
+def test_any_common_wav_is_converted_and_said_once(tmp_path, fmt, described):
+    from wakeward.audio import read_any_wav
+
+    path = write_any_wav(tmp_path / "in.wav", 1.0, **fmt)
+    said: list[str] = []
+    samples = read_any_wav(path, said.append)
+    assert said == [f"{path}: {described}, converted to 16 kHz mono 16-bit"]
+    assert samples.dtype == np.int16 and abs(len(samples) - RATE_HZ) <= 1
+    t = np.arange(len(samples)) / RATE_HZ
+    want = 0.5 * 32768 * np.sin(2 * np.pi * 440.0 * t)
+    middle = slice(RATE_HZ // 10, -RATE_HZ // 10)  # away from the resampler's edges
+    assert np.max(np.abs(samples[middle] - want[middle])) < 0.01 * 32768
+
+
+def test_a_device_format_wav_is_read_as_is_and_nothing_is_said(tmp_path):
+    from wakeward.audio import read_any_wav
+
+    samples = np.arange(-1600, 1600, dtype=np.int16)
+    path = write_test_wav(tmp_path / "in.wav", samples)
+    said: list[str] = []
+    assert np.array_equal(read_any_wav(path, said.append), samples)
+    assert said == []
+
+
+def test_the_strict_reader_still_refuses_what_the_device_refuses(tmp_path):
+    path = write_any_wav(tmp_path / "in.wav", 0.1)
+    with pytest.raises(WakewardError):
+        read_wav(path)

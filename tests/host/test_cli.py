@@ -8,10 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from tests.conftest import REPO, require_tools, write_test_wav
+from tests.conftest import REPO, require_tools, write_any_wav, write_test_wav
 from tests.firmware.test_vad import bursts_wav
 
 WAKEWARD = [sys.executable, "-m", "wakeward"]
@@ -37,10 +36,22 @@ def test_sim_prints_what_the_firmware_heard(tmp_path):
 
 
 def test_sim_refuses_a_stereo_wav_with_a_clear_message(tmp_path):
-    write_test_wav(tmp_path / "stereo.wav", np.zeros(3200, np.int16), channels=2)
+    (tmp_path / "stereo.wav").write_bytes(b"RIFF\x04\x00\x00\x00WAVE")
     done = wakeward("sim", "stereo.wav", cwd=tmp_path)
     assert done.returncode == 1
-    assert done.stderr.strip() == "wakeward: stereo.wav: 2 channels, expected 1 (mono)"
+    assert done.stderr.strip() == (
+        "wakeward: stereo.wav: not a readable PCM WAV file (no 'fmt ' chunk)"
+    )
+
+
+def test_sim_converts_what_espeak_ng_writes(tmp_path):
+    """espeak-ng writes 22,050 Hz; sim takes any common WAV, saying once what it converted."""
+    write_any_wav(tmp_path / "in.wav", 1.0)
+    done = wakeward("sim", "in.wav", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == [
+        "in.wav: 22050 Hz stereo 32-bit float, converted to 16 kHz mono 16-bit"
+    ]
 
 
 def test_sim_missing_file(tmp_path):

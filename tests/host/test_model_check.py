@@ -122,3 +122,34 @@ def test_a_corrupted_tensor_name_gets_the_readers_message(tmp_path):
         assert done.returncode == 1, done.stdout
         assert done.stderr.startswith("wakeward: ") and message in done.stderr
         assert "Traceback" not in done.stderr
+
+
+def test_the_features_file_goes_straight_into_model_check(tmp_path):
+    """The README's pair: `features --out F.npy` (frames x 40) is what `model check
+    --inputs` takes, three frames to an invocation as the device groups them (the frames
+    left over at the end are said and dropped)."""
+    from wakeward.audio import RATE_HZ, write_wav
+
+    noise = np.random.default_rng(2).normal(0, 2000, RATE_HZ).astype(np.int16)
+    write_wav(tmp_path / "speech.wav", noise)  # 1 s: 98 frames, 32 invocations and 2 over
+    done = wakeward("features", "speech.wav", "--out", "frames.npy", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    done = wakeward(
+        "model", "check", "alexa", "--inputs", "frames.npy", "--save-outputs", "out.npy",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "frames.npy: 98 frames of features, 3 to an invocation: 32 invocations" in done.stdout
+    assert "(the last 2 frames are dropped)" in done.stdout
+    assert "bit-exact: yes, 32 invocations" in done.stdout
+    assert np.load(tmp_path / "out.npy").shape == (32, 1)
+
+
+def test_a_features_file_too_short_for_one_invocation_is_refused(tmp_path):
+    np.save(tmp_path / "in.npy", np.zeros((2, 40), np.int8))
+    done = wakeward("model", "check", "alexa", "--inputs", "in.npy", cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "wakeward: in.npy: 2 frames of features, fewer than the 3 the model takes at once; "
+        "make features of a longer WAV (`wakeward features AUDIO.wav --out in.npy`)"
+    )

@@ -114,3 +114,48 @@ def test_pair_takes_the_older_dir_option_too(tmp_path, capsys):
     assert cli.main(["pair", "hall", "--dir", str(tmp_path)]) == 0
     assert cli.main(["devices", "--pairing", str(tmp_path)]) == 0
     assert "hall" in capsys.readouterr().out
+
+
+def test_a_revoked_device_is_named_revoked_and_repairing_it_is_explicit(tmp_path, capsys):
+    pairs = pairing.Pairing(tmp_path)
+    first = pairs.pair("kitchen")
+    pairs.revoke("kitchen")
+    with pytest.raises(WakewardError, match=r"revoked .*wakeward pair kitchen --again"):
+        pairs.secret("kitchen")
+    with pytest.raises(WakewardError, match=r"was revoked .*--again"):
+        pairs.pair("kitchen")
+    with pytest.raises(WakewardError, match=r"was revoked .*--again"):
+        pairs.pair("kitchen", renew=True)
+    assert not pairs.devices()[0].active  # still revoked: nothing changed silently
+    where = ["--pairing", str(tmp_path)]
+    assert cli.main(["pair", "kitchen", *where]) == 1
+    assert "--again" in capsys.readouterr().err
+    assert cli.main(["pair", "kitchen", "--again", *where]) == 0
+    assert "paired kitchen again" in capsys.readouterr().out
+    assert pairs.devices()[0].active
+    assert pairs.secret("kitchen") != first
+
+
+def test_again_is_only_for_a_revoked_device(tmp_path):
+    pairs = pairing.Pairing(tmp_path)
+    with pytest.raises(WakewardError, match="not revoked"):
+        pairs.pair("kitchen", again=True)
+    pairs.pair("kitchen")
+    with pytest.raises(WakewardError, match="not revoked"):
+        pairs.pair("kitchen", again=True)
+
+
+def test_sim_and_deploy_say_revoked(tmp_path):
+    import numpy as np
+    from wakeward import audio, deploy, sim
+
+    audio.write_wav(tmp_path / "x.wav", np.zeros(1600, np.int16))
+    pairs = pairing.Pairing(tmp_path)
+    pairs.pair("sim")
+    pairs.revoke("sim")
+    with pytest.raises(WakewardError, match=r"'sim' was revoked .*wakeward pair sim --again"):
+        sim.run_sim(tmp_path / "x.wav", link_tcp="127.0.0.1:1", tls=pairs)
+    revoked = r"'sim' was revoked .*wakeward pair sim --again"
+    bundle = deploy.prepare(link="127.0.0.1:7000", device_id="sim", pairing_dir=tmp_path)
+    with pytest.raises(WakewardError, match=revoked), bundle:
+        pass

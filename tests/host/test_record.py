@@ -192,7 +192,7 @@ def test_record_from_the_speaker_asks_it_for_each_take(tmp_path, monkeypatch, ca
     asked: list[tuple] = []
 
     def fake(options, seconds, takes=1, on_take=None, *, before_take=None, say=print, **kw):
-        asked.append(((options.host, options.port), seconds, takes))
+        asked.append(((options.host, options.port), seconds, takes, options.store))
         before_take(0)
         return [np.concatenate([take(len(asked)), np.zeros(RATE_HZ, np.int16)])]
 
@@ -205,7 +205,7 @@ def test_record_from_the_speaker_asks_it_for_each_take(tmp_path, monkeypatch, ca
     code = cli.main([*argv, "--from-speaker", "--tcp", "127.0.0.1:7070"])
     said = capsys.readouterr()
     assert code == 0, said.err
-    assert asked == [(("127.0.0.1", 7070), 2, 1)] * 2  # 1.5 s: asked for 2 s
+    assert asked == [(("127.0.0.1", 7070), 2, 1, None)] * 2  # 1.5 s: asked for 2 s
     assert ">>> beep: speak now" in said.out
     for i, name in enumerate(("take-001.wav", "take-002.wav"), start=1):
         assert np.array_equal(read_wav(out / name), take(i))  # cut to 1.5 s
@@ -216,7 +216,8 @@ def test_record_from_the_speaker_asks_it_for_each_take(tmp_path, monkeypatch, ca
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--tcp", "127.0.0.1:7070"], "--tcp, --serial, --baud, --tls and --pairing go with "),
+        (["--tcp", "127.0.0.1:7070"], "--tcp, --serial, --baud, --tls, --pairing and --store"),
+        (["--store", "clips"], "--store go with --from-speaker"),
         (["--from-speaker"], "where does the speaker connect"),
         (["--from-speaker", "--tcp", "127.0.0.1:7070", "--seconds", "12"], "at most 10 s"),
         (["--from-speaker", "--serial", "/dev/x", "--pairing", "p"], "--pairing goes with --tls"),
@@ -226,3 +227,52 @@ def test_speaker_options_are_checked(tmp_path, capsys, extra, message):
     code = cli.main(["record", "hey wakeward", "--out", str(tmp_path / "t"), *extra])
     assert code == 1 and message in capsys.readouterr().err
     assert not (tmp_path / "t").exists()
+
+
+def test_record_from_the_speaker_puts_clips_in_the_store_named(tmp_path, monkeypatch, capsys):
+    """--store: where detection clips that arrive while recording go (as listen's)."""
+    stores: list[Path | None] = []
+
+    def fake(options, seconds, takes=1, on_take=None, *, before_take=None, say=print, **kw):
+        stores.append(options.store)
+        before_take(0)
+        return [take(1)]
+
+    from wakeward import devicerequests
+
+    monkeypatch.setattr(devicerequests, "record_from_speaker", fake)
+    monkeypatch.setattr(record, "PAUSE_S", 0.0)
+    argv = ["record", "hey wakeward", "--out", str(tmp_path / "mine"), "--takes", "1"]
+    code = cli.main(
+        [*argv, "--seconds", "1.5", "--from-speaker", "--tcp", "127.0.0.1:7070"]
+        + ["--store", str(tmp_path / "clips")]
+    )
+    assert code == 0, capsys.readouterr().err
+    assert stores == [tmp_path / "clips"]
+
+
+def test_no_microphone_is_found_before_any_prompt_or_beep(tmp_path, monkeypatch, capsys):
+    """A capture that fails (no sound card) is said before the first prompt, with what to
+    do next; nothing is made."""
+    monkeypatch.setenv("WAKEWARD_MIC_COMMAND", "echo 'no soundcards found' >&2; exit 1")
+    monkeypatch.setattr(record, "PAUSE_S", 0.0)
+    out = tmp_path / "mine"
+    code = cli.main(["record", "hey wakeward", "--out", str(out), "--takes", "1"])
+    said = capsys.readouterr()
+    assert code == 1
+    assert said.out == ""
+    assert said.err.startswith("wakeward: the capture command `echo 'no soundcards found'")
+    assert "no soundcards found" in said.err
+    assert "WAKEWARD_MIC_COMMAND" in said.err  # what to do next
+    assert not out.exists()
+
+
+def test_the_beep_comes_only_once_the_microphone_gives_audio(tmp_path, monkeypatch):
+    """A capture that fails within a session (unplugged) fails before that take's beep."""
+    from wakeward import mic
+
+    lines: list[str] = []
+    source = record.MicTakes(mic.Capture(("/bin/sh", "-c", "exit 1"), "gone"))
+    with pytest.raises(WakewardError, match="exited with status 1"):
+        source.take(SECONDS, lambda: lines.append("beep"))
+    assert lines == []
