@@ -15,6 +15,7 @@ from wakeward.errors import WakewardError
 from wakeward.link import satellite_cli
 from wakeward.printable import printable
 from wakeward.review import cli as review_cli
+from wakeward.wording import plural
 
 if TYPE_CHECKING:
     from wakeward.pairing import Pairing
@@ -240,7 +241,7 @@ def _cmd_clips_play(args: argparse.Namespace) -> int:
         raise WakewardError(
             f"clip {clip.id}: its audio was deleted at {store.local_time(clip.deleted_at or 0)}"
         )
-    command = store.player_command(clip.path)
+    command = store.player_command(clip.path, args.player)
     if args.print_command:
         print(shlex.join(command))
         return 0
@@ -339,7 +340,7 @@ def _cmd_clips_retention(args: argparse.Namespace) -> int:
 
 
 def _n_clips(n: int) -> str:
-    return f"{n} clip" if n == 1 else f"{n} clips"
+    return plural(n, "clip")
 
 
 def _max_bytes(text: str) -> int | None:
@@ -607,8 +608,18 @@ def _add_clips_parser(sub: argparse._SubParsersAction) -> None:
     a.add_argument("id", metavar="ID")
     a.add_argument("--json", action="store_true", help="print a JSON object")
 
-    a = action("play", "play a clip (aplay, paplay, sox's play or ffplay)", _cmd_clips_play)
+    a = action(
+        "play",
+        "play a clip: with --player, or the first of aplay, paplay, sox's play, ffplay found",
+        _cmd_clips_play,
+    )
     a.add_argument("id", metavar="ID")
+    a.add_argument(
+        "--player",
+        metavar="CMD",
+        help="the player's command line; the WAV's path is put where {} is, or last "
+        "(e.g. 'mpv --really-quiet')",
+    )
     a.add_argument("--print-command", action="store_true", help="print the command, do not play")
 
     a = action("label", "label a clip: wake, false-wake or unsure", _cmd_clips_label)
@@ -734,7 +745,8 @@ def _add_monitor_parser(sub: argparse._SubParsersAction) -> None:
         "--save",
         type=Path,
         metavar="PLOT.png",
-        help="also save the chart as a PNG (needs matplotlib: the `plot` extra)",
+        help="also save the chart as an image, its format from the extension: .png, .jpg, "
+        ".svg, .pdf, ... (needs matplotlib: the `plot` extra)",
     )
     p.add_argument(
         "--size",

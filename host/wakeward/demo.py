@@ -16,6 +16,7 @@ import numpy as np
 
 from wakeward import receiver, sim, store, tts
 from wakeward.audio import RATE_HZ, write_wav
+from wakeward.wording import plural
 
 DEMO_SENTENCES = (
     "Alexa, what time is it?",
@@ -75,11 +76,11 @@ def run(workdir: Path) -> int:
     detections = [line for line in lines if line.startswith("detected:")]
     expected = sum(1 for text in DEMO_SENTENCES if "Alexa" in text)
     print(
-        f"wakeward demo: {len(detections)} detections; "
-        f"the recording says the wake word {expected} times"
+        f"wakeward demo: {plural(len(detections), 'detection')}; "
+        f"the recording says the wake word {plural(expected, 'time')}"
     )
     clips = result[0].clips if result else []
-    print(f"wakeward demo: {len(clips)} clips received:")
+    print(f"wakeward demo: {plural(len(clips), 'clip')} received:")
     if clips:
         with store.ClipStore(store_dir, create=False) as stored:  # read back from disk
             rows = [stored.get(clip.id) for clip in clips]

@@ -53,6 +53,7 @@ from typing import Any
 from wakeward import unixport
 from wakeward.errors import WakewardError
 from wakeward.serialport import check_port
+from wakeward.wording import plural
 
 DEVICE_ARCH = "xtensawin"
 _XTENSAWIN = 10  # py/persistentcode.h MP_NATIVE_ARCH_XTENSAWIN
@@ -764,7 +765,7 @@ def deploy(
     plan = make_plan(bundle, inventory, clean=clean)
     check_plan(plan, inventory, port=port)
     say(
-        f"deploy: {len(bundle.files)} files ({bundle.total_bytes:,} bytes): "
+        f"deploy: {plural(len(bundle.files), 'file')} ({bundle.total_bytes:,} bytes): "
         f"{len(plan.copy)} to copy, {len(plan.unchanged)} unchanged"
         + (f", {len(plan.remove)} to remove" if plan.remove else "")
     )
@@ -785,7 +786,7 @@ def deploy(
         for p in removed:
             say(f"deploy: removed {p}")
         verified = verify(board, bundle, inventory if not plan.copy else None)
-        say(f"deploy: verified {verified} files (sha256 read back from the board)")
+        say(f"deploy: verified {plural(verified, 'file')} (sha256 read back from the board)")
     if left:
         say(
             f"deploy: left {len(left)} other file(s) on the board ({', '.join(left[:5])}"

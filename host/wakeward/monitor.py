@@ -344,6 +344,21 @@ def check_matplotlib() -> None:
         raise WakewardError(PLOT_HINT) from None
 
 
+def image_format(path: Path) -> str:
+    """The image format `--save` writes, from the file's extension (matplotlib's formats:
+    PNG, JPEG, SVG, PDF, ...); refuses an extension it cannot write, listing those it can."""
+    check_matplotlib()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    formats = FigureCanvasAgg.get_supported_filetypes()
+    ext = path.suffix.lower().removeprefix(".")
+    if ext in formats:
+        return ext
+    listed = ", ".join(f".{name}" for name in sorted(formats))
+    what = f"a .{ext} file" if ext else "a file without an extension"
+    raise WakewardError(f"--save {path.name}: cannot write {what}; give a name ending in {listed}")
+
+
 def default_size(n_models: int) -> tuple[int, int]:
     return 1000, 120 + 240 * max(1, n_models)
 
@@ -366,7 +381,7 @@ def save_png(
 ) -> Path:
     """One panel per model: output, sliding-window mean, cutoff, detections; `size` in
     pixels. Drawn with matplotlib's Agg canvas (no display needed)."""
-    check_matplotlib()
+    image = image_format(path)
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -403,7 +418,7 @@ def save_png(
         fig.suptitle(title)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        fig.savefig(path, format="png", dpi=dpi)
+        fig.savefig(path, format=image, dpi=dpi)
     except OSError as e:
         raise WakewardError(f"{path}: cannot write the plot ({e.strerror})") from None
     return path
@@ -430,7 +445,7 @@ def run(
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
     if save is not None:
-        check_matplotlib()  # before a long run, not after it
+        image_format(save)  # before a long run, not after it
     monitor = Monitor(model_specs)
     live = out.isatty() if live is None else live
     view = LiveView(monitor, out) if live else None

@@ -476,14 +476,39 @@ PLAYERS = (
 )
 
 
-def player_command(path: Path) -> list[str]:
-    """The command that plays a WAV with the first player found on PATH."""
+PLAYER_EXAMPLE = "--player 'mpv --really-quiet'"
+
+
+def player_command(path: Path, player: str | None = None) -> list[str]:
+    """The command that plays a WAV: `player` (a command line; the path goes where `{}` is,
+    or last) or else the first player found on PATH."""
+    if player is not None:
+        return _custom_player(path, player)
     for name, options, _package in PLAYERS:
         exe = shutil.which(name)
         if exe is not None:
             return [exe, *options, str(path)]
     names = ", ".join(f"{name} ({package})" for name, _options, package in PLAYERS)
     raise WakewardError(f"no audio player found: install one of {names}; the clip is {path}")
+
+
+def _custom_player(path: Path, player: str) -> list[str]:
+    import shlex
+
+    try:
+        words = shlex.split(player)
+    except ValueError as e:
+        raise WakewardError(f"--player {player!r}: {e}") from None
+    if not words:
+        raise WakewardError(f"--player: give a command, e.g. {PLAYER_EXAMPLE}")
+    exe = shutil.which(words[0])
+    if exe is None:
+        raise WakewardError(f"--player: no program {words[0]!r} on PATH")
+    if any("{}" in word for word in words):
+        args = [word.replace("{}", str(path)) for word in words[1:]]
+    else:
+        args = [*words[1:], str(path)]
+    return [exe, *args]
 
 
 # -- the store ------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wakeward.errors import WakewardError
+from wakeward.wording import plural
 
 if TYPE_CHECKING:  # numpy and LiteRT load only when the command runs
     import numpy as np
@@ -24,10 +25,6 @@ def detection_line(d: Detection, spec: ModelSpec, prefix: str = "") -> str:
         f"{prefix}detected: {d.model} at {d.t:.2f} s (output {d.p / 255:.2f}, mean of the "
         f"last {spec.window} {d.mean / 255:.2f} > cutoff {spec.cutoff_u8 / 255:.2f})"
     )
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def run_blocks(
@@ -54,13 +51,13 @@ def try_wavs(
         prefix = f"{wav}: " if len(wavs) > 1 else ""
         run_blocks([samples], listener, say, prefix)
         found = len(listener.detections)
-        say(f"{wav}: {_plural(found, 'detection')} in {listener.seconds:.2f} s of audio")
+        say(f"{wav}: {plural(found, 'detection')} in {listener.seconds:.2f} s of audio")
         total += found
         seconds += listener.seconds
     if len(wavs) > 1:
         say(
-            f"{spec.name}: {_plural(total, 'detection')} in {seconds:.2f} s of audio, "
-            f"{len(wavs)} files"
+            f"{spec.name}: {plural(total, 'detection')} in {seconds:.2f} s of audio, "
+            f"{plural(len(wavs), 'file')}"
         )
     return total
 
@@ -88,7 +85,7 @@ def try_mic(
         if m.ended and (seconds is None or listener.seconds < seconds):
             say("the capture command ended")
     found = len(listener.detections)
-    say(f"microphone: {_plural(found, 'detection')} in {listener.seconds:.2f} s of audio")
+    say(f"microphone: {plural(found, 'detection')} in {listener.seconds:.2f} s of audio")
     return found
 
 

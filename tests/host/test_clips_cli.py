@@ -306,3 +306,24 @@ def test_recovery_is_reported(data_dir, capsys):
     rc, _, err = run(capsys, "list")
     assert rc == 0
     assert err == f"wakeward: clip store: clip {a.id}: its audio file has gone; marked deleted\n"
+
+
+def test_play_with_a_player_command(data_dir, capsys, tmp_path, monkeypatch):
+    a, _, _ = fill(data_dir)
+    bin_dir = tmp_path / "bin"
+    monkeypatch.setenv("PATH", str(bin_dir))
+    exe = fake_player(bin_dir, "myplayer")
+    rc, out, err = run(capsys, "play", str(a.id), "--player", "myplayer -v", "--print-command")
+    assert (rc, out, err) == (0, f"{exe} -v {a.path}\n", "")
+    rc, out, _ = run(
+        capsys, "play", str(a.id), "--player", "myplayer --in {} -q", "--print-command"
+    )
+    assert (rc, out) == (0, f"{exe} --in {a.path} -q\n")
+    assert run(capsys, "play", str(a.id), "--player", "myplayer") == (0, "", "")
+    rc, _, err = run(capsys, "play", str(a.id), "--player", "nosuchplayer -x")
+    assert (rc, err) == (1, "wakeward: --player: no program 'nosuchplayer' on PATH\n")
+    rc, _, err = run(capsys, "play", str(a.id), "--player", "")
+    assert (rc, err) == (
+        1,
+        "wakeward: --player: give a command, e.g. --player 'mpv --really-quiet'\n",
+    )

@@ -254,3 +254,22 @@ def test_monitor_runs_the_sim_itself(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("alexa: ")
     assert "heard: speech 0.5" in done.stderr  # the firmware's own lines, beside the chart
+
+
+def test_monitor_saves_a_jpeg_or_refuses_the_extension(tmp_path, capsys):
+    rec = tmp_path / "rec.jsonl"
+    rec.write_text("\n".join(recorded_stream()) + "\n")
+    rc = cli.main(["monitor", str(rec), "--save", str(tmp_path / "m.jpg"), "--size", "400x300"])
+    assert rc == 0, capsys.readouterr().err
+    assert (tmp_path / "m.jpg").read_bytes()[:3] == b"\xff\xd8\xff"  # a JPEG, not a PNG
+    capsys.readouterr()
+    assert cli.main(["monitor", str(rec), "--save", str(tmp_path / "m.bmp")]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""  # refused before reading anything
+    assert err.startswith(
+        "wakeward: --save m.bmp: cannot write a .bmp file; give a name ending in "
+    )
+    assert ".jpg" in err and ".png" in err and ".svg" in err
+    assert not (tmp_path / "m.bmp").exists()
+    assert cli.main(["monitor", str(rec), "--save", str(tmp_path / "noext")]) == 1
+    assert "cannot write a file without an extension" in capsys.readouterr().err
