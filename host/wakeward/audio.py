@@ -46,9 +46,16 @@ class _NotPcmWav(Exception):
 def read_wav(path: str | Path) -> np.ndarray:
     """Samples of a 16 kHz mono 16-bit WAV as int16; anything else is refused by name."""
     path = Path(path)
+    data = _read_file(path, None)
+    return np.frombuffer(data, dtype="<i2").astype(np.int16)
+
+
+def _read_file(path: Path, check: Callable[[bytes, Path], None] | None) -> bytes:
+    """The data chunk of the WAV file at `path` (`check` sees its fmt chunk); every way the
+    file can fail is a WakewardError naming it."""
     try:
         with path.open("rb") as f:
-            data = _read_pcm(f, path)
+            return _read_pcm(f, path, check)
     except FileNotFoundError:
         raise WakewardError(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -57,7 +64,6 @@ def read_wav(path: str | Path) -> np.ndarray:
         raise WakewardError(f"{path}: cannot be read ({e.strerror or e})") from None
     except _NotPcmWav as e:
         raise WakewardError(f"{path}: not a readable PCM WAV file ({e})") from None
-    return np.frombuffer(data, dtype="<i2").astype(np.int16)
 
 
 def _read_pcm(f: BinaryIO, path: Path, check: Callable[[bytes, Path], None] | None = None) -> bytes:
@@ -217,17 +223,7 @@ def _read_any(path: Path) -> tuple[WavFormat, bytes]:
     def check(fmt: bytes, p: Path) -> None:
         found.append(_parse_format(fmt, p))
 
-    try:
-        with path.open("rb") as f:
-            data = _read_pcm(f, path, check)
-    except FileNotFoundError:
-        raise WakewardError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise WakewardError(f"{path}: is a folder, not a WAV file") from None
-    except OSError as e:
-        raise WakewardError(f"{path}: cannot be read ({e.strerror or e})") from None
-    except _NotPcmWav as e:
-        raise WakewardError(f"{path}: not a readable PCM WAV file ({e})") from None
+    data = _read_file(path, check)
     return found[-1], data
 
 

@@ -325,8 +325,8 @@ class Review:
         text = request.query_params.get("older_than", "")
         now = time.time()
         age = clipstore.parse_age(text, "older than")
-        stored = await run_in_threadpool(lambda: self.store.clips(include_deleted=False))
-        going = [c for c in stored if c.received_at < now - age][::-1]  # as purge chooses
+        going = await run_in_threadpool(lambda: self.store.purge_victims(age, now=now))
+        going.reverse()  # newest first, as the clips page
         return self.page(request, "purge.html", clips=going, older_than=text, now=repr(now))
 
     async def purge(self, request: Request) -> Response:
