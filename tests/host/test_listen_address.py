@@ -44,7 +44,8 @@ def test_an_empty_host_listens_on_all_interfaces_and_says_so(tmp_path):
     first = proc.stdout.readline()
     port = int(first.split()[2].split(":")[1].rstrip(","))
     socket.create_connection(("127.0.0.1", port), timeout=WAIT_S).close()
-    rest, _ = proc.communicate(timeout=WAIT_S)
+    proc.wait(timeout=WAIT_S)
+    rest = proc.stdout.read()  # through the same reader: readline() may hold lines already
     assert first.startswith(f"listening on 0.0.0.0:{port},"), first + rest
     assert any(x.startswith("WARNING: plain TCP, no TLS") for x in rest.splitlines()), rest
     assert proc.returncode == 0, rest
