@@ -81,9 +81,7 @@ def model_fits(name: str, invocations: int, folder: Path) -> Callable[[str], boo
     )
 
     def fits(heap: str) -> bool:
-        done = unixport.run(
-            code=code, heap=heap, cwd=folder, extra_paths=[folder], timeout_s=600
-        )
+        done = unixport.run(code=code, heap=heap, cwd=folder, extra_paths=[folder], timeout_s=600)
         text = done.stdout.decode(errors="replace")
         return done.returncode == 0 and f"ran {invocations} " in text
 

@@ -48,7 +48,6 @@ HANGOVER_MS = const(800)
 MIN_MS = const(1500)
 
 
-
 class ClipError(ValueError):
     pass
 

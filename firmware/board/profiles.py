@@ -25,12 +25,12 @@ PROFILES = {
     # Seeed Studio XIAO ESP32S3 (Sense or plain). Pads D0..D10; GPIO0 is the BOOT button;
     # the user LED (GPIO21) is wired to 3V3 and lights when the pin is low.
     "xiao-esp32s3": {
-        "mic_sck": 7,   # D8
-        "mic_ws": 8,    # D9
-        "mic_sd": 9,    # D10
+        "mic_sck": 7,  # D8
+        "mic_ws": 8,  # D9
+        "mic_sd": 9,  # D10
         "amp_bclk": 2,  # D1
-        "amp_lrc": 3,   # D2
-        "amp_din": 4,   # D3
+        "amp_lrc": 3,  # D2
+        "amp_din": 4,  # D3
         "button": 0,
         "led": 21,
         "led_active_low": True,
@@ -39,8 +39,16 @@ PROFILES = {
 }
 
 _REQUIRED = (
-    "mic_sck", "mic_ws", "mic_sd", "amp_bclk", "amp_lrc", "amp_din", "button", "led",
-    "led_active_low", "mic_shift",
+    "mic_sck",
+    "mic_ws",
+    "mic_sd",
+    "amp_bclk",
+    "amp_lrc",
+    "amp_din",
+    "button",
+    "led",
+    "led_active_low",
+    "mic_shift",
 )
 
 

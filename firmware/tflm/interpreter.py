@@ -79,9 +79,7 @@ class Interpreter:
             try:
                 self._prepare(op)
             except (InterpreterError, tfl.ModelError, ValueError) as e:
-                raise InterpreterError(
-                    "operator %d (%s): %s" % (op.index, op.op_name, e)
-                ) from None
+                raise InterpreterError("operator %d (%s): %s" % (op.index, op.op_name, e)) from None
             except (IndexError, KeyError, ZeroDivisionError, TypeError) as e:
                 # a corrupted model: tensor lists too short, sizes of zero, wrong kinds
                 raise InterpreterError(
@@ -641,9 +639,7 @@ class Interpreter:
             raise InterpreterError("input shape %r: only NHWC" % (tuple(inp.shape),))
         in_q = self._quant(op.inputs[0])
         out_q = self._quant(op.outputs[0])
-        if in_q.zero_point[0] != out_q.zero_point[0] or abs(
-            in_q.scale[0] - out_q.scale[0]
-        ) > 1e-6:
+        if in_q.zero_point[0] != out_q.zero_point[0] or abs(in_q.scale[0] - out_q.scale[0]) > 1e-6:
             raise InterpreterError("input and output are quantized differently")
         o = op.options("Pool2DOptions")
         batches, in_h, in_w, c = inp.shape
@@ -660,8 +656,7 @@ class Interpreter:
             pads.append(max(0, (size - 1) * s + k - n) // 2)
         if tuple(out.shape) != (batches, outs[0], outs[1], c):
             raise InterpreterError(
-                "output shape %r, expected %r"
-                % (tuple(out.shape), (batches, outs[0], outs[1], c))
+                "output shape %r, expected %r" % (tuple(out.shape), (batches, outs[0], outs[1], c))
             )
         lo, hi = quant.activation_range(
             o.fused_activation_function, out_q.scale[0], out_q.zero_point[0], _INT8_MIN, _INT8_MAX
@@ -735,9 +730,7 @@ class Interpreter:
                 x = ((b ^ 0x80) - 0x80 - zp) << 20
                 lut.append(quant.mbqm(x, m, shift))
             luts.append(lut)
-        multiplier = quant.quantize_multiplier(
-            quant.ddiv(twice_max, (out_s[0], out_s[1] + 20))
-        )
+        multiplier = quant.quantize_multiplier(quant.ddiv(twice_max, (out_s[0], out_s[1] + 20)))
         if multiplier[1] > 0:
             raise InterpreterError("output scale too small for the inputs' (multiplier >= 1)")
         o = op.options("AddOptions")

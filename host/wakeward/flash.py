@@ -245,9 +245,7 @@ def detect_chip(port: str, baud: int, runner: EsptoolRunner = run_esptool) -> st
     WakewardError when it is not an ESP32-S3. Reads only (read-mac). The chip stays in its
     bootloader for the erase and write that follow (a board put in download mode by hand
     stays there); one that is refused is reset, so it runs what it ran before."""
-    rc, output = runner(
-        esptool_args(port, baud, "read-mac", chip="auto", after="no-reset"), True
-    )
+    rc, output = runner(esptool_args(port, baud, "read-mac", chip="auto", after="no-reset"), True)
     if rc != 0:
         raise WakewardError(_esptool_failure(port, output, rc))
     name = re.search(r"Connected to (\S+) on", output)

@@ -33,9 +33,7 @@ def resolve(name_or_path: str | Path) -> Path:
             )
         return inside
     if not path.is_file():
-        raise WakewardError(
-            f"{path}: no such model file (or give one of: {', '.join(BUILTIN)})"
-        )
+        raise WakewardError(f"{path}: no such model file (or give one of: {', '.join(BUILTIN)})")
     return path
 
 

@@ -50,10 +50,7 @@ def test_every_viper_kernel_has_a_checked_test():
 def test_the_checker_catches_an_overflow(tmp_path):
     src = tmp_path / "k.py"
     src.write_text(
-        "import micropython\n"
-        "@micropython.viper\n"
-        "def square(x: int) -> int:\n"
-        "    return x * x\n"
+        "import micropython\n@micropython.viper\ndef square(x: int) -> int:\n    return x * x\n"
     )
     mod = int32check.load(src)
     assert mod.square(46340) == 46340 * 46340

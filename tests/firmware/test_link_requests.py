@@ -17,7 +17,8 @@ from tests.host.test_protocol import P
 
 # The link with two models; `invocations` feeds 30 ms of audio per model invocation and
 # hands the link each model's output (m: counting up from p0, n: counting down).
-SETUP = """
+SETUP = (
+    """
 import micropython, os, socket, time
 from link import Link
 from outbox import Outbox
@@ -33,7 +34,9 @@ said = []
 box = Outbox(8, 1 << 20, say=said.append)
 link = Link(connect, box, clock, 'dev', ['m', 'n'], status_interval_ms=100000,
             requests=REQUESTS, owner_link=OWNER, say=said.append)
-""" + FEED + """
+"""
+    + FEED
+    + """
 def invocations(count, p0):
     for i in range(count):
         frames(3, quiet, 0)
@@ -54,6 +57,7 @@ def until_said(text, pcm=quiet, level=0):
         time.sleep_ms(1)
     raise OSError('never said %s: %r' % (text, said))
 """
+)
 
 END = """
 frames(20, quiet, 0)
@@ -225,7 +229,7 @@ def test_a_record_request_gives_a_recording_clip_of_its_length(mp, tmp_path):
     ("policy", "owner", "asked", "reason", "why"),
     [
         ("paired", False, (P.MONITOR, 10), "refused", "this link is plain TCP, not the paired"),
-        ("none", True, (P.MONITOR, 10), "refused", 'requests are off on this device'),
+        ("none", True, (P.MONITOR, 10), "refused", "requests are off on this device"),
         ("paired", True, (P.MONITOR, 601), "refused", "monitor for at most 600 s per request"),
         ("any", False, (P.RECORD, 11), "refused", "record at most 10 s per request (asked 11"),
     ],

@@ -14,7 +14,6 @@ MODELS = ("alexa", "hey_jarvis", "hey_mycroft", "okay_nabu")
 INVOCATIONS = 2100
 
 
-
 def check(name: str, inputs: np.ndarray) -> modelcheck.Report:
     """Device interpreter vs TFLite Micro (wakeward model check's API). The whole run is
     under heap_lock, so an allocation per invocation fails it."""

@@ -171,9 +171,7 @@ def test_strided_slice(tmp_path, case):
     begin, end, strides, (bm, em, sm) = case
     m = tb.Model()
     x = m.tensor((1, 6, 8, 3), scale=0.02, zero_point=1)
-    y = tb.strided_slice(
-        m, x, begin, end, strides, begin_mask=bm, end_mask=em, shrink_axis_mask=sm
-    )
+    y = tb.strided_slice(m, x, begin, end, strides, begin_mask=bm, end_mask=em, shrink_axis_mask=sm)
     parity(tmp_path, m, x, y)
 
 

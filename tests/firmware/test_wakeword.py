@@ -138,9 +138,22 @@ def speech(tmp_path_factory) -> Path:
 
 def sim_json(wav: Path, *model_args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "wakeward", "sim", str(wav), "--json", "--heap", "esp32s3-psram",
-         *model_args],
-        cwd=cwd, capture_output=True, text=True, timeout=300, check=False,
+        [
+            sys.executable,
+            "-m",
+            "wakeward",
+            "sim",
+            str(wav),
+            "--json",
+            "--heap",
+            "esp32s3-psram",
+            *model_args,
+        ],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
 
 
@@ -169,8 +182,9 @@ def test_sim_json_equals_the_reference_pipeline(speech, tmp_path):
 
 def test_a_broken_model_is_reported_and_the_others_run(speech, tmp_path):
     (tmp_path / "broken.tflite").write_bytes(b"TFL3 but not really a model")
-    done = sim_json(speech, "--model", str(tmp_path / "broken.tflite"), "--model", "alexa",
-                    cwd=tmp_path)
+    done = sim_json(
+        speech, "--model", str(tmp_path / "broken.tflite"), "--model", "alexa", cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr
     assert "model broken not loaded" in done.stderr
     assert any(json.loads(line)["detected"] for line in done.stdout.splitlines())

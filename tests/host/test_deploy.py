@@ -144,8 +144,7 @@ def test_files_it_does_not_deploy_stay_unless_clean(board: PtyBoard, bundle: dep
     report, said = run(board, bundle)
     assert report.left == ("notes.txt", "old/stale.mpy")
     assert (
-        "deploy: left 2 other file(s) on the board (notes.txt, old/stale.mpy); --clean removes "
-        "them"
+        "deploy: left 2 other file(s) on the board (notes.txt, old/stale.mpy); --clean removes them"
     ) in said
     assert board.path("notes.txt").is_file()
 

@@ -214,8 +214,7 @@ def test_images_of_another_release_are_listed_but_not_used(images: Path):
     with pytest.raises(WakewardError) as e:
         flash.find_image("esp32-s3-devkitc-1")
     assert str(e.value).endswith(
-        f"(in {images} now, none for this board and release: "
-        "ESP32_GENERIC_S3-20250101-v1.24.1.bin)"
+        f"(in {images} now, none for this board and release: ESP32_GENERIC_S3-20250101-v1.24.1.bin)"
     )
 
 

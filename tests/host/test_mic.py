@@ -81,17 +81,13 @@ def test_arecord_first_then_sox_then_the_override(monkeypatch, tmp_path):
     monkeypatch.delenv(mic.COMMAND_ENV, raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))
     fake_program(tmp_path, "sox")
-    assert mic.capture().shown == (
-        "sox -q -d -t raw -r 16000 -c 1 -b 16 -e signed-integer -L -"
-    )
+    assert mic.capture().shown == ("sox -q -d -t raw -r 16000 -c 1 -b 16 -e signed-integer -L -")
     fake_program(tmp_path, "arecord")
     program = mic.capture()
     assert program.argv[0] == str(tmp_path / "arecord")
     assert program.shown == "arecord -q -t raw -f S16_LE -r 16000 -c 1"
     monkeypatch.setenv(mic.COMMAND_ENV, "arecord -D hw:1 -q -t raw -f S16_LE -r 16000")
-    assert mic.capture().argv == (
-        "/bin/sh", "-c", "arecord -D hw:1 -q -t raw -f S16_LE -r 16000"
-    )
+    assert mic.capture().argv == ("/bin/sh", "-c", "arecord -D hw:1 -q -t raw -f S16_LE -r 16000")
 
 
 def test_a_command_that_cannot_start_is_named(tmp_path):

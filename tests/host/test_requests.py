@@ -99,9 +99,7 @@ def led_changes(events: Path) -> list[tuple[int, int]]:
     return [(e["t_ms"], e["value"]) for e in lines if e["dev"] == "led"]
 
 
-def test_monitored_outputs_are_the_sims_value_for_value_and_stop_with_the_window(
-    tmp_path, speech
-):
+def test_monitored_outputs_are_the_sims_value_for_value_and_stop_with_the_window(tmp_path, speech):
     """Plain TCP with link.requests "any" (`wakeward sim --allow-requests`)."""
     asker = Asker(P.encode_request(P.MONITOR, WINDOW_S, 21))
     events = tmp_path / "events.jsonl"
@@ -185,8 +183,7 @@ def test_wakeward_monitor_over_tls_charts_a_paired_speaker_and_keeps_its_clip(
     assert len(records) == WINDOW_S * 1000 // 30
     want = sim_json(tmp_path, np.concatenate(device.fed))
     assert [(r["p"], r["detected"]) for r in records] == [
-        (want[round(r["t"] * 1000)]["p"], want[round(r["t"] * 1000)]["detected"])
-        for r in records
+        (want[round(r["t"] * 1000)]["p"], want[round(r["t"] * 1000)]["detected"]) for r in records
     ]
     assert [r["detected"] for r in records].count(True) == 1
     assert [x for x in lines if x.startswith("alexa: ") and "1 detection;" in x]

@@ -259,8 +259,14 @@ def test_retention_by_size_keeps_the_newest(s):
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("30d", 30 * DAY), ("12h", 43200), ("90min", 5400), ("45s", 45), ("2w", 14 * DAY),
-     ("1.5h", 5400)],
+    [
+        ("30d", 30 * DAY),
+        ("12h", 43200),
+        ("90min", 5400),
+        ("45s", 45),
+        ("2w", 14 * DAY),
+        ("1.5h", 5400),
+    ],
 )
 def test_parse_age(text, seconds):
     assert store.parse_age(text) == seconds

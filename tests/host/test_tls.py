@@ -319,7 +319,8 @@ class TlsStandIn:
 
 # The link over TLS as main.py builds it, streaming a clip under heap_lock (test_link.py
 # does the same over plain TCP); the heap the TLS session takes is printed.
-TLS_LINK = """
+TLS_LINK = (
+    """
 import gc, micropython, os, transport
 from link import Link
 from outbox import Outbox
@@ -345,7 +346,9 @@ said = []
 box = Outbox(8, 1 << 20, say=said.append)
 link = Link(lambda: transport.open_stream(cfg, Board(), context), box, clock, 'dev', ['m'],
             status_interval_ms=100000, auth=bytes(range(32)), say=said.append)
-""" + FEED + """frames(5, quiet, 0)
+"""
+    + FEED
+    + """frames(5, quiet, 0)
 connected = link.connected()
 micropython.heap_lock()
 frames(200, quiet, 0)
@@ -360,6 +363,7 @@ link.close()
 import json
 print(json.dumps([with_context - before, session, connected, link.clips_acked, said]))
 """
+)
 
 
 def test_the_tls_link_streams_without_allocating_per_frame(mp, tmp_path, identities):

@@ -159,9 +159,7 @@ def test_train_reuses_a_dataset_only_with_the_same_recordings(built, tmp_path):
         phrase="hey jarvis", out=tmp_path / "m", data=out, false_wake_store=folder
     )
     assert pipeline._dataset(opts, "m", lambda _: None).path == out
-    other = pipeline.Options(
-        phrase="hey jarvis", out=tmp_path / "m", data=out, owner=(tmp_path,)
-    )
+    other = pipeline.Options(phrase="hey jarvis", out=tmp_path / "m", data=out, owner=(tmp_path,))
     with pytest.raises(WakewardError, match="built from other recordings than --owner"):
         pipeline._dataset(other, "m", lambda _: None)
 

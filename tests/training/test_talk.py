@@ -36,6 +36,7 @@ def test_no_template_is_an_evaluation_sentence():
     evaluation = {s.lower() for s in phonemes.sentence_lines(streams.EVAL_SENTENCES)}
     out = talk.sentences(20000, np.random.default_rng(1), exclude=list(evaluation))
     assert not {s.lower() for s in out} & evaluation
+
     # nor close to an instance of a template: its slots filled with one or two words of any
     # kind, and its own words at least 40% of the sentence
     def copies(template: str) -> list[str]:

@@ -85,9 +85,7 @@ def recording_problem(samples: np.ndarray) -> str | None:
     if len(samples) == 0:
         return "the recording is empty"
     if len(samples) < MIN_DURATION_S * RATE_HZ:
-        return (
-            f"the recording is {len(samples) / RATE_HZ:.2f} s, shorter than {MIN_DURATION_S} s"
-        )
+        return f"the recording is {len(samples) / RATE_HZ:.2f} s, shorter than {MIN_DURATION_S} s"
     levels = frame_levels_dbfs(samples)
     if len(levels) == 0 or levels.max() < SILENT_RMS_DBFS:
         return f"the recording is silent (never louder than {SILENT_RMS_DBFS:.0f} dBFS)"

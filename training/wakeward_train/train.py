@@ -72,9 +72,10 @@ class SpecAugment:
         lo = np.minimum(at.astype(np.int64), channels - 2)
         frac = (at - lo).astype(x.dtype)[:, None, :]
         rows = chosen[:, None]
-        x[chosen] = x[rows, :, lo].transpose(0, 2, 1) * (1 - frac) + x[
-            rows, :, lo + 1
-        ].transpose(0, 2, 1) * frac
+        x[chosen] = (
+            x[rows, :, lo].transpose(0, 2, 1) * (1 - frac)
+            + x[rows, :, lo + 1].transpose(0, 2, 1) * frac
+        )
         return x
 
     def apply(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -334,9 +335,7 @@ def hard_negatives(
         i, start = where[j]
         x[k] = streams[i][start : start + length]
     n = len(order)
-    chosen = windows.Windows(
-        x, np.zeros(n, np.float32), np.full(n, HARD), np.full(n, -1, np.int64)
-    )
+    chosen = windows.Windows(x, np.zeros(n, np.float32), np.full(n, HARD), np.full(n, -1, np.int64))
     info = {
         "scored_windows": scored,
         "above_min_p": int(len(p_all)),
