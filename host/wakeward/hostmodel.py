@@ -153,8 +153,14 @@ def invocation_time_s(k: int) -> float:
 class Listener:
     """Audio in, detections out: frontend -> model -> the device's rule, from a fresh start."""
 
-    def __init__(self, spec: ModelSpec, *, optimized: bool = False) -> None:
+    def __init__(
+        self, spec: ModelSpec, *, optimized: bool = False, keep_outputs: bool = True
+    ) -> None:
+        """`keep_outputs` False: `outputs` stays empty, for a stream that never ends (a
+        service), whose every output would otherwise be kept (about 1 MB an hour)."""
         self.spec = spec
+        self.keep_outputs = keep_outputs
+        self.invocations = 0
         self._model = HostModel(spec.path, optimized=optimized)
         self._features = features.StreamingFeatures()
         self._detector = detector.Detector(spec.cutoff_u8, spec.window)
@@ -176,8 +182,10 @@ class Listener:
         while len(self._frames) >= stride:
             p = self._model.invoke(self._frames[:stride])
             self._frames = self._frames[stride:]
-            k = len(self.outputs)
-            self.outputs.append(p)
+            k = self.invocations
+            self.invocations += 1
+            if self.keep_outputs:
+                self.outputs.append(p)
             self._recent.append(p)
             mean = sum(self._recent) / self.spec.window
             if self._detector.output(p):

@@ -255,3 +255,16 @@ def test_try_converts_a_wav_in_another_format(wavs, tmp_path, capsys):
     assert code == 0, err
     assert err.splitlines() == [f"{path}: 22050 Hz mono 16-bit, converted to 16 kHz mono 16-bit"]
     assert "alexa" in out
+
+
+def test_a_listener_that_keeps_no_outputs_finds_the_same_detections(wavs):
+    """A service's stream never ends: its listener keeps no output list, and still counts
+    invocations (the detections' times) exactly."""
+    samples = read_wav(wavs["alexa"])
+    spec = hostmodel.model_spec("alexa")
+    kept, lean = hostmodel.Listener(spec), hostmodel.Listener(spec, keep_outputs=False)
+    for piece in np.array_split(samples, 7):
+        kept.feed(piece)
+        lean.feed(piece)
+    assert lean.outputs == [] and lean.invocations == kept.invocations == len(kept.outputs)
+    assert lean.detections == kept.detections and kept.detections

@@ -4,6 +4,8 @@ included; the operating point for a target FA/h, met and not met; the DET curve 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pytest
 from wakeward import detector
@@ -208,3 +210,42 @@ def test_the_reading_at_both_targets_needs_recorded_and_synthetic_speech_within_
     # burst at 250 leaves nothing
     real[2000:2004] = 250
     assert evaluate.both_targets(curve, [real], 1.0, real_fa_per_hour=0.0) is None
+
+
+def _bursts(hours_frames: int, at: Sequence[int], level: int) -> np.ndarray:
+    out = np.zeros(hours_frames, np.uint8)
+    for a in at:
+        out[a : a + 4] = level
+    return out
+
+
+def test_the_choice_stays_within_the_target_on_the_validation_recorded_speech_too():
+    # synthetic: every point within 0.5/h; the recorded validation speech (1 h: no false
+    # accept allowed) has bursts at 150 and 215, so only cutoffs of 215 and above keep it
+    curve = Curve(
+        [pt(3, 230, 0, 30), pt(3, 220, 0, 20), pt(3, 200, 0, 5), pt(3, 140, 0, 1)],
+        positives=100,
+        hours=2.0,
+    )
+    real = evaluate.RealCheck(
+        [_bursts(5000, (100, 900, 1700), 150), _bursts(5000, (300,), 215)], 1.0
+    )
+    point = evaluate.choose(curve, 0.5, real)
+    assert point.cutoff_u8 == 220 and point.target_met and point.validation_met
+    assert (point.validation_false_accepts, point.validation_hours) == (0, 1.0)
+    assert evaluate.choose(curve, 0.5).cutoff_u8 == 140  # without it: the lowest FRR
+    ev = evaluation_of(curve, point)
+    said = "\n".join(ev.lines())
+    assert "chosen against 1 h of recorded speech too" in said and "target 0.5/h: met" in said
+    assert "real_validation" in ev.to_json()["method"]
+
+
+def test_the_validation_out_of_reach_takes_its_fewest_false_accepts_and_says_so():
+    curve = Curve([pt(3, 250, 0, 40), pt(3, 200, 0, 5), pt(5, 240, 3, 1)], positives=100, hours=1.0)
+    # a burst at 255 for 4 frames: no cutoff turns it down; at 200 one more
+    real = evaluate.RealCheck([_bursts(4000, (300, 2000), 255), _bursts(4000, (500,), 210)], 1.0)
+    point = evaluate.choose(curve, 0.5, real)
+    assert (point.cutoff_u8, point.validation_false_accepts) == (250, 2)
+    assert not point.target_met and point.validation_met is False
+    said = "\n".join(evaluation_of(curve, point).lines())
+    assert "reach 0.5 on the validation recorded speech" in said and "NOT MET" in said

@@ -201,6 +201,36 @@ def test_assign_splits_holds_out_about_a_third():
     assert realspeech.assign_splits({"alone": 5.0}) in ({"alone": TRAIN}, {"alone": HELDOUT})
 
 
+def test_held_out_groups_are_parted_into_validation_and_test(corpus):
+    held = {r["group"] for r in corpus.records if r["split"] == HELDOUT}
+    assert set(corpus.parts) == held
+    parts = {corpus.part_of(g) for g in held}
+    assert parts == set(realspeech.HELDOUT_PARTS)
+    both = corpus.utterances(HELDOUT, realspeech.VALIDATION) + corpus.utterances(
+        HELDOUT, realspeech.TEST
+    )
+    assert sorted(u.record["offset"] for u in both) == sorted(
+        u.record["offset"] for u in corpus.utterances(HELDOUT)
+    )
+    assert corpus.summary()["heldout_parts"][realspeech.VALIDATION] > 0
+    with pytest.raises(WakewardError, match="only the heldout split has parts"):
+        corpus.utterances(TRAIN, realspeech.TEST)
+    with pytest.raises(WakewardError, match="no held-out real-speech group"):
+        corpus.part_of(next(r["group"] for r in corpus.records if r["split"] == TRAIN))
+
+
+def test_assign_parts_halves_the_held_out_groups_by_their_own_hash():
+    groups = {f"speaker{i}": 1.0 + (i % 3) for i in range(60)}
+    parts = realspeech.assign_parts(groups)
+    valid = sum(s for g, s in groups.items() if parts[g] == realspeech.VALIDATION)
+    assert abs(valid / sum(groups.values()) - realspeech.VALIDATION_SHARE) < 0.05
+    # another salt than the split's: not simply the first half of the split's order
+    splits = realspeech.assign_splits(groups, share=realspeech.VALIDATION_SHARE)
+    assert [parts[g] == realspeech.VALIDATION for g in groups] != [
+        splits[g] == HELDOUT for g in groups
+    ]
+
+
 def test_missing_sources_are_described(monkeypatch, tmp_path):
     none = realspeech.detect({})
     assert not none.usable and realspeech.ensure_corpus(none, cache_dir=tmp_path) is None
@@ -211,12 +241,13 @@ def test_missing_sources_are_described(monkeypatch, tmp_path):
     assert realspeech.ensure_corpus(cache_dir=tmp_path) is None
 
 
-def test_real_streams_use_every_held_out_utterance_once(corpus, tmp_path):
+def test_real_streams_use_every_held_out_test_utterance_once(corpus, tmp_path):
     data = SimpleNamespace(path=tmp_path, info={"summary": {"seed": 5}})
     said: list[str] = []
     got = streams.ensure_real(data, corpus=corpus, say=said.append)  # type: ignore[arg-type]
     assert got is not None and got.path.parent.name == streams.REAL_FOLDER
-    held = [r for r in corpus.records if r["split"] == HELDOUT]
+    held = [u.record for u in corpus.utterances(HELDOUT, realspeech.TEST)]
+    assert 0 < len(held) < len([r for r in corpus.records if r["split"] == HELDOUT])
     assert got.info["utterances"] == len(held) == got.info["composition"]["utterances"]
     assert set(got.info["speakers"]) == {r["group"] for r in held}
     assert got.info["speakers"] and not set(got.info["speakers"]) & {
@@ -236,6 +267,22 @@ def test_real_streams_use_every_held_out_utterance_once(corpus, tmp_path):
     assert np.array_equal(np.asarray(again.chunks[0]), np.asarray(chunk))
     other = streams.build_real(corpus, None, 6, tmp_path / "other")
     assert not np.array_equal(np.asarray(other.chunks[0][:1000]), np.asarray(chunk[:1000]))
+
+
+def test_validation_and_test_streams_have_no_speaker_in_common(corpus, tmp_path):
+    data = SimpleNamespace(path=tmp_path, info={"summary": {"seed": 5}})
+    test = streams.ensure_real(data, corpus=corpus)  # type: ignore[arg-type]
+    valid = streams.ensure_real(data, corpus=corpus, part=realspeech.VALIDATION)  # type: ignore[arg-type]
+    assert test is not None and valid is not None and test.path != valid.path
+    assert (test.info["part"], valid.info["part"]) == (realspeech.TEST, realspeech.VALIDATION)
+    assert set(test.info["speakers"]) == {
+        g for g, part in corpus.parts.items() if part == realspeech.TEST
+    }
+    assert set(valid.info["speakers"]) and not set(valid.info["speakers"]) & set(
+        test.info["speakers"]
+    )
+    with pytest.raises(WakewardError, match="real speech part 'train'"):
+        streams.ensure_real(data, corpus=corpus, part="train")  # type: ignore[arg-type]
 
 
 def test_real_streams_none_without_sources(monkeypatch, tmp_path):

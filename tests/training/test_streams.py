@@ -261,3 +261,62 @@ def test_evaluate_on_a_held_out_engine_takes_all_its_clips_and_warns_when_unsure
         ("espeak-ng", len(every), None)
     ]
     assert figures["real_speech"] is None
+
+
+def _own_model(folder: Path, data: dataset.Dataset, **data_fields) -> Path:
+    """models/wakeward_alexa copied into `folder`, its record saying it trained on `data`
+    (or on what `data_fields` change)."""
+    src = Path(__file__).resolve().parents[2] / "models" / "wakeward_alexa"
+    folder.mkdir()
+    for f in src.iterdir():
+        (folder / f.name).write_bytes(f.read_bytes())
+    record_path = folder / "wakeward_alexa.wakeward.json"
+    record = json.loads(record_path.read_text())
+    summary = data.info["summary"]
+    own = {
+        "phrase_phonemes": data.info.get("phrase_phonemes"),
+        "seed": summary.get("seed"),
+        "counts": summary.get("counts"),
+    }
+    record["data"].update({**own, **data_fields})
+    record_path.write_text(json.dumps(record))
+    return folder
+
+
+def test_update_manifest_writes_the_point_chosen_on_the_models_own_dataset(
+    alexa_data, built, tmp_path
+):
+    folder = _own_model(tmp_path / "wakeward_alexa", alexa_data)
+    manifest_path = folder / "wakeward_alexa.json"
+    before = json.loads(manifest_path.read_text())
+    old_record = json.loads((folder / "wakeward_alexa.wakeward.json").read_text())
+    said: list[str] = []
+    evalcmd.evaluate_cmd(str(folder), alexa_data.path, hours=HOURS, update=True, say=said.append)
+    manifest = json.loads(manifest_path.read_text())
+    record = json.loads((folder / "wakeward_alexa.wakeward.json").read_text())
+    ev = record["evaluation"]
+    # the manifest now holds the point this evaluation chose, and only that changed
+    assert (manifest["micro"]["probability_cutoff"], manifest["micro"]["sliding_window_size"]) == (
+        ev["probability_cutoff"],
+        ev["sliding_window_size"],
+    )
+    assert {k: v for k, v in manifest.items() if k != "micro"} == {
+        k: v for k, v in before.items() if k != "micro"
+    }
+    assert ev["negative_hours"] == HOURS and ev["det_png"] == "wakeward_alexa.det.png"
+    (earlier,) = record["earlier_evaluations"]
+    assert earlier["probability_cutoff"] == old_record["evaluation"]["probability_cutoff"]
+    assert record["training"] == old_record["training"]
+    assert any(f"cutoff {before['micro']['probability_cutoff']} ->" in s for s in said)
+
+
+def test_update_manifest_refuses_another_dataset_and_writes_nothing(alexa_data, built, tmp_path):
+    folder = _own_model(tmp_path / "wakeward_alexa", alexa_data, seed=99)
+    files = {f.name: f.read_bytes() for f in folder.iterdir()}
+    with pytest.raises(WakewardError, match="not the dataset wakeward_alexa.tflite was trained on"):
+        evalcmd.evaluate_cmd(
+            str(folder), alexa_data.path, hours=HOURS, update=True, say=lambda s: None
+        )
+    assert {f.name: f.read_bytes() for f in folder.iterdir()} == files
+    with pytest.raises(WakewardError, match="needs a model trained by `wakeward train`"):
+        evalcmd.evaluate_cmd("alexa", alexa_data.path, hours=HOURS, update=True, say=print)

@@ -19,7 +19,7 @@ from wakeward import hostmodel, models
 from wakeward.errors import WakewardError
 from wakeward.files import write_text_atomic
 
-from wakeward_train import dataset, detplot, evaluate, folds, streams
+from wakeward_train import dataset, detplot, evaluate, folds, realspeech, streams
 
 Say = Callable[[str], None]
 
@@ -95,6 +95,80 @@ def trained_engines(tflite: Path) -> list[str] | None:
     return sorted(used) if isinstance(used, dict) else None
 
 
+UPDATE_FIELDS = ("phrase_phonemes", "seed", "counts")  # a dataset is the model's own when equal
+
+
+def _own_record(tflite: Path, data_set: dataset.Dataset) -> tuple[Path, dict[str, Any]]:
+    """NAME.wakeward.json of a wakeward-trained model whose dataset `data_set` is (the same
+    phrase, seed and clip counts): only there may its point be chosen again, since any other
+    dataset's held-out audio may be its training audio."""
+    ours = tflite.with_suffix(".wakeward.json")
+    if not ours.is_file():
+        raise WakewardError(
+            f"{tflite}: --update-manifest needs a model trained by `wakeward train` (no "
+            f"{ours.name} beside it)"
+        )
+    try:
+        record = json.loads(ours.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise WakewardError(f"{ours}: unreadable ({e})") from None
+    if not isinstance(record, dict) or not isinstance(record.get("data"), dict):
+        raise WakewardError(f"{ours}: no 'data' object: not a wakeward training record")
+    summary = data_set.info.get("summary") or {}
+    here = {"phrase_phonemes": data_set.info.get("phrase_phonemes"), **summary}
+    differ = [k for k in UPDATE_FIELDS if record["data"].get(k) != here.get(k)]
+    if differ:
+        raise WakewardError(
+            f"{data_set.path}: not the dataset {tflite.name} was trained on ({', '.join(differ)} "
+            f"differ from {ours.name}'s data): --update-manifest chooses a point only on the "
+            f"held-out audio of the model's own dataset ({record['data'].get('path')})"
+        )
+    if record.get("fold"):
+        raise WakewardError(f"{ours}: a leave-one-engine-out fold's point is not updated")
+    return ours, record
+
+
+def update_manifest(
+    tflite: Path, record_path: Path, record: dict[str, Any], ev: evaluate.Evaluation, say: Say
+) -> None:
+    """Write the chosen point into NAME.json and the evaluation into NAME.wakeward.json,
+    keeping the replaced evaluation's point in the record's `earlier_evaluations`."""
+    manifest_path = tflite.with_suffix(".json")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise WakewardError(f"{manifest_path}: unreadable ({e})") from None
+    manifest_rule(manifest, manifest_path)  # a manifest without a point is not rewritten
+    p = ev.point
+    before = (manifest["micro"]["probability_cutoff"], manifest["micro"]["sliding_window_size"])
+    manifest["micro"]["probability_cutoff"] = p.probability_cutoff
+    manifest["micro"]["sliding_window_size"] = p.sliding_window_size
+    old = record.get("evaluation") or {}
+    kept = {k: old.get(k) for k in EARLIER_KEYS}
+    kept["real_speech_false_accepts"] = (old.get("real_speech") or {}).get("false_accepts")
+    record["earlier_evaluations"] = [*record.get("earlier_evaluations", []), kept]
+    record["evaluation"] = ev.to_json()
+    det = tflite.with_suffix(".det.png")
+    detplot.save(ev, det)
+    record["evaluation"]["det_png"] = det.name
+    write_text_atomic(record_path, json.dumps(record, indent=2) + "\n")
+    write_text_atomic(manifest_path, json.dumps(manifest, indent=2) + "\n")
+    say(
+        f"evaluate: {manifest_path}: cutoff {before[0]} -> {p.probability_cutoff}, window "
+        f"{before[1]} -> {p.sliding_window_size}; {record_path.name} holds the new evaluation "
+        "(the earlier point in earlier_evaluations); deploy the model again to use it"
+    )
+
+
+EARLIER_KEYS = (
+    "probability_cutoff",
+    "sliding_window_size",
+    "false_reject_rate",
+    "false_accepts_per_hour",
+    "method",
+)
+
+
 def evaluate_cmd(
     model: str,
     data: Path,
@@ -105,6 +179,7 @@ def evaluate_cmd(
     json_out: Path | None = None,
     real_speech: bool = True,
     heldout_engine: str | None = None,
+    update: bool = False,
     say: Say = print,
 ) -> int:
     target = target_fa_per_hour
@@ -131,6 +206,11 @@ def evaluate_cmd(
     if warning:
         say(warning)
     engines = trained_engines(tflite)
+    if update and heldout_engine is not None:
+        raise WakewardError("--update-manifest and --heldout-engine: choose one")
+    if update and warning:
+        raise WakewardError(f"--update-manifest: {warning.removeprefix('evaluate: WARNING: ')}")
+    own = _own_record(tflite, data_set) if update else None
     if heldout_engine is not None:
         # every positive of that engine, of both splits, as a fold is tested (folds.py)
         data_set = folds.fold_view(data_set, heldout_engine, for_training=False)
@@ -146,6 +226,9 @@ def evaluate_cmd(
         )
     eval_streams = streams.ensure(data_set, hours, say=say)
     real = streams.ensure_real(data_set, say=say) if real_speech else None
+    validation = (
+        None if real is None else streams.ensure_real(data_set, say=say, part=realspeech.VALIDATION)
+    )
     ev = evaluate.evaluate_model(
         flatbuffer,
         tflite.stem,
@@ -157,6 +240,7 @@ def evaluate_cmd(
         say=say,
         trained_engines=engines,
         real_streams=real,
+        real_validation=validation,
     )
     if det is not None:
         detplot.save(ev, det)
@@ -170,4 +254,6 @@ def evaluate_cmd(
     if json_out is not None:
         write_text_atomic(json_out, json.dumps(ev.to_json(), indent=1) + "\n")
         say(f"evaluate: figures written to {json_out}")
+    if own is not None:
+        update_manifest(tflite, *own, ev, say)
     return 0

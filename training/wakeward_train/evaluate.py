@@ -280,6 +280,23 @@ def manifest_cutoff(cutoff_u8: int) -> float:
 
 
 @dataclass
+class RealCheck:
+    """Recorded speech an operating point is chosen against (the validation part of the
+    held-out groups, realspeech.VALIDATION): a point is within it when its false accepts
+    there are at most `target_fa_per_hour` (counts compared, not rates)."""
+
+    outputs: Sequence[np.ndarray]  # model outputs, one array per stream chunk
+    hours: float
+    target_fa_per_hour: float = REAL_TARGET_FA_PER_HOUR
+
+    def false_accepts(self, p: Point) -> int:
+        return false_accepts(self.outputs, p.cutoff_u8, p.window)
+
+    def within(self, p: Point) -> bool:
+        return self.false_accepts(p) <= self.target_fa_per_hour * self.hours + 1e-9
+
+
+@dataclass
 class OperatingPoint:
     probability_cutoff: float  # manifest value; int(x * 255) == cutoff_u8
     cutoff_u8: int
@@ -293,9 +310,17 @@ class OperatingPoint:
     target_fa_per_hour: float
     target_met: bool
     leadin_detections: int
+    # the recorded speech the point was chosen against (RealCheck), when there was some
+    validation_false_accepts: int | None = None
+    validation_hours: float | None = None
+    validation_target_fa_per_hour: float | None = None
+    validation_met: bool | None = None
 
     @classmethod
-    def of(cls, curve: Curve, p: Point, target: float, met: bool) -> OperatingPoint:
+    def of(
+        cls, curve: Curve, p: Point, target: float, met: bool, real: RealCheck | None = None
+    ) -> OperatingPoint:
+        real_fa = None if real is None else real.false_accepts(p)
         return cls(
             probability_cutoff=manifest_cutoff(p.cutoff_u8),
             cutoff_u8=p.cutoff_u8,
@@ -309,18 +334,44 @@ class OperatingPoint:
             target_fa_per_hour=target,
             target_met=met,
             leadin_detections=p.leadin_detections,
+            validation_false_accepts=real_fa,
+            validation_hours=None if real is None else round(real.hours, 4),
+            validation_target_fa_per_hour=None if real is None else real.target_fa_per_hour,
+            validation_met=None
+            if real_fa is None or real is None
+            else real_fa <= real.target_fa_per_hour * real.hours + 1e-9,
         )
 
 
-def choose(curve: Curve, target_fa_per_hour: float = DEFAULT_TARGET_FA_PER_HOUR) -> OperatingPoint:
+def choose(
+    curve: Curve,
+    target_fa_per_hour: float = DEFAULT_TARGET_FA_PER_HOUR,
+    real: RealCheck | None = None,
+) -> OperatingPoint:
+    """The lowest FRR (ties: higher cutoff, fewer false accepts, smaller window) with at most
+    `target_fa_per_hour` on the synthetic streams, a cutoff of at least one half, and, given
+    `real`, at most its target on that recorded speech too. Out of reach: among the points
+    within the synthetic target the fewest recorded false accepts, else the fewest synthetic
+    ones; target_met says which."""
     if not curve.points:
         raise WakewardError("no evaluation points to choose from")
-    floor = [p for p in curve.within(target_fa_per_hour) if p.cutoff_u8 >= MIN_CHOSEN_CUTOFF_U8]
-    best = min(floor, key=_frr_first) if floor else None
-    if best is not None:
-        return OperatingPoint.of(curve, best, target_fa_per_hour, True)
+    floor = sorted(
+        (p for p in curve.within(target_fa_per_hour) if p.cutoff_u8 >= MIN_CHOSEN_CUTOFF_U8),
+        key=_frr_first,
+    )
+    if floor and real is None:
+        return OperatingPoint.of(curve, floor[0], target_fa_per_hour, True)
+    if floor and real is not None:
+        counted = []
+        for p in floor:
+            fa = real.false_accepts(p)
+            if fa <= real.target_fa_per_hour * real.hours + 1e-9:
+                return OperatingPoint.of(curve, p, target_fa_per_hour, True, real)
+            counted.append((fa, p))
+        fewest_real = min(counted, key=lambda c: (c[0], *_frr_first(c[1])))[1]
+        return OperatingPoint.of(curve, fewest_real, target_fa_per_hour, False, real)
     fewest = min(curve.points, key=lambda p: (p.false_accepts, *_frr_first(p)))
-    return OperatingPoint.of(curve, fewest, target_fa_per_hour, False)
+    return OperatingPoint.of(curve, fewest, target_fa_per_hour, False, real)
 
 
 # -- the held-out clips one by one (extra information) ------------------------------------
@@ -390,6 +441,7 @@ class Evaluation:
     seconds: dict[str, float] = field(default_factory=dict)
     by_engine: list[folds.EngineRow] = field(default_factory=list)  # at the chosen point
     real_speech: dict[str, Any] | None = None  # false accepts on recorded human speech
+    real_validation: dict[str, Any] | None = None  # the recorded speech the point was chosen on
     smoke: bool = False  # a --quick run: too little audio to judge the model
 
     def point_json(self, p: Point | None) -> dict[str, Any] | None:
@@ -409,7 +461,13 @@ class Evaluation:
         return {
             **asdict(self.point),
             "method": "lowest FRR with FA/h <= target over windows and cutoffs, on TFLite "
-            "Micro outputs through the device's detector (wakeward.detector)",
+            "Micro outputs through the device's detector (wakeward.detector)"
+            + (
+                ""
+                if self.point.validation_hours is None
+                else f", and <= {self.point.validation_target_fa_per_hour:g} FA/h on the "
+                "validation part of the held-out recorded speech (real_validation)"
+            ),
             "false_accepts_per_hour_resolution": round(1 / self.curve.hours, 4),
             "windows": sorted({p.window for p in self.curve.points}),
             "frr_at_false_accepts_per_hour": self.at_fa_per_hour,
@@ -431,6 +489,7 @@ class Evaluation:
                 "rows": [r.to_json() for r in self.by_engine],
             },
             "real_speech": self.real_speech,
+            "real_validation": self.real_validation,
             "model": self.model,
             "model_bytes": self.model_bytes,
             "tflm_invocations": self.tflm_invocations,
@@ -458,11 +517,29 @@ class Evaluation:
                 f"positives and {p.negative_hours * 60:.1f} min of negative audio, a tiny model "
                 "and 3 epochs tell nothing of how well a real run detects the phrase"
             )
+        elif (
+            not p.target_met
+            and p.validation_met is False
+            and p.false_accepts_per_hour <= (p.target_fa_per_hour)
+        ):
+            out.append(
+                f"evaluate: WARNING: no cutoff and window within {p.target_fa_per_hour:g} false "
+                f"accepts per hour here reach {p.validation_target_fa_per_hour:g} on the "
+                "validation recorded speech; of those, the point with the fewest false accepts "
+                "there was chosen"
+            )
         elif not p.target_met:
             out.append(
                 f"evaluate: WARNING: no cutoff and window reach {p.target_fa_per_hour:g} false "
                 f"accepts per hour on this audio; the point with the fewest false accepts "
                 f"was chosen"
+            )
+        if p.validation_hours is not None:
+            vmet = "met" if p.validation_met else "NOT MET"
+            out.append(
+                f"evaluate: chosen against {p.validation_hours:g} h of recorded speech too (the "
+                f"validation part of the held-out speakers): {p.validation_false_accepts} false "
+                f"accepts there (target {p.validation_target_fa_per_hour:g}/h: {vmet})"
             )
         at = []
         for key, q in self.at_fa_per_hour.items():
@@ -573,7 +650,8 @@ def real_speech_figures(
     keep = ("minutes_by_source", "minutes_by_language", "unique_speech_minutes", "utterances")
     return {
         "what": "recorded human speech by speakers training never heard (realspeech.py), "
-        "as continuous streams; the operating point was not chosen on it",
+        "as continuous streams (realspeech.py's test part when parted); the operating point "
+        "was not chosen on it",
         "hours": round(real.hours, 4),
         "sources": sorted(info.get("sources") or {}),
         "false_accepts": fa,
@@ -600,11 +678,14 @@ def evaluate_model(
     say: Say = _quiet,
     trained_engines: Sequence[str] | None = None,
     real_streams: evstreams.EvalStreams | None = None,
+    real_validation: evstreams.EvalStreams | None = None,
 ) -> Evaluation:
-    """The model over the streams and the held-out positives; the chosen point; the curve;
-    FRR at REPORT_FA_PER_HOUR; the point of `manifest` (probability_cutoff, window) too;
-    the chosen point's FRR per engine (`trained_engines`: the engines the model heard in
-    training, when known) and its false accepts on recorded speech (`real_streams`)."""
+    """The model over the streams and the held-out positives; the chosen point (within the
+    target on the synthetic streams and, given `real_validation`, within
+    REAL_TARGET_FA_PER_HOUR on that recorded speech); the curve; FRR at REPORT_FA_PER_HOUR;
+    the point of `manifest` (probability_cutoff, window) too; the chosen point's FRR per
+    engine (`trained_engines`: the engines the model heard in training, when known) and its
+    false accepts on recorded speech (`real_streams`, never the validation part)."""
     if not target_fa_per_hour >= 0:
         raise WakewardError(f"target false accepts per hour {target_fa_per_hour}: must be >= 0")
     ref = load_reference(flatbuffer, where or name)
@@ -614,9 +695,20 @@ def evaluate_model(
         f"{len(positives.records)} held-out positives (TFLite Micro)"
     )
     outputs = run_model(ref, eval_streams, positives)
+    check = None
+    if real_validation is not None:
+        say(
+            f"evaluate: {name} over {real_validation.hours:g} h of recorded human speech "
+            "(the validation part: it chooses the cutoff)"
+        )
+        t = time.monotonic()
+        check = RealCheck(
+            [run_stream(ref, c) for c in real_validation.chunks], real_validation.hours
+        )
+        validation_tflm_s = time.monotonic() - t
     t = time.monotonic()
     curve = measure_curve(outputs)
-    point = choose(curve, target_fa_per_hour)
+    point = choose(curve, target_fa_per_hour, check)
     t_curve = time.monotonic() - t
     t = time.monotonic()
     clips = score(ref, data, context_frames, label=0)
@@ -640,6 +732,19 @@ def evaluate_model(
         },
     )
     ev.at_fa_per_hour = {f"{x:g}": ev.point_json(best_at(curve, x)) for x in REPORT_FA_PER_HOUR}
+    if real_validation is not None and check is not None:
+        ev.seconds["validation_tflm_s"] = round(validation_tflm_s, 1)
+        ev.real_validation = {
+            "what": "recorded human speech by held-out speakers (realspeech.py's validation "
+            "part, groups kept from the training streams and from real_speech): the chosen "
+            f"point has at most {check.target_fa_per_hour:g} false accepts an hour on it",
+            "hours": round(real_validation.hours, 4),
+            "path": str(real_validation.path),
+            "sources": sorted(real_validation.info.get("sources") or {}),
+            "speakers": len(real_validation.info.get("speakers") or ()),
+            "unique_speech_minutes": real_validation.info.get("unique_speech_minutes"),
+            "false_accepts": point.validation_false_accepts,
+        }
     detected = detected_clips(outputs, point.cutoff_u8, point.sliding_window_size)
     ev.by_engine = folds.engine_rows(positives.records, detected, trained_engines)
     rule = None

@@ -44,6 +44,7 @@ from wakeward_train import (
     evaluate,
     export,
     folds,
+    realspeech,
     streams,
     train,
 )
@@ -360,6 +361,10 @@ def _one_model(
     # recorded human speech by held-out speakers (realspeech.py), where installed; a quick
     # run's smoke test leaves it out (building it takes about 2 minutes the first time)
     real = None if opts.quick else streams.ensure_real(data, say=say)
+    # another part of the held-out speakers chooses the cutoff with the synthetic streams
+    validation = (
+        None if real is None else streams.ensure_real(data, say=say, part=realspeech.VALIDATION)
+    )
     times["eval_streams_s"] = round(time.monotonic() - t, 1)
     t = time.monotonic()
     heard = folds.trained_engines(data)
@@ -374,6 +379,7 @@ def _one_model(
         say=say,
         trained_engines=heard,
         real_streams=real,
+        real_validation=validation,
     )
     if opts.quick:
         ev.smoke = True

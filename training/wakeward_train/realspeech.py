@@ -40,7 +40,10 @@ atomically, so an interrupted or concurrent build never leaves a corpus that ope
 Splits: each utterance's group (speaker or character where the source says so, else its
 folder) is on one side. Per source, the groups are ordered by a seeded hash and taken into
 the held-out split until HELDOUT_SHARE of the source's hours is reached; a source with two
-or more groups always has groups on both sides.
+or more groups always has groups on both sides. The held-out groups are parted the same way
+(another salt, VALIDATION_SHARE of each source's held-out hours): the validation part chooses
+a model's operating point, the test part reports its false accepts, and neither is ever in
+the training streams.
 """
 
 from __future__ import annotations
@@ -73,6 +76,10 @@ CORPUS_FILE = "corpus.npy"
 INDEX_FILE = "index.jsonl"
 DESCRIPTION = "corpus.json"
 HELDOUT_SHARE = 0.35  # of each source's hours
+VALIDATION = "validation"  # held-out groups that choose a model's operating point
+TEST = "test"  # held-out groups its reported recorded-speech figures rest on
+HELDOUT_PARTS = (VALIDATION, TEST)
+VALIDATION_SHARE = 0.5  # of each source's held-out hours
 MIN_UTTERANCE_S = 0.4
 TRIM_BELOW_PEAK_DB = 40.0
 SILENT_DBFS = clips.SILENT_RMS_DBFS  # an utterance never louder than this is dropped
@@ -80,6 +87,7 @@ DISABLE_ENV = "WAKEWARD_REAL_SPEECH"  # set to 0 to leave real speech out
 PROGRESS_EVERY_S = 2.0
 STALE_PART_S = 3600.0  # a .part file untouched this long was left by a killed build
 _SPLIT_SALT = "wakeward-realspeech-split/2"
+_PART_SALT = "wakeward-realspeech-part/1"
 _HASH_BYTES = 8
 _NPY_COUNT_DIGITS = 13  # header room for up to 10**13 samples (a header rewritten in place)
 _FULL_SCALE = 32767.0
@@ -450,30 +458,45 @@ def trimmed(audio: np.ndarray) -> np.ndarray | None:
 # -- splits ------------------------------------------------------------------------------
 
 
-def _group_hash(group: str) -> int:
-    digest = hashlib.sha256(f"{_SPLIT_SALT}\0{group}".encode()).digest()
+def _group_hash(group: str, salt: str = _SPLIT_SALT) -> int:
+    digest = hashlib.sha256(f"{salt}\0{group}".encode()).digest()
     return int.from_bytes(digest[:_HASH_BYTES], "big")
+
+
+def _assign(
+    seconds_by_group: Mapping[str, float], share: float, salt: str, taken: str, rest: str
+) -> dict[str, str]:
+    """Walking the groups in seeded-hash order, a group is `taken` when that brings the
+    taken seconds closer to `share` of the total, else `rest`; both sides get a group when
+    there are two or more."""
+    order = sorted(seconds_by_group, key=lambda g: (_group_hash(g, salt), g))
+    target = share * sum(seconds_by_group.values())
+    out = dict.fromkeys(order, rest)
+    held = 0.0
+    for g in order:
+        if held + seconds_by_group[g] / 2 < target:
+            out[g] = taken
+            held += seconds_by_group[g]
+    if len(order) >= 2 and taken not in out.values():
+        out[order[0]] = taken
+    if len(order) >= 2 and rest not in out.values():
+        out[order[-1]] = rest
+    return out
 
 
 def assign_splits(
     seconds_by_group: Mapping[str, float], share: float = HELDOUT_SHARE
 ) -> dict[str, str]:
-    """Each group's split for one source: walking the groups in seeded-hash order, a group
-    goes to held-out when that brings the held-out seconds closer to `share` of the total;
-    both sides get a group when there are two or more."""
-    order = sorted(seconds_by_group, key=lambda g: (_group_hash(g), g))
-    target = share * sum(seconds_by_group.values())
-    out = dict.fromkeys(order, TRAIN)
-    held = 0.0
-    for g in order:
-        if held + seconds_by_group[g] / 2 < target:
-            out[g] = HELDOUT
-            held += seconds_by_group[g]
-    if len(order) >= 2 and HELDOUT not in out.values():
-        out[order[0]] = HELDOUT
-    if len(order) >= 2 and TRAIN not in out.values():
-        out[order[-1]] = TRAIN
-    return out
+    """Each group's split for one source (about `share` of its seconds held out)."""
+    return _assign(seconds_by_group, share, _SPLIT_SALT, HELDOUT, TRAIN)
+
+
+def assign_parts(
+    seconds_by_group: Mapping[str, float], share: float = VALIDATION_SHARE
+) -> dict[str, str]:
+    """Each held-out group's part for one source (about `share` of its seconds to the
+    validation part, the rest to the test part), by its own salt."""
+    return _assign(seconds_by_group, share, _PART_SALT, VALIDATION, TEST)
 
 
 # -- the corpus --------------------------------------------------------------------------
@@ -500,9 +523,16 @@ class Corpus:
     records: list[dict[str, Any]]
     samples: np.ndarray  # int16, all utterances end to end (memory-mapped)
     splits: dict[str, str] = field(default_factory=dict)
+    parts: dict[str, str] = field(default_factory=dict)  # held-out group: validation or test
 
     def __post_init__(self) -> None:
         self.splits = {r["group"]: r["split"] for r in self.records}
+        held: dict[str, Counter[str]] = {}
+        for r in self.records:
+            if r["split"] == HELDOUT:
+                held.setdefault(r["source"], Counter())[r["group"]] += r["samples"]
+        for groups in held.values():
+            self.parts.update(assign_parts({g: n / RATE_HZ for g, n in groups.items()}))
 
     @property
     def key(self) -> str:
@@ -513,12 +543,24 @@ class Corpus:
             raise WakewardError(f"{self.path}: no real-speech group {group!r}")
         return self.splits[group]
 
-    def utterances(self, split: str | None = None) -> list[RealUtterance]:
-        """The utterances of `split` (all with None), in the corpus's order."""
+    def part_of(self, group: str) -> str:
+        """A held-out group's part: VALIDATION or TEST."""
+        if group not in self.parts:
+            raise WakewardError(f"{self.path}: no held-out real-speech group {group!r}")
+        return self.parts[group]
+
+    def utterances(self, split: str | None = None, part: str | None = None) -> list[RealUtterance]:
+        """The utterances of `split` (all with None), in the corpus's order; of the held-out
+        split, only those of `part` (VALIDATION or TEST) when given."""
+        if part is not None and part not in HELDOUT_PARTS:
+            raise WakewardError(f"real speech part {part!r}: must be {VALIDATION} or {TEST}")
+        if part is not None and split != HELDOUT:
+            raise WakewardError(f"real speech part {part!r}: only the {HELDOUT} split has parts")
         return [
             RealUtterance(self.samples[r["offset"] : r["offset"] + r["samples"]], r)
             for r in self.records
-            if split is None or r["split"] == split
+            if (split is None or r["split"] == split)
+            and (part is None or self.parts[r["group"]] == part)
         ]
 
     def summary(self) -> dict[str, Any]:
@@ -542,6 +584,10 @@ class Corpus:
             "key": self.key,
             "sources": self.info["sources"],
             "hours": {s: round(self.hours(s), 3) for s in (TRAIN, HELDOUT)},
+            "heldout_parts": {
+                part: round(sum(u.seconds for u in self.utterances(HELDOUT, part)) / 3600, 3)
+                for part in HELDOUT_PARTS
+            },
             "by_source": out,
             "decode_s": self.info.get("decode_s"),
             "dropped": self.info.get("dropped"),

@@ -74,7 +74,7 @@ from wakeward_train.features import NUM_CHANNELS, load_split
 
 FORMAT = "wakeward-eval-streams/1"
 TRAIN_FORMAT = "wakeward-train-streams/3"  # 2: talk.py sentences; 3: real speech (realspeech.py)
-REAL_FORMAT = "wakeward-real-streams/1"
+REAL_FORMAT = "wakeward-real-streams/2"  # 2: the held-out groups parted (realspeech.py)
 REAL_FOLDER = "real_streams"
 REAL_SPEECH_SHARE = 0.3  # of the training streams' time: scenes made from real recorded speech
 REAL_BLOCK_S = 60.0  # the training streams choose real or TTS speech per block of this long
@@ -711,17 +711,19 @@ def _chunk_scenes(
         left_s -= block_s
 
 
-def real_stream_dir(data: Dataset, hours: float | None, seed: int) -> Path:
+def real_stream_dir(
+    data: Dataset, hours: float | None, seed: int, part: str = realspeech.TEST
+) -> Path:
     length = "all" if hours is None else f"{hours:g}h"
-    return data.path / REAL_FOLDER / f"seed{seed}-{length}"
+    return data.path / REAL_FOLDER / f"seed{seed}-{length}-{part}"
 
 
 def open_real_streams(
-    folder: Path, corpus_key: str, hours: float | None, seed: int
+    folder: Path, corpus_key: str, hours: float | None, seed: int, part: str = realspeech.TEST
 ) -> EvalStreams | None:
     """The cached real-speech streams in `folder` if whole and made from this corpus."""
     expected = {"format": REAL_FORMAT, "corpus": corpus_key, "requested_hours": hours}
-    return _read_cache(folder, {**expected, "seed": seed})
+    return _read_cache(folder, {**expected, "seed": seed, "part": part})
 
 
 def ensure_real(
@@ -731,14 +733,20 @@ def ensure_real(
     seed: int | None = None,
     say: Say = _quiet,
     corpus: realspeech.Corpus | None = None,
+    part: str = realspeech.TEST,
 ) -> EvalStreams | None:
     """Held-out real recorded speech as negative streams for a real-speech FA/h: every
-    held-out utterance once (or the first `hours` of them), in a seeded order, with pauses,
-    over room tone, noise or music, as the device's features; cached in the dataset folder
-    (real_streams/). None, said, when no real speech source is installed. Evaluate it like
-    `ensure`'s streams (`.chunks`, `.hours`, `.lead_ins`)."""
+    utterance of one part of the held-out groups once (or the first `hours` of them; the
+    VALIDATION part chooses a model's operating point, the TEST part reports it), in a
+    seeded order, with pauses, over room tone, noise or music, as the device's features;
+    cached in the dataset folder (real_streams/). None, said, when no real speech source is
+    installed. Evaluate it like `ensure`'s streams (`.chunks`, `.hours`, `.lead_ins`)."""
     if hours is not None and not hours > 0:
         raise WakewardError(f"real-speech stream hours {hours}: must be more than 0")
+    if part not in realspeech.HELDOUT_PARTS:
+        raise WakewardError(
+            f"real speech part {part!r}: must be one of {', '.join(realspeech.HELDOUT_PARTS)}"
+        )
     if corpus is None:
         inv = realspeech.detect()
         corpus = realspeech.ensure_corpus(inv, progress=say)
@@ -747,16 +755,16 @@ def ensure_real(
             return None
     if seed is None:
         seed = int((data.info.get("summary") or {}).get("seed") or 0)
-    folder = real_stream_dir(data, hours, seed)
-    cached = open_real_streams(folder, corpus.key, hours, seed)
+    folder = real_stream_dir(data, hours, seed, part)
+    cached = open_real_streams(folder, corpus.key, hours, seed, part)
     if cached is not None:
-        say(f"evaluate: reusing {cached.hours:.2f} h of held-out real speech in {folder}")
+        say(f"evaluate: reusing {cached.hours:.2f} h of held-out real speech ({part}) in {folder}")
         return cached
-    return build_real(corpus, hours, seed, folder, say)
+    return build_real(corpus, hours, seed, folder, say, part)
 
 
-def _real_order(corpus: realspeech.Corpus, seed: int) -> list[realspeech.RealUtterance]:
-    held = corpus.utterances(HELDOUT)
+def _real_order(corpus: realspeech.Corpus, seed: int, part: str) -> list[realspeech.RealUtterance]:
+    held = corpus.utterances(HELDOUT, part)
     order = _rng(seed, "real_order", 0).permutation(len(held))
     return [held[int(k)] for k in order]
 
@@ -767,14 +775,15 @@ def build_real(
     seed: int,
     folder: Path,
     say: Say = _quiet,
+    part: str = realspeech.TEST,
 ) -> EvalStreams:
-    """Compose and featurise the held-out real speech into `folder`."""
+    """Compose and featurise one part of the held-out real speech into `folder`."""
     t0 = time.monotonic()
     (folder / DESCRIPTION).unlink(missing_ok=True)
-    held = _real_order(corpus, seed)
+    held = _real_order(corpus, seed, part)
     if not held:
-        raise WakewardError(f"{corpus.path}: no held-out real speech")
-    say(f"evaluate: building the held-out real-speech streams into {folder}")
+        raise WakewardError(f"{corpus.path}: no held-out real speech in its {part} part")
+    say(f"evaluate: building the held-out real-speech streams ({part}) into {folder}")
     rng = _rng(seed, "real_chunk", 0)
     comp = realspeech.StreamComposition()
     limit_s = math.inf if hours is None else hours * 3600
@@ -808,13 +817,14 @@ def build_real(
     _save_npy(folder / LEAD_INS_FILE, lead_ins)
     records = [u.record for u in held[:used]]
     info = _real_info(corpus, records, hours, seed, chunk_info, comp)
+    info["part"] = part
     info["times"] = {"total_s": round(time.monotonic() - t0, 1)}
     write_text_atomic(folder / DESCRIPTION, json.dumps(info, indent=1) + "\n")
-    opened = open_real_streams(folder, corpus.key, hours, seed)
+    opened = open_real_streams(folder, corpus.key, hours, seed, part)
     if opened is None:
         raise WakewardError(f"{folder}: the streams just written cannot be read back")
     say(
-        f"evaluate: built {opened.hours:.2f} h of held-out real speech "
+        f"evaluate: built {opened.hours:.2f} h of held-out real speech ({part}) "
         f"({len(records)} utterances, {len(info['speakers'])} groups) "
         f"in {info['times']['total_s']:.0f} s"
     )
