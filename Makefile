@@ -12,11 +12,14 @@ STUBS := $(VENV)/mpstubs
 # second TTS engine, for the leave-one-engine-out tests; chromium and its driver, headless,
 # for the review page's browser tests).
 DEB_PACKAGES := espeak-ng sox valgrind faketime flite chromium chromium-driver
+# `make bench` also disassembles mpy-cross's ESP32-S3 (xtensawin) code: the LX106 objdump
+# decodes it apart from the windowed call/entry opcodes (BENCHMARKS.md, static counts).
+BENCH_DEB_PACKAGES := binutils-xtensa-lx106
 # Firmware modules type-checked against the MicroPython stubs: all but the viper kernels,
 # whose pointer casts only the MicroPython compiler knows (mpy-cross checks those).
 FIRMWARE_TYPED = $(shell grep -L -r --include='*.py' 'micropython.viper' firmware)
 
-.PHONY: help venv venv-train sysdeps sysdeps-train demo test lint bench bench-train clean
+.PHONY: help venv venv-train sysdeps sysdeps-bench sysdeps-train demo test lint bench bench-train clean
 
 help:
 	@echo "make demo   set up everything and run the main job"
@@ -83,6 +86,9 @@ endef
 sysdeps:
 	$(call install_debs,$(DEB_PACKAGES))
 
+sysdeps-bench:
+	$(call install_debs,$(DEB_PACKAGES) $(BENCH_DEB_PACKAGES))
+
 sysdeps-train:
 	$(call install_debs,$(DEB_PACKAGES) $(TRAIN_DEB_PACKAGES) $(TRAIN_SPEECH_PACKAGES))
 	@bash training/apt-contrib-non-free.sh
@@ -100,7 +106,7 @@ test: venv-train sysdeps lint
 demo: venv sysdeps
 	$(BIN)/wakeward demo
 
-bench: venv sysdeps
+bench: venv sysdeps-bench
 	$(BIN)/python bench/run.py --out BENCHMARKS.md
 
 # Our trained models vs pymicro-wakeword's on the same held-out audio (builds the datasets

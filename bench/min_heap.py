@@ -138,7 +138,9 @@ def main() -> int:
         "--wav", type=Path, help="the loop's recording (default: synthesise `make demo`'s; "
         "sox dithers, so each synthesis differs a little: pass one file to compare ports)"
     )  # fmt: skip
-    parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--save", type=Path, metavar="FIGURES.json", help="also write the figures there (JSON)"
+    )
     args = parser.parse_args()
 
     port = port_line()
@@ -184,8 +186,8 @@ def main() -> int:
             f"| {what} | {cell(got['bisection'])} | {cell(got['lowest'])} "
             f"| {cell(got['from'])} | {got['failures']} |"
         )
-    if args.json:
-        args.json.write_text(json.dumps({"port": port, "rows": rows}, indent=1) + "\n")
+    if args.save:
+        args.save.write_text(json.dumps({"port": port, "rows": rows}, indent=1) + "\n")
     return 0
 
 

@@ -109,7 +109,7 @@ def check_dataset(folder: Path, data: Path) -> None:
 
 def evaluate(model: str, data: Path, tmp: Path, *extra: str) -> dict:
     out = tmp / f"{Path(model).name}-{len(list(tmp.iterdir()))}.json"
-    wakeward("evaluate", model, "--data", str(data), "--json", str(out), *extra)
+    wakeward("evaluate", "--model", model, "--data", str(data), "--save", str(out), *extra)
     return json.loads(out.read_text())
 
 

@@ -51,19 +51,32 @@ _FD2 = const(32768 * 16383 - 16384)
 @micropython.viper
 def _copy_in(d: ptr16, s: ptr16, start: int, n: int) -> int:
     """Append up to n int16 samples from s[start:] to the window buffer d; returns how
-    many it took (it stops when the window is full)."""
+    many it took (it stops when the window is full). d and s, the first two locals (in
+    registers), walk the buffers eight samples at a time."""
     used = d[0]
     k = WINDOW_SIZE - used
     if n < k:
         k = n
-    j = _HDR + used
-    i = start
-    end = start + k
-    while i < end:
-        d[j] = s[i]
-        j += 1
-        i += 1
     d[0] = used + k
+    d = ptr16(uint(d) + 2 * (_HDR + used))
+    s = ptr16(uint(s) + 2 * start)
+    end = uint(s) + 2 * k
+    end8 = uint(s) + 2 * (k & ~7)
+    while uint(s) < end8:
+        d[0] = s[0]
+        d[1] = s[1]
+        d[2] = s[2]
+        d[3] = s[3]
+        d[4] = s[4]
+        d[5] = s[5]
+        d[6] = s[6]
+        d[7] = s[7]
+        d = ptr16(uint(d) + 16)
+        s = ptr16(uint(s) + 16)
+    while uint(s) < end:
+        d[0] = s[0]
+        d = ptr16(uint(d) + 2)
+        s = ptr16(uint(s) + 2)
     return k
 
 
@@ -71,27 +84,45 @@ def _copy_in(d: ptr16, s: ptr16, start: int, n: int) -> int:
 def _window(p: ptr16, w: ptr16, xin, pcm) -> int:
     """window.c on the full buffer p (pcm) with the table w (WINDOW) into xin (int16);
     keeps the last 320 samples for the next window. Returns the FFT input shift,
-    15 - msb(max |windowed|)."""
+    15 - msb(max |windowed|). p and w, the first two locals (which mpy-cross keeps in
+    registers), walk the samples and the window two at a time."""
     x = ptr16(xin)
     # the bit length of the largest |v| is that of the OR of all |v|. -(-32768) is
     # -32768 in int16, so the C never counts a -32768: its |v|, 32768, is the only one
     # with bit 15 set and has no lower bits, so masking the OR with 0x7FFF drops it.
     bits_or = 0
-    i = 0
-    while i < WINDOW_SIZE:
-        v = (((p[_HDR + i] ^ 0x8000) - 0x8000) * w[i]) >> 12
-        x[i] = v
+    p = ptr16(uint(p) + 2 * _HDR)
+    end = uint(w) + 2 * WINDOW_SIZE
+    while uint(w) < end:
+        v = (((p[0] ^ 0x8000) - 0x8000) * w[0]) >> 12
+        x[0] = v
         sign = v >> 15  # 0 or -1: |v| <= 32768
         bits_or |= (v ^ sign) - sign
-        i += 1
+        v = (((p[1] ^ 0x8000) - 0x8000) * w[1]) >> 12
+        x[1] = v
+        sign = v >> 15
+        bits_or |= (v ^ sign) - sign
+        p = ptr16(uint(p) + 4)
+        w = ptr16(uint(w) + 4)
+        x = ptr16(uint(x) + 4)
     peak = bits_or & 0x7FFF
-    # keep the last 320 samples, copied as 32-bit words (raw bits, so the sign of a
-    # ptr32 load does not matter); word 1 is int16 slot _HDR
-    q = ptr32(pcm)
-    i = 1
-    while i < 1 + (_KEEP >> 1):
-        q[i] = q[i + (WINDOW_STEP >> 1)]
-        i += 1
+    # keep the last 320 samples for the next window, 8 at a time
+    p = ptr16(pcm)
+    p = ptr16(uint(p) + 2 * _HDR)
+    w = ptr16(uint(p) + 2 * WINDOW_STEP)
+    end = uint(p) + 2 * _KEEP
+    while uint(p) < end:
+        p[0] = w[0]
+        p[1] = w[1]
+        p[2] = w[2]
+        p[3] = w[3]
+        p[4] = w[4]
+        p[5] = w[5]
+        p[6] = w[6]
+        p[7] = w[7]
+        p = ptr16(uint(p) + 16)
+        w = ptr16(uint(w) + 16)
+    p = ptr16(pcm)
     p[0] = _KEEP
     bits = 0
     while peak:
@@ -105,19 +136,21 @@ def _fft_first(x: ptr16, f: ptr16, shift: int):
     """fft.cc input shift (wraps to int16) and kissfft's first radix-4 stage (m = 1,
     twiddle 1 = (32767, 0), an exact identity on these values), reading the 256 complex
     inputs (even + j*odd) of x in FFT_PERM order; writes f biased."""
+    # f, the second local (in a register), walks the output four complex values at a
+    # time; perm walks the permutation
     perm = ptr8(FFT_PERM)
-    j = 0
-    while j < 256:
-        s = perm[j] << 1
+    end = uint(perm) + 256
+    while uint(perm) < end:
+        s = perm[0] << 1
         ar = ((((x[s] << shift) & 0xFFFF) ^ 0x8000) * 8191 - _FD4) >> 15
         ai = ((((x[s + 1] << shift) & 0xFFFF) ^ 0x8000) * 8191 - _FD4) >> 15
-        s = perm[j + 1] << 1
+        s = perm[1] << 1
         br = ((((x[s] << shift) & 0xFFFF) ^ 0x8000) * 8191 - _FD4) >> 15
         bi = ((((x[s + 1] << shift) & 0xFFFF) ^ 0x8000) * 8191 - _FD4) >> 15
-        s = perm[j + 2] << 1
+        s = perm[2] << 1
         cr = ((((x[s] << shift) & 0xFFFF) ^ 0x8000) * 8191 - _FD4) >> 15
         ci = ((((x[s + 1] << shift) & 0xFFFF) ^ 0x8000) * 8191 - _FD4) >> 15
-        s = perm[j + 3] << 1
+        s = perm[3] << 1
         dr = ((((x[s] << shift) & 0xFFFF) ^ 0x8000) * 8191 - _FD4) >> 15
         di = ((((x[s + 1] << shift) & 0xFFFF) ^ 0x8000) * 8191 - _FD4) >> 15
         f0r = ar + cr + 0x8000
@@ -128,39 +161,49 @@ def _fft_first(x: ptr16, f: ptr16, shift: int):
         s3i = bi + di
         s4r = br - dr
         s4i = bi - di
-        o = j << 1
-        f[o] = f0r + s3r
-        f[o + 1] = f0i + s3i
-        f[o + 2] = s5r + s4i
-        f[o + 3] = s5i - s4r
-        f[o + 4] = f0r - s3r
-        f[o + 5] = f0i - s3i
-        f[o + 6] = s5r - s4i
-        f[o + 7] = s5i + s4r
-        j += 4
+        f[0] = f0r + s3r
+        f[1] = f0i + s3i
+        f[2] = s5r + s4i
+        f[3] = s5i - s4r
+        f[4] = f0r - s3r
+        f[5] = f0i - s3i
+        f[6] = s5r - s4i
+        f[7] = s5i + s4r
+        f = ptr16(uint(f) + 16)
+        perm = ptr8(uint(perm) + 4)
 
 
 @micropython.viper
 def _fft_stage(f: ptr16, t: ptr16, m: int, fstride: int):
     """kissfft kf_bfly4 over all groups of 4m complex values of f (biased), in place; t is
     FFT_TWIDDLES. The pointers are the first two locals, which mpy-cross keeps in
-    registers. The first butterfly of each group has twiddles 1 = (32767, 0), an exact
-    identity on these values (|x| <= 8192 after the divide by 4): no multiplies there."""
-    m2 = m << 1  # int16 distance between Fout[k] and Fout[k + m]
+    registers: f walks the butterflies' first values, the other three sit at fixed offsets
+    m, 2m and 3m complex values on. The first butterfly of each group has twiddles
+    1 = (32767, 0), an exact identity on these values (|x| <= 8192 after the divide by 4):
+    no multiplies there."""
+    start = int(uint(f))
+    b0 = m << 1  # int16 offsets of Fout[k + m], Fout[k + 2m], Fout[k + 3m]
+    b1 = b0 + 1
+    c0 = b0 << 1
+    c1 = c0 + 1
+    d0 = c0 + b0
+    d1 = d0 + 1
     step = fstride << 1
-    g = 0
-    while g < 512:
-        b = g + m2
-        c = b + m2
-        d = c + m2
-        ar = (f[g] * 8191 - _FD4) >> 15
-        ai = (f[g + 1] * 8191 - _FD4) >> 15
-        s0r = (f[b] * 8191 - _FD4) >> 15
-        s0i = (f[b + 1] * 8191 - _FD4) >> 15
-        s1r = (f[c] * 8191 - _FD4) >> 15
-        s1i = (f[c + 1] * 8191 - _FD4) >> 15
-        s2r = (f[d] * 8191 - _FD4) >> 15
-        s2i = (f[d + 1] * 8191 - _FD4) >> 15
+    step2 = step << 1
+    step3 = step + step2
+    group = b0 << 3  # bytes per group of 4m complex values
+    end_all = start + 1024  # 256 complex int16 values, 4 bytes each
+    g = start
+    while g < end_all:
+        f = ptr16(g)
+        ar = (f[0] * 8191 - _FD4) >> 15
+        ai = (f[1] * 8191 - _FD4) >> 15
+        s0r = (f[b0] * 8191 - _FD4) >> 15
+        s0i = (f[b1] * 8191 - _FD4) >> 15
+        s1r = (f[c0] * 8191 - _FD4) >> 15
+        s1i = (f[c1] * 8191 - _FD4) >> 15
+        s2r = (f[d0] * 8191 - _FD4) >> 15
+        s2i = (f[d1] * 8191 - _FD4) >> 15
         f0r = ar + s1r + 0x8000
         f0i = ai + s1i + 0x8000
         s5r = ar - s1r + 0x8000
@@ -169,31 +212,28 @@ def _fft_stage(f: ptr16, t: ptr16, m: int, fstride: int):
         s3i = s0i + s2i
         s4r = s0r - s2r
         s4i = s0i - s2i
-        f[g] = f0r + s3r
-        f[g + 1] = f0i + s3i
-        f[b] = s5r + s4i
-        f[b + 1] = s5i - s4r
-        f[c] = f0r - s3r
-        f[c + 1] = f0i - s3i
-        f[d] = s5r - s4i
-        f[d + 1] = s5i + s4r
-        a = g + 2
-        end = g + m2
+        f[0] = f0r + s3r
+        f[1] = f0i + s3i
+        f[b0] = s5r + s4i
+        f[b1] = s5i - s4r
+        f[c0] = f0r - s3r
+        f[c1] = f0i - s3i
+        f[d0] = s5r - s4i
+        f[d1] = s5i + s4r
+        f = ptr16(uint(f) + 4)
+        end = g + (b0 << 1)
         i1 = step
-        i2 = step << 1
-        i3 = step + (step << 1)
-        while a < end:
-            b = a + m2
-            c = b + m2
-            d = c + m2
-            ar = (f[a] * 8191 - _FD4) >> 15
-            ai = (f[a + 1] * 8191 - _FD4) >> 15
-            br = (f[b] * 8191 - _FD4) >> 15
-            bi = (f[b + 1] * 8191 - _FD4) >> 15
-            cr = (f[c] * 8191 - _FD4) >> 15
-            ci = (f[c + 1] * 8191 - _FD4) >> 15
-            dr = (f[d] * 8191 - _FD4) >> 15
-            di = (f[d + 1] * 8191 - _FD4) >> 15
+        i2 = step2
+        i3 = step3
+        while int(uint(f)) < end:
+            ar = (f[0] * 8191 - _FD4) >> 15
+            ai = (f[1] * 8191 - _FD4) >> 15
+            br = (f[b0] * 8191 - _FD4) >> 15
+            bi = (f[b1] * 8191 - _FD4) >> 15
+            cr = (f[c0] * 8191 - _FD4) >> 15
+            ci = (f[c1] * 8191 - _FD4) >> 15
+            dr = (f[d0] * 8191 - _FD4) >> 15
+            di = (f[d1] * 8191 - _FD4) >> 15
             tr = (t[i1] ^ 0x8000) - 0x8000
             ti = (t[i1 + 1] ^ 0x8000) - 0x8000
             s0r = (br * tr - bi * ti + 16384) >> 15
@@ -215,19 +255,19 @@ def _fft_stage(f: ptr16, t: ptr16, m: int, fstride: int):
             s3i = s0i + s2i
             s4r = s0r - s2r
             s4i = s0i - s2i
-            f[a] = f0r + s3r
-            f[a + 1] = f0i + s3i
-            f[b] = s5r + s4i
-            f[b + 1] = s5i - s4r
-            f[c] = f0r - s3r
-            f[c + 1] = f0i - s3i
-            f[d] = s5r - s4i
-            f[d + 1] = s5i + s4r
+            f[0] = f0r + s3r
+            f[1] = f0i + s3i
+            f[b0] = s5r + s4i
+            f[b1] = s5i - s4r
+            f[c0] = f0r - s3r
+            f[c1] = f0i - s3i
+            f[d0] = s5r - s4i
+            f[d1] = s5i + s4r
             i1 += step
-            i2 += step << 1
-            i3 += step + (step << 1)
-            a += 2
-        g += m2 << 2
+            i2 += step2
+            i3 += step3
+            f = ptr16(uint(f) + 4)
+        g += group
 
 
 @micropython.viper
@@ -240,28 +280,33 @@ def _fft_split(f: ptr16, st: ptr16):
     f[1] = 0x8000
     f[512] = dr - di + 0x8000
     f[513] = 0x8000
-    k = 1
-    while k <= 128:
-        a = k << 1
-        b = 512 - a
-        pr = (f[a] * 16383 - _FD2) >> 15
-        pi = (f[a + 1] * 16383 - _FD2) >> 15
-        nr = (f[b] * 16383 - _FD2) >> 15
-        ni = (((0 - f[b + 1]) & 0xFFFF) * 16383 - _FD2) >> 15  # -imag wraps in int16
+    # bins k = 1..128: f and st, the first two locals (in registers), walk bin k and its
+    # super twiddle; bin 256 - k is `back` int16 slots on from bin k (512 - 4k)
+    f = ptr16(uint(f) + 4)
+    back = 508
+    back1 = 509
+    while back >= 0:
+        pr = (f[0] * 16383 - _FD2) >> 15
+        pi = (f[1] * 16383 - _FD2) >> 15
+        nr = (f[back] * 16383 - _FD2) >> 15
+        ni = (((0 - f[back1]) & 0xFFFF) * 16383 - _FD2) >> 15  # -imag wraps in int16
         f1r = pr + nr
         f1i = pi + ni
         f2r = pr - nr
         f2i = pi - ni
-        tr = (st[a - 2] ^ 0x8000) - 0x8000
-        ti = (st[a - 1] ^ 0x8000) - 0x8000
+        tr = (st[0] ^ 0x8000) - 0x8000
+        ti = (st[1] ^ 0x8000) - 0x8000
         twr = ((((f2r * tr - f2i * ti + 16384) >> 15) + 0x8000) & 0xFFFF) - 0x8000
         twi = ((((f2r * ti + f2i * tr + 16384) >> 15) + 0x8000) & 0xFFFF) - 0x8000
-        f[a] = ((f1r + twr) >> 1) + 0x8000
-        f[a + 1] = ((f1i + twi) >> 1) + 0x8000
-        # at k = 128 this overwrites bin 128, as the C loop does
-        f[b] = ((f1r - twr) >> 1) + 0x8000
-        f[b + 1] = ((twi - f1i) >> 1) + 0x8000
-        k += 1
+        f[0] = ((f1r + twr) >> 1) + 0x8000
+        f[1] = ((f1i + twi) >> 1) + 0x8000
+        # at k = 128 (back 0) this overwrites bin 128, as the C loop does
+        f[back] = ((f1r - twr) >> 1) + 0x8000
+        f[back1] = ((twi - f1i) >> 1) + 0x8000
+        f = ptr16(uint(f) + 4)
+        st = ptr16(uint(st) + 4)
+        back -= 4
+        back1 -= 4
 
 
 @micropython.viper
@@ -278,34 +323,34 @@ def _filterbank(f: ptr16, wt: ptr16, acc):
     # weight and two sums instead of two weights. Sums are hi * 2^16 + lo: lo takes
     # weight * (energy & 0xFFFF) and stays below 2^31 for one band (band weight sums
     # < 2^15), hi takes weight * (energy >> 16).
+    # f and wt, the first two locals (in registers), walk the bins and their weights
     cl = 0  # the previous band's unweighted sum, carried into this band
     ch = 0
-    j = 0
-    o = (_FB_START << 1) - 2
+    f = ptr16(uint(f) + 4 * _FB_START)
     band = 0
     while band < 41:
-        end = j + widths[band]
+        end = uint(wt) + 2 * widths[band]
         pl = 0
         ph = 0
         sl = 0
         sh = 0
-        while j < end:
-            o += 2
+        while uint(wt) < end:
             # with u = x + 0x8000 the biased value, x^2 - 2^30 = u * (u - 2^16), so
             # e = energy - 2^31 is in [-2^31, 0]: the C's wrapped energy has the same
             # low half and its high half is that of e plus 2^15, taken as int16
-            u = f[o]
+            u = f[0]
             e = u * (u - 0x10000)
-            u = f[o + 1]
+            u = f[1]
             e += u * (u - 0x10000)
             el = e & 0xFFFF
             eh = ((e >> 16) & 0xFFFF) - 0x8000
-            w = wt[j]
+            w = wt[0]
             pl += w * el
             ph += w * eh
             sl += el
             sh += eh
-            j += 1
+            f = ptr16(uint(f) + 4)
+            wt = ptr16(uint(wt) + 2)
         if band > 0:
             wl = cl + pl
             wh = ch + ph + (wl >> 16)

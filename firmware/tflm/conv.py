@@ -4,11 +4,12 @@
 # then requantize() per output channel. Batch 1, NHWC. Taps in the padding contribute
 # nothing (as in TFLite).
 #
-# Buffers: `inp` int8 input; `filt` int8 filter as in the model; `work` the outputs' int32
-# accumulators, one word per output, then the input's size in bytes of scratch for the
-# biased input (work_bytes(); its contents live for one call, so one buffer serves every
-# layer); `g` an int32 table (built by table()): GEOMETRY_WORDS of geometry, then the
-# accumulators' per-channel start, out_c words.
+# Buffers: `inp` int8 input; `filt` the filter biased, fb = w ^ 0x80 = w + 128 per byte
+# (the interpreter biases the model's filters once, in place); `work` the
+# outputs' int32 accumulators, one word per output, then the input's size in bytes of
+# scratch for the biased input (work_bytes(); its contents live for one call, so one buffer
+# serves every layer); `g` an int32 table (built by table()): GEOMETRY_WORDS of geometry,
+# then the accumulators' per-channel start, out_c words.
 #
 # The kernels work on biased input bytes xb = x ^ 0x80 = x + 128 (no sign extension):
 #   sum(w * (x + off)) = sum(w * xb) + (off - 128) * sum(w)
@@ -16,11 +17,15 @@
 # into the padding takes back (off - 128) * sum(w over the taps it skips). Each call first
 # writes the biased input into the scratch, a word at a time: every input byte is read by
 # many outputs, and a plain byte in the inner product costs viper far less than x ^ 0x80.
+# conv2d's whole-patch loop multiplies plain bytes on both sides:
+#   sum(w * xb) = sum(fb * xb) - 128 * sum(xb)
+# where sum(xb) is the patch's, the same for every output channel at that position.
 # The inner loops walk their pointers in inp and filt, locals 0 and 1, which mpy-cross
 # keeps in registers.
 #
-# 32-bit: |w * xb| <= 128 * 255 and |(off - 128) * w| <= 255 * 128, so with at most
-# _MAX_TAPS taps per output the sums stay inside int32; geometry() refuses bigger layers.
+# 32-bit: |w * xb| <= 128 * 255, fb * xb <= 255 * 255 and |(off - 128) * w| <= 255 * 128,
+# so with at most _MAX_TAPS taps per output the sums stay inside int32; geometry() refuses
+# bigger layers.
 import array
 import struct
 
@@ -33,6 +38,7 @@ _BIAS = const(0x10000)
 _INT32_LIMIT = const(0x7FFFFFFF)
 # 0x80 in every byte of an int32 word, as the signed value array("i") stores
 _FLIP_WORD = const(-0x7F7F7F80)
+_FLIP_BYTE = const(0x80)
 
 
 def geometry(in_hwc, out_hwc, k_hw, stride_hw, dilation_hw, pad_hw, input_offset, depth_mult=0):
@@ -75,8 +81,8 @@ def table(geom, bias, filt, depthwise):
     """The kernel's table: geom (geometry()) followed by the per-channel start of the
     accumulators.
 
-    bias: int32 LE bytes (or None); filt: the int8 filter bytes. A channel's start is its
-    bias + (input_offset - 128) * sum(its w).
+    bias: int32 LE bytes (or None); filt: the biased filter bytes. A
+    channel's start is its bias + (input_offset - 128) * sum(its w).
     """
     out_c = geom[5]
     t = array.array("i", geom)
@@ -90,8 +96,7 @@ def table(geom, bias, filt, depthwise):
         else:  # filter [out_c, k_h, k_w, in_c]: a channel's taps are contiguous
             taps = range(oc * per, (oc + 1) * per)
         for i in taps:
-            w = filt[i]
-            total += w - 256 if w > 127 else w
+            total += filt[i] - _FLIP_BYTE
         v = values[oc] + corr * total
         if v > _INT32_LIMIT or v < -_INT32_LIMIT:
             raise ValueError("bias of channel %d overflows int32" % oc)
@@ -156,9 +161,15 @@ def conv2d(inp: ptr8, filt: ptr8, work, g):
     x = ptr8(x_addr)
     f = ptr8(f_addr)
     per_oc = k_h * k_w * in_c
+    # a patch is `rows` runs of `run` contiguous bytes, x_rows apart in the input; when the
+    # rows follow each other (the streaming layers: full-width kernels), it is one run
     run = k_w * in_c
-    run8 = run & ~7
+    rows = k_h
     x_rows = d_h * in_w * in_c
+    if x_rows == run:
+        run = k_h * run
+        rows = 1
+    run8 = run & ~7
     span_h = (k_h - 1) * d_h
     span_w = (k_w - 1) * d_w
     out = 0
@@ -170,36 +181,53 @@ def conv2d(inp: ptr8, filt: ptr8, work, g):
         while ox < out_w:
             ix0 = ox * s_w - pad_w
             if inside_h and d_w == 1 and ix0 >= 0 and ix0 + span_w < in_w:
-                # whole rows of k_w * in_c contiguous bytes in input and filter
+                # whole runs in input and filter, plain bytes on both sides: the patch's
+                # 128 * sum(xb) is taken off each channel's sum(fb * xb)
                 x0 = x_addr + (iy0 * in_w + ix0) * in_c
+                total = 0
+                ky = 0
+                while ky < rows:
+                    inp = ptr8(x0 + ky * x_rows)
+                    end = uint(inp) + run8
+                    while uint(inp) < end:
+                        total += (
+                            inp[0] + inp[1] + inp[2] + inp[3] + inp[4] + inp[5] + inp[6] + inp[7]
+                        )
+                        inp = ptr8(uint(inp) + 8)
+                    end = uint(inp) + (run - run8)
+                    while uint(inp) < end:
+                        total += inp[0]
+                        inp = ptr8(uint(inp) + 1)
+                    ky += 1
+                x_sum = total << 7
                 filt = ptr8(f_addr)
                 oc = 0
                 while oc < out_c:
-                    total = start[oc]
+                    total = 0
                     ky = 0
-                    while ky < k_h:
+                    while ky < rows:
                         inp = ptr8(x0 + ky * x_rows)
                         end = uint(inp) + run8
                         while uint(inp) < end:
                             total += (
-                                ((filt[0] ^ 0x80) - 0x80) * inp[0]
-                                + ((filt[1] ^ 0x80) - 0x80) * inp[1]
-                                + ((filt[2] ^ 0x80) - 0x80) * inp[2]
-                                + ((filt[3] ^ 0x80) - 0x80) * inp[3]
-                                + ((filt[4] ^ 0x80) - 0x80) * inp[4]
-                                + ((filt[5] ^ 0x80) - 0x80) * inp[5]
-                                + ((filt[6] ^ 0x80) - 0x80) * inp[6]
-                                + ((filt[7] ^ 0x80) - 0x80) * inp[7]
+                                filt[0] * inp[0]
+                                + filt[1] * inp[1]
+                                + filt[2] * inp[2]
+                                + filt[3] * inp[3]
+                                + filt[4] * inp[4]
+                                + filt[5] * inp[5]
+                                + filt[6] * inp[6]
+                                + filt[7] * inp[7]
                             )
                             filt = ptr8(uint(filt) + 8)
                             inp = ptr8(uint(inp) + 8)
                         end = uint(inp) + (run - run8)
                         while uint(inp) < end:
-                            total += ((filt[0] ^ 0x80) - 0x80) * inp[0]
+                            total += filt[0] * inp[0]
                             filt = ptr8(uint(filt) + 1)
                             inp = ptr8(uint(inp) + 1)
                         ky += 1
-                    a[out] = total
+                    a[out] = (total - x_sum) + start[oc]
                     out += 1
                     oc += 1
             else:
@@ -219,12 +247,12 @@ def conv2d(inp: ptr8, filt: ptr8, work, g):
                             if 0 <= iy < in_h and 0 <= ix < in_w:
                                 xi = (iy * in_w + ix) * in_c
                                 while fi < fend:
-                                    total += ((f[fi] ^ 0x80) - 0x80) * x[xi]
+                                    total += (f[fi] - 0x80) * x[xi]
                                     fi += 1
                                     xi += 1
                             else:
                                 while fi < fend:
-                                    skipped += (f[fi] ^ 0x80) - 0x80
+                                    skipped += f[fi] - 0x80
                                     fi += 1
                             kx += 1
                         ky += 1
@@ -300,14 +328,14 @@ def depthwise_conv2d(inp: ptr8, filt: ptr8, work, g):
                 filt = ptr8(f_addr + kx * out_c + c)
                 end = uint(inp) + x_len
                 while uint(inp) < end:
-                    t0 += ((filt[0] ^ 0x80) - 0x80) * (inp[0] ^ 0x80)
-                    t1 += ((filt[1] ^ 0x80) - 0x80) * (inp[1] ^ 0x80)
-                    t2 += ((filt[2] ^ 0x80) - 0x80) * (inp[2] ^ 0x80)
-                    t3 += ((filt[3] ^ 0x80) - 0x80) * (inp[3] ^ 0x80)
-                    t4 += ((filt[4] ^ 0x80) - 0x80) * (inp[4] ^ 0x80)
-                    t5 += ((filt[5] ^ 0x80) - 0x80) * (inp[5] ^ 0x80)
-                    t6 += ((filt[6] ^ 0x80) - 0x80) * (inp[6] ^ 0x80)
-                    t7 += ((filt[7] ^ 0x80) - 0x80) * (inp[7] ^ 0x80)
+                    t0 += (filt[0] - 0x80) * (inp[0] ^ 0x80)
+                    t1 += (filt[1] - 0x80) * (inp[1] ^ 0x80)
+                    t2 += (filt[2] - 0x80) * (inp[2] ^ 0x80)
+                    t3 += (filt[3] - 0x80) * (inp[3] ^ 0x80)
+                    t4 += (filt[4] - 0x80) * (inp[4] ^ 0x80)
+                    t5 += (filt[5] - 0x80) * (inp[5] ^ 0x80)
+                    t6 += (filt[6] - 0x80) * (inp[6] ^ 0x80)
+                    t7 += (filt[7] - 0x80) * (inp[7] ^ 0x80)
                     filt = ptr8(uint(filt) + f_col)
                     inp = ptr8(uint(inp) + x_col)
                 kx += 1
@@ -333,10 +361,10 @@ def depthwise_conv2d(inp: ptr8, filt: ptr8, work, g):
                 filt = ptr8(f_addr + kx * out_c + c)
                 end = uint(inp) + x_len
                 while uint(inp) < end:
-                    t0 += ((filt[0] ^ 0x80) - 0x80) * (inp[0] ^ 0x80)
-                    t1 += ((filt[1] ^ 0x80) - 0x80) * (inp[1] ^ 0x80)
-                    t2 += ((filt[2] ^ 0x80) - 0x80) * (inp[2] ^ 0x80)
-                    t3 += ((filt[3] ^ 0x80) - 0x80) * (inp[3] ^ 0x80)
+                    t0 += (filt[0] - 0x80) * (inp[0] ^ 0x80)
+                    t1 += (filt[1] - 0x80) * (inp[1] ^ 0x80)
+                    t2 += (filt[2] - 0x80) * (inp[2] ^ 0x80)
+                    t3 += (filt[3] - 0x80) * (inp[3] ^ 0x80)
                     filt = ptr8(uint(filt) + f_col)
                     inp = ptr8(uint(inp) + x_col)
                 kx += 1
@@ -354,7 +382,7 @@ def depthwise_conv2d(inp: ptr8, filt: ptr8, work, g):
                 filt = ptr8(f_addr + kx * out_c + c)
                 end = uint(inp) + x_len
                 while uint(inp) < end:
-                    total += ((filt[0] ^ 0x80) - 0x80) * (inp[0] ^ 0x80)
+                    total += (filt[0] - 0x80) * (inp[0] ^ 0x80)
                     filt = ptr8(uint(filt) + f_col)
                     inp = ptr8(uint(inp) + x_col)
                 kx += 1
@@ -429,16 +457,16 @@ def depthwise_conv2d(inp: ptr8, filt: ptr8, work, g):
                         k = k_h
                         while k >= 4:
                             total += (
-                                ((filt[0] ^ 0x80) - 0x80) * inp[0]
-                                + ((filt[f_col] ^ 0x80) - 0x80) * inp[x_col]
-                                + ((filt[f_col2] ^ 0x80) - 0x80) * inp[x_col2]
-                                + ((filt[f_col3] ^ 0x80) - 0x80) * inp[x_col3]
+                                (filt[0] - 0x80) * inp[0]
+                                + (filt[f_col] - 0x80) * inp[x_col]
+                                + (filt[f_col2] - 0x80) * inp[x_col2]
+                                + (filt[f_col3] - 0x80) * inp[x_col3]
                             )
                             filt = ptr8(uint(filt) + f_col4)
                             inp = ptr8(uint(inp) + x_col4)
                             k -= 4
                         while k > 0:
-                            total += ((filt[0] ^ 0x80) - 0x80) * inp[0]
+                            total += (filt[0] - 0x80) * inp[0]
                             filt = ptr8(uint(filt) + f_col)
                             inp = ptr8(uint(inp) + x_col)
                             k -= 1
@@ -461,7 +489,7 @@ def depthwise_conv2d(inp: ptr8, filt: ptr8, work, g):
                     while ky < k_h:
                         kx = 0
                         while kx < k_w:
-                            total += ((fp[0] ^ 0x80) - 0x80) * xp[0]
+                            total += (fp[0] - 0x80) * xp[0]
                             xp = ptr8(uint(xp) + x_step)
                             fp = ptr8(uint(fp) + out_c)
                             kx += 1
@@ -475,7 +503,7 @@ def depthwise_conv2d(inp: ptr8, filt: ptr8, work, g):
                         kx = 0
                         while kx < k_w:
                             ix = ix0 + kx * d_w
-                            fv = (f[(ky * k_w + kx) * out_c + oc] ^ 0x80) - 0x80
+                            fv = f[(ky * k_w + kx) * out_c + oc] - 0x80
                             if 0 <= iy < in_h and 0 <= ix < in_w:
                                 total += fv * x[(iy * in_w + ix) * in_c + ic]
                             else:

@@ -18,6 +18,9 @@ _ALIGN = const(4)
 _INT8_MIN = const(-128)
 _INT8_MAX = const(127)
 _UINT8_MAX = const(255)
+_FLIP = const(0x80)  # conv.py's filters are biased: each byte w ^ 0x80
+# the operators whose input 1 is a filter (conv.py)
+_FILTER_OPS = (tfl.CONV_2D, tfl.DEPTHWISE_CONV_2D, tfl.FULLY_CONNECTED)
 _ELEMENT_BYTES = {tfl.INT8: 1, tfl.UINT8: 1, tfl.INT16: 2, tfl.INT32: 4, tfl.BOOL: 1}
 
 
@@ -72,8 +75,9 @@ class Interpreter:
         self.scratch_bytes = 0  # the work buffer's size
         self._constants()
         self._scan_init()
-        self._plan_arena()
-        self._constant_views()
+        filters, operands = self._plan_arena()
+        self._constant_views(filters, operands)
+        del filters, operands
         for k in range(sg.operator_count):
             op = sg.operator(k)
             try:
@@ -129,10 +133,33 @@ class Interpreter:
         # the views into the model are made after the arena is allocated: small objects
         # made now would sit between the garbage of decoding and fragment the heap
 
-    def _constant_views(self):
+    def _constant_views(self, filters, operands):
+        """Each constant tensor's view into the model; a filter's biased as conv.py reads it
+        (each byte w ^ 0x80): in the model's own bytes, once (model.biased), which only the
+        convolutions read; in a copy when the bytes are the caller's or when another tensor,
+        not a filter, shares its buffer. filters: the tensors read as filters; operands: the
+        constant tensors read otherwise."""
+        model = self.model
+        shared = set(self._constant[i] for i in operands)
+        flip = bytes(range(_FLIP, 2 * _FLIP)) + bytes(range(_FLIP))  # b -> b ^ 0x80
+        flipped = set()
         for i in range(len(self._constant)):
-            if self._constant[i]:
-                self._views[i] = self.model.buffer(self._constant[i])
+            buf = self._constant[i]
+            if not buf:
+                continue
+            view = model.buffer(buf)
+            if i in filters:
+                if i in operands:
+                    raise InterpreterError("tensor %d is a filter and another operand" % i)
+                if model.biased is None or buf in shared:
+                    view = bytearray(view)
+                    move.map_bytes(view, view, flip, len(view))
+                elif not model.biased and buf not in flipped:
+                    move.map_bytes(view, view, flip, len(view))
+                    flipped.add(buf)
+            self._views[i] = view
+        if model.biased is False:
+            model.biased = True
 
     def _element_bytes(self, t):
         try:
@@ -144,7 +171,8 @@ class Interpreter:
             ) from None
 
     def _plan_arena(self):
-        """Greedy plan: biggest first, each at the lowest offset free during its lifetime."""
+        """Greedy plan: biggest first, each at the lowest offset free during its lifetime.
+        Returns (the constant tensors read as filters, the constant tensors read otherwise)."""
         sg = self._sg
         n_ops = sg.operator_count
         first = {}
@@ -153,17 +181,27 @@ class Interpreter:
             first[i] = 0
             last[i] = 0
         op = None
+        filters = set()  # the constant tensors the convolutions read as filters
+        operands = set()  # the other constant tensors operators read
         for k in range(n_ops):
             op = sg.operator(k)
             for i in op.outputs:
                 if i >= 0 and i not in first:
                     first[i] = k
                     last[i] = k
+            takes_filter = op.op in _FILTER_OPS
+            at = 0
             for i in op.inputs:
                 if i >= 0:
                     if i not in first:
                         first[i] = k
                     last[i] = k
+                    if self._constant[i]:
+                        if takes_filter and at == 1:
+                            filters.add(i)
+                        else:
+                            operands.add(i)
+                at += 1
         for i in self._sg.outputs:
             if i not in first:
                 first[i] = n_ops
@@ -220,6 +258,7 @@ class Interpreter:
             view[:] = self._initial[key]
             self.variables[key] = view
             self._offset_of[id(view)] = offset
+        return filters, operands
 
     def _view(self, i):
         v = self._views[i]
@@ -591,7 +630,9 @@ class Interpreter:
             bias = self._view(op.inputs[2])
             if len(bias) != 4 * out_c:
                 raise InterpreterError("bias of %d bytes for %d channels" % (len(bias), out_c))
-        filt = self._view(op.inputs[1])
+        if not self._constant[op.inputs[1]]:
+            raise InterpreterError("the filter (tensor %d) is not a constant" % op.inputs[1])
+        filt = self._view(op.inputs[1])  # biased (_constant_views)
         t = conv.table(geom, bias, filt, kernel is conv.depthwise_conv2d)
         self._work_step((kernel, self._view(op.inputs[0]), filt, None, t), 3, conv.work_bytes(t))
         step = (quant.requantize, None, self._view(op.outputs[0]), n_out, table)

@@ -247,12 +247,15 @@ def read_file(path):
 
 
 def load(path):
-    """Model(read_file(path)), with the path named in any ModelError."""
+    """Model(read_file(path)), with the path named in any ModelError. The model owns its
+    bytes: the interpreter may rewrite its convolution filters in place (Model.biased)."""
     data = read_file(path)
     try:
-        return Model(data)
+        model = Model(data)
     except ModelError as e:
         raise ModelError("%s: %s" % (path, e.args[0] if e.args else e))
+    model.biased = False
+    return model
 
 
 class _Seq:
@@ -286,6 +289,10 @@ class Model:
         except TypeError:
             raise ModelError("model data must be bytes, bytearray or memoryview")
         self._buf = buf
+        # the convolutions' filters: None, the bytes are the caller's and stay as they are;
+        # False (load()), the model owns them; True, the first interpreter biased them in
+        # place (tflm.interpreter; a model whose interpreter failed to prepare is not reused)
+        self.biased = None
         self._size = size = len(buf)
         self._left = 2 * size + _BUDGET_BASE
         self._checking = True

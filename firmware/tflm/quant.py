@@ -218,8 +218,9 @@ def requantize(acc: ptr32, out: ptr8, n: int, table: ptr32):
     end = uint(acc) + 4 * n
     while uint(acc) < end:
         w = acc[0]
-        # sign-extend (a ptr32 load is unsigned on 64-bit, signed on the device)
-        x = ((((w >> 16) & 0xFFFF) ^ 0x8000) - 0x8000) << 16 | (w & 0xFFFF)
+        # sign-extend (a ptr32 load is unsigned on 64-bit, signed on the device): copy
+        # bit 31 into the bits above it (on the device there are none)
+        x = w | ((0 - ((w >> 31) & 1)) << 31)
         w = c[_LOW]
         right = w >> _RIGHT_AT
         if right:

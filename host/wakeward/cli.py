@@ -6,13 +6,14 @@ import argparse
 import math
 import os
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from wakeward import __version__, record, trymodel, unixport
+from wakeward import __version__, completion, examples, models, record, trymodel, unixport
 from wakeward.errors import WakewardError
-from wakeward.link import satellite_cli
+from wakeward.link import satellite_cli, service, servicelog, wake_service_cli
 from wakeward.printable import printable
 from wakeward.review import cli as review_cli
 from wakeward.wording import plural
@@ -49,6 +50,7 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         device_id=args.device_id,
         say=sim.json_lines_stdout if args.json else sim.main_stdout,
         allow_requests=args.allow_requests,
+        speaker_wav=args.speaker_wav,
     )
 
 
@@ -66,26 +68,36 @@ def _sim_board_port(args: argparse.Namespace) -> int:
 
 
 def _cmd_model_check(args: argparse.Namespace) -> int:
+    import json
+
     import numpy as np
 
-    from wakeward import modelcheck, models
+    from wakeward import modelcheck
 
+    (model,) = models.chosen(args, several=False, command="model check")
+    say = _stderr if args.json else print  # --json: stdout holds the JSON alone
     inputs = None
     if args.inputs is not None:
-        shape, dtype = modelcheck.input_details(models.resolve(args.model))
+        shape, dtype = modelcheck.input_details(models.resolve(model))
         given = modelcheck.load_inputs(args.inputs, shape, dtype)
         if given.note is not None:
-            print(given.note)
+            say(given.note)
         inputs = given.values
     report = modelcheck.check(
-        args.model, inputs=inputs, invocations=args.invocations, seed=args.seed, heap=args.heap
+        model, inputs=inputs, invocations=args.invocations, seed=args.seed, heap=args.heap
     )
     for line in report.lines():
-        print(line)
+        say(line)
     if args.save_outputs is not None:
         np.save(args.save_outputs, report.outputs)
-        print(f"device outputs saved to {args.save_outputs}")
+        say(f"device outputs saved to {args.save_outputs}")
+    if args.json:
+        print(json.dumps(report.to_json(), indent=1))
     return 0 if report.bit_exact else 1
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def _cmd_features(args: argparse.Namespace) -> int:
@@ -111,39 +123,44 @@ def _cmd_listen(args: argparse.Namespace) -> int:
     elif args.baud is not None:
         raise WakewardError("--baud goes with --serial PORT")
     else:
-        host, port = receiver.parse_tcp(args.tcp)
-    command = None
-    if args.exec is not None:
-        from wakeward import clipexec
+        host, port = receiver.parse_tcp(servicelog.tcp_address(args.tcp))
+    pairing = _tls_pairing(args)
 
-        command = clipexec.ClipCommand(args.exec, timeout_s=args.exec_timeout)
-    finished = False
-    on_clip = command.submit if command is not None else None
-    try:
-        if args.serial is not None:
-            from wakeward import serialport, serialreceiver
+    def serve(say: Callable[[str], None], stop: threading.Event) -> receiver.Receiver:
+        command = None
+        if args.exec is not None:
+            from wakeward import clipexec
 
-            serialreceiver.serve_serial(
-                args.serial,
-                args.baud or serialport.DEFAULT_BAUD,
-                args.store,
-                once=args.once,
-                on_clip=on_clip,
-            )
-        else:
-            receiver.serve_tcp(
+            command = clipexec.ClipCommand(args.exec, say, timeout_s=args.exec_timeout)
+        on_clip = command.submit if command is not None else None
+        try:
+            if args.serial is not None:
+                from wakeward import serialport, serialreceiver
+
+                return serialreceiver.serve_serial(
+                    args.serial,
+                    args.baud or serialport.DEFAULT_BAUD,
+                    args.store,
+                    say=say,
+                    once=args.once,
+                    on_clip=on_clip,
+                    stop=stop,
+                )
+            return receiver.serve_tcp(
                 host,
                 port,
                 args.store,
+                say=say,
                 connections=1 if args.once else None,
                 on_clip=on_clip,
-                pairing=_tls_pairing(args),
+                pairing=pairing,
+                stop=stop,
             )
-        finished = True
-    finally:
-        if command is not None:
-            command.close(wait=finished)  # interrupted: the running command is stopped
-    return 0
+        finally:
+            if command is not None:  # stopped by a signal: the running command is stopped
+                command.close(wait=not stop.is_set())
+
+    return servicelog.run(args.log_file, serve)
 
 
 def _tls_pairing(args: argparse.Namespace) -> Pairing | None:
@@ -252,9 +269,11 @@ def _cmd_clips_play(args: argparse.Namespace) -> int:
 
 
 def _cmd_clips_label(args: argparse.Namespace) -> int:
+    if args.clear == (args.label is not None):
+        raise WakewardError("clips label: give a LABEL (wake, false-wake, unsure) or --clear")
     with _open_store(args) as clips:
-        clip = clips.label(args.id, args.label)
-    print(f"clip {clip.id}: labelled {clip.label}")
+        clip = clips.label(args.id, None if args.clear else args.label)
+    print(f"clip {clip.id}: " + ("label cleared" if args.clear else f"labelled {clip.label}"))
     return 0
 
 
@@ -367,14 +386,15 @@ def _button_interval(text: str) -> str:
     return text
 
 
-def _add_heap_option(
-    p: argparse.ArgumentParser, default: str = unixport.DEFAULT_HEAP_PROFILE
-) -> None:
+def _add_heap_option(p: argparse.ArgumentParser) -> None:
+    """--heap: one default in every command that has it (the ESP32-S3 with PSRAM, which
+    running a wake-word model needs: unixport.MODEL_HEAP_PROFILE)."""
     p.add_argument(
         "--heap",
-        default=default,
+        default=unixport.MODEL_HEAP_PROFILE,
         choices=sorted(unixport.HEAP_PROFILES),
-        help="MicroPython heap limit profile (default: %(default)s)",
+        help="MicroPython heap limit profile: esp32s3-psram (8 MB, an ESP32-S3 with PSRAM) "
+        "or esp32s3 (128 kB, without) (default: %(default)s)",
     )
 
 
@@ -394,13 +414,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--realtime", action="store_true", help="feed audio at real-time pace")
     p.add_argument("--events", type=Path, help="write LED/button/speaker events (JSON lines)")
     p.add_argument(
-        "--model",
-        action="append",
-        default=[],
-        metavar="NAME_OR_PATH",
-        help="a wake-word model to run (repeatable): a .tflite file with its manifest beside "
-        "it, or alexa, hey_jarvis, hey_mycroft, okay_nabu",
+        "--speaker-wav",
+        type=Path,
+        metavar="OUT.wav",
+        help="write what the speaker played (chimes, answers a receiver sent) as a WAV on "
+        "the input's clock, to hear it without a board",
     )
+    models.add_model_option(p, several=True, help_extra="the models the firmware runs")
     p.add_argument(
         "--json",
         action="store_true",
@@ -447,7 +467,7 @@ def build_parser() -> argparse.ArgumentParser:
         "on a pseudo-terminal and print its path, to try `wakeward deploy --port PATH "
         "--sim-board` without a board; Ctrl-C stops it",
     )
-    _add_heap_option(p, unixport.MODEL_HEAP_PROFILE)
+    _add_heap_option(p)
     p.set_defaults(func=_cmd_sim)
 
     p = sub.add_parser("model", help="wake-word model tools")
@@ -456,7 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
         "check",
         help="run a model on the device interpreter and on TFLite Micro and compare",
     )
-    p.add_argument("model", help="a .tflite file or a pymicro-wakeword model name (alexa, ...)")
+    models.add_model_option(p, several=False, positional="?")
     p.add_argument(
         "--inputs",
         type=Path,
@@ -467,7 +487,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--invocations", type=int, default=200, help="random invocations to run")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save-outputs", type=Path, help="write the device outputs as .npy")
-    _add_heap_option(p, unixport.MODEL_HEAP_PROFILE)
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print the figures as one JSON object on stdout (the other lines go to stderr)",
+    )
+    _add_heap_option(p)
     p.set_defaults(func=_cmd_model_check)
 
     p = sub.add_parser(
@@ -503,12 +528,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_heap_option(p)
     p.set_defaults(func=_cmd_features)
 
-    p = sub.add_parser("listen", help="receive clips from the speaker (TCP, TLS or USB serial)")
-    where = p.add_mutually_exclusive_group(required=True)
+    p = sub.add_parser(
+        "listen",
+        help="receive clips from the speaker (TCP, TLS or USB serial)",
+        description="Receive clips from the speakers into the clip store until Ctrl-C (or "
+        "SIGTERM), then say what was received. Each line carries its time and level; "
+        "defaults come from the config file ($WAKEWARD_CONFIG_DIR/config.toml, else the "
+        "user config dir's wakeward/config.toml: store, pairing, listen), flags win. "
+        "`wakeward service install listen ARGS` runs it as a systemd user service.",
+    )
+    where = p.add_mutually_exclusive_group()
     where.add_argument(
         "--tcp",
         metavar="HOST:PORT",
-        help="address to listen on; :PORT listens on every interface (0.0.0.0)",
+        help="address to listen on; :PORT listens on every interface (0.0.0.0); default: "
+        "the config file's listen",
     )
     where.add_argument(
         "--serial",
@@ -555,6 +589,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="stop after one device connection (--serial: when the port goes away)",
     )
+    servicelog.add_log_file_option(p)
     p.set_defaults(func=_cmd_listen)
 
     p = sub.add_parser("demo", help="the main job on one PC (what `make demo` runs)")
@@ -571,7 +606,11 @@ def build_parser() -> argparse.ArgumentParser:
     trymodel.add_parser(sub)
     record.add_parser(sub)
     satellite_cli.add_parser(sub)
+    service.add_parser(sub)
+    wake_service_cli.add_parser(sub)
     review_cli.add_parser(sub)
+    completion.add_parser(sub)
+    examples.attach(parser)
     return parser
 
 
@@ -622,9 +661,16 @@ def _add_clips_parser(sub: argparse._SubParsersAction) -> None:
     )
     a.add_argument("--print-command", action="store_true", help="print the command, do not play")
 
-    a = action("label", "label a clip: wake, false-wake or unsure", _cmd_clips_label)
+    a = action(
+        "label", "label a clip wake, false-wake or unsure, or clear its label", _cmd_clips_label
+    )
     a.add_argument("id", metavar="ID")
-    a.add_argument("label", metavar="LABEL", help="wake, false-wake or unsure")
+    a.add_argument("label", nargs="?", metavar="LABEL", help="wake, false-wake or unsure")
+    a.add_argument(
+        "--clear",
+        action="store_true",
+        help="remove the clip's label (as the review page's \"clear label\")",
+    )
 
     a = action("delete", "delete clips' audio (their records stay)", _cmd_clips_delete)
     a.add_argument("ids", nargs="+", metavar="ID")
@@ -730,13 +776,11 @@ def _add_monitor_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("source", nargs="?", metavar="SOURCE", help="- for stdin, or a file")
     p.add_argument("--sim", type=Path, metavar="AUDIO.wav", help="run `wakeward sim` on it")
-    p.add_argument(
-        "--model",
-        action="append",
-        default=[],
-        metavar="NAME_OR_PATH",
-        help="with --sim: a model to run (repeatable); with SOURCE: where a model's manifest "
-        "(cutoff, window) is, for a model that is not one of pymicro-wakeword's",
+    models.add_model_option(
+        p,
+        several=True,
+        help_extra="with --sim: the models to run; with SOURCE: where a model's manifest "
+        "(cutoff, window) is, for a model that is not a shipped one",
     )
     p.add_argument(
         "--realtime", action="store_true", help="with --sim: feed the audio at real-time pace"
@@ -753,7 +797,7 @@ def _add_monitor_parser(sub: argparse._SubParsersAction) -> None:
         metavar="WIDTHxHEIGHT",
         help="the PNG's size in pixels (default: 1000 wide, 240 high per model plus 120)",
     )
-    _add_heap_option(p, unixport.MODEL_HEAP_PROFILE)
+    _add_heap_option(p)
     _add_monitor_device_options(p)
     p.set_defaults(func=_cmd_monitor)
 
@@ -775,8 +819,8 @@ def _add_monitor_device_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--seconds",
         type=float,
-        metavar="N",
-        help="monitor for N seconds (default: until Ctrl-C)",
+        metavar="S",
+        help="stop after S seconds (default: at Ctrl-C)",
     )
     g.add_argument(
         "--records",
@@ -807,10 +851,26 @@ def _cmd_devices(args: argparse.Namespace) -> int:
 
     pairs = pairing.Pairing(args.pairing)
     if args.revoke:
+        if args.json:
+            raise WakewardError("--json lists the devices: give it without --revoke")
         pairs.revoke(args.revoke)
         print(f"revoked {args.revoke}: the receiver refuses it from now on")
         return 0
     found = pairs.devices()
+    if args.json:
+        import json
+
+        rows = [
+            {
+                "device_id": d.device_id,
+                "paired_at": d.paired_at,
+                "revoked_at": d.revoked_at,
+                "state": "paired" if d.active else "revoked",
+            }
+            for d in found
+        ]
+        print(json.dumps(rows, indent=1))
+        return 0
     if not found:
         print(f"no paired devices in {pairs.folder} (wakeward pair DEVICE_ID)")
     for d in found:
@@ -840,6 +900,11 @@ def _add_pairing_parsers(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("devices", help="list paired devices, or revoke one")
     p.add_argument("--revoke", metavar="DEVICE_ID", help="refuse this device from now on")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print the devices as a JSON array (device_id, paired_at, revoked_at, state)",
+    )
     p.add_argument("--pairing", "--dir", dest="pairing", type=Path, metavar="DIR", help=where)
     p.set_defaults(func=_cmd_devices)
 
@@ -878,6 +943,8 @@ def _bundle_options(args: argparse.Namespace) -> dict:
 def _cmd_flash(args: argparse.Namespace) -> int:
     from wakeward import flash
 
+    for model in args.model:  # a mistyped model is said before the image is looked for
+        models.resolve(model)
     image = args.firmware or flash.find_image(args.board)
     flash.check_image(image)  # before asking for a password
     flash.flash(
@@ -912,13 +979,10 @@ def _add_deploy_options(p: argparse.ArgumentParser) -> None:
         metavar="PROFILE",
         help="the board's pin map (firmware/board/profiles.py; default: %(default)s)",
     )
-    p.add_argument(
-        "--model",
-        action="append",
-        default=[],
-        metavar="NAME_OR_PATH",
-        help="a wake-word model to copy (repeatable): alexa, hey_jarvis, hey_mycroft, "
-        "okay_nabu or a .tflite file (its JSON manifest beside it sets cutoff and window)",
+    models.add_model_option(
+        p,
+        several=True,
+        help_extra="the models to copy (the manifest sets cutoff and window)",
     )
     p.add_argument(
         "--wifi",
@@ -1141,36 +1205,37 @@ def _add_train_data_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from wakeward_train import pipeline  # TensorFlow loads only for this command
+    from wakeward_train import backend, pipeline  # TensorFlow loads only for this command
 
-    return pipeline.run(
-        pipeline.Options(
-            phrase=args.phrase,
-            out=args.out,
-            seed=args.seed,
-            data=args.data,
-            epochs=args.epochs,
-            quick=args.quick,
-            positives=args.positives,
-            negatives=args.negatives,
-            words=args.words,
-            engines=tuple(args.engine),
-            piper_voices=tuple(args.piper_voices),
-            speaker_augment=args.speaker_augment,
-            owner=tuple(args.owner),
-            false_wakes=tuple(args.false_wakes),
-            false_wake_store=_false_wake_store(args),
-            target_fa_per_hour=pipeline.evaluate.DEFAULT_TARGET_FA_PER_HOUR
-            if args.target_fa_per_hour is None
-            else args.target_fa_per_hour,
-            eval_hours=args.eval_hours,
-            holdout_engine=args.holdout_engine,
-            engine_folds=args.engine_folds,
+    with backend.quiet(args.verbose):  # TensorFlow's own log lines only with --verbose
+        return pipeline.run(
+            pipeline.Options(
+                phrase=args.phrase,
+                out=args.out,
+                seed=args.seed,
+                data=args.data,
+                epochs=args.epochs,
+                quick=args.quick,
+                positives=args.positives,
+                negatives=args.negatives,
+                words=args.words,
+                engines=tuple(args.engine),
+                piper_voices=tuple(args.piper_voices),
+                speaker_augment=args.speaker_augment,
+                owner=tuple(args.owner),
+                false_wakes=tuple(args.false_wakes),
+                false_wake_store=_false_wake_store(args),
+                target_fa_per_hour=pipeline.evaluate.DEFAULT_TARGET_FA_PER_HOUR
+                if args.target_fa_per_hour is None
+                else args.target_fa_per_hour,
+                eval_hours=args.eval_hours,
+                holdout_engine=args.holdout_engine,
+                engine_folds=args.engine_folds,
+            )
         )
-    )
 
 
-def _add_evaluation_options(p: argparse.ArgumentParser, hours_option: str, default: str) -> None:
+def _add_evaluation_options(p: argparse.ArgumentParser, default: str) -> None:
     p.add_argument(
         "--target-fa-per-hour",
         type=float,
@@ -1179,7 +1244,7 @@ def _add_evaluation_options(p: argparse.ArgumentParser, hours_option: str, defau
         "false accepts per hour on the held-out negative audio (default: 0.5)",
     )
     p.add_argument(
-        hours_option,
+        "--eval-hours",
         type=float,
         metavar="H",
         help="hours of held-out negative audio, built into the dataset folder once and "
@@ -1211,14 +1276,20 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
         "--data",
         type=Path,
         metavar="DIR",
-        help="the dataset folder: reused when it holds one, else built there "
-        "(default: build/train/NAME/data)",
+        help="the dataset folder: reused when it holds one, else built there (default: "
+        "~/.cache/wakeward/train/NAME/data-POSITIVES-NEGATIVES-seedSEED, the user cache "
+        "folder's)",
     )
     p.add_argument("--epochs", type=int, metavar="N", help="at most N epochs (early stopping)")
     p.add_argument(
         "--quick",
         action="store_true",
         help="a tiny run for smoke tests: 40 positives, 60 negatives, a small model, 3 epochs",
+    )
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show TensorFlow's own log lines (absl, oneDNN, the converter), hidden otherwise",
     )
     p.add_argument(
         "--positives", type=int, metavar="N", help="TTS positives to build (default: 4000)"
@@ -1237,7 +1308,7 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     )
     _add_piper_voices_option(p)
     _add_speaker_augment_option(p)
-    _add_evaluation_options(p, "--eval-hours", "3; 0.04 with --quick")
+    _add_evaluation_options(p, "3; 0.04 with --quick")
     folds = p.add_mutually_exclusive_group()
     folds.add_argument(
         "--engine-folds",
@@ -1258,15 +1329,19 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from wakeward_train import evalcmd  # TFLite Micro only: TensorFlow is never imported
 
+    (model,) = models.chosen(args, several=False, command="evaluate")
     return evalcmd.evaluate_cmd(
-        args.model,
+        model,
         args.data,
         target_fa_per_hour=args.target_fa_per_hour,
-        hours=args.hours,
+        hours=args.eval_hours,
         det=args.det,
-        json_out=args.json,
+        save=args.save,
+        json_stdout=args.json,
         real_speech=not args.no_real_speech,
         heldout_engine=args.heldout_engine,
+        update=args.update_manifest,
+        say=_stderr if args.json else print,  # --json: stdout holds the JSON alone
     )
 
 
@@ -1284,11 +1359,7 @@ def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
             "cutoff and window. Needs tflite-micro (the reference extra), not TensorFlow."
         ),
     )
-    p.add_argument(
-        "model",
-        help="a pymicro-wakeword model name (alexa, hey_jarvis, hey_mycroft, okay_nabu), a "
-        ".tflite file, a model folder written by `wakeward train` or its NAME.json",
-    )
+    models.add_model_option(p, several=False, positional="?")
     p.add_argument(
         "--data",
         type=Path,
@@ -1296,9 +1367,23 @@ def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="a dataset folder (`wakeward train-data`): its held-out voices and clips",
     )
-    _add_evaluation_options(p, "--hours", "3")
+    _add_evaluation_options(p, "3")
+    # evaluate's --hours before 2026-12-07: the same as train's --eval-hours (README)
+    p.add_argument(
+        "--hours", dest="eval_hours", type=float, default=argparse.SUPPRESS, help=argparse.SUPPRESS
+    )
     p.add_argument("--det", type=Path, metavar="PNG", help="save the DET curve there")
-    p.add_argument("--json", type=Path, metavar="OUT", help="save every figure there (JSON)")
+    p.add_argument(
+        "--save",
+        type=Path,
+        metavar="FIGURES.json",
+        help="also save every figure there, as JSON (what --json prints)",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print every figure as one JSON object on stdout (the other lines go to stderr)",
+    )
     p.add_argument(
         "--no-real-speech",
         action="store_true",
@@ -1310,6 +1395,13 @@ def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
         metavar="ENGINE",
         help="judge the false rejects on every positive clip of this TTS engine (both of the "
         "dataset's splits), for a model that never heard the engine: a held-out-engine figure",
+    )
+    p.add_argument(
+        "--update-manifest",
+        action="store_true",
+        help="write the point chosen here into the model's NAME.json and its evaluation into "
+        "NAME.wakeward.json (the earlier point is kept there): for a model of `wakeward "
+        "train` on its own dataset, e.g. after the choice's rules changed",
     )
     p.set_defaults(func=_cmd_evaluate)
 

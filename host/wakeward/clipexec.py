@@ -9,7 +9,8 @@ command runs with the clip's metadata in its environment:
     WAKEWARD_DEVICE          the device id
     WAKEWARD_DEVICE_CLIP_ID  the device's own number for the clip
     WAKEWARD_MODEL           the wake-word model that triggered it
-    WAKEWARD_SCORE           the model's output at the detection, 0..255
+    WAKEWARD_SCORE           the model's output at the detection, 0..255 (raw)
+    WAKEWARD_PROBABILITY     the same as a probability, 0..1 (as `clips list` shows it)
     WAKEWARD_DURATION_S      seconds of audio, pre-roll included
     WAKEWARD_RECEIVED_AT     when it arrived, ISO 8601 UTC
     WAKEWARD_WAV             the WAV file
@@ -38,6 +39,7 @@ import subprocess
 import threading
 from collections.abc import Callable, Mapping, Sequence
 
+from wakeward import detector
 from wakeward.errors import WakewardError
 from wakeward.printable import printable
 from wakeward.store import Clip, iso_time
@@ -73,6 +75,7 @@ def environment(clip: Clip, base: Mapping[str, str] | None = None) -> dict[str, 
             "WAKEWARD_DEVICE_CLIP_ID": str(clip.device_clip_id),
             "WAKEWARD_MODEL": printable(clip.model),
             "WAKEWARD_SCORE": str(clip.score),
+            "WAKEWARD_PROBABILITY": f"{detector.probability(clip.score):.3f}",
             "WAKEWARD_DURATION_S": f"{clip.duration_s:.3f}",
             "WAKEWARD_RECEIVED_AT": iso_time(clip.received_at) or "",
             "WAKEWARD_WAV": str(clip.path),

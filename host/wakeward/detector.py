@@ -33,6 +33,12 @@ def cutoff_u8(probability_cutoff: float) -> int:
     return int(probability_cutoff * 255)
 
 
+def probability(output_u8: int) -> float:
+    """A model output (0..255, what the device and the protocol carry) as the probability
+    users see everywhere (0..1, 3 decimals, the scale of probability_cutoff)."""
+    return round(output_u8 / 255, 3)
+
+
 class Detector:
     """One output at a time, frame for frame as firmware/wakeword.py's Detector."""
 

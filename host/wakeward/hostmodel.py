@@ -48,18 +48,13 @@ class ModelSpec:
         return detector.cutoff_u8(self.probability_cutoff)
 
 
-def resolve(spec: str | Path) -> Path:
-    """The .tflite a user means (wakeward.models.resolve: a pymicro-wakeword name, a .tflite
-    file, or a model folder written by `wakeward train`)."""
-    return models.resolve(spec)
-
-
 def model_spec(
     spec: str | Path, cutoff: float | None = None, window: int | None = None
 ) -> ModelSpec:
-    """The model and its rule: cutoff and window from its manifest unless given."""
-    path = resolve(spec)
-    micro = (models.manifest(path) or {}).get("micro", {})
+    """The model and its rule: cutoff and window from its manifest unless given (the model
+    found as every command finds one: wakeward.models)."""
+    path, manifest = models.resolve_with_manifest(spec)
+    micro = (manifest or {}).get("micro", {})
     if not isinstance(micro, dict):
         raise WakewardError(f"{path.with_suffix('.json')}: its 'micro' field is not an object")
     if cutoff is None:

@@ -10,6 +10,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -68,6 +69,29 @@ class Report:
     reference_us_per_invocation: float
     heap_used_bytes: int
     outputs: np.ndarray = field(repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        """`wakeward model check --json`: the figures `lines` prints (raw uint8 outputs in
+        a mismatch, labelled so)."""
+        mismatch = None
+        if self.first_mismatch is not None:
+            k, i, dev, ref = self.first_mismatch
+            mismatch = {"invocation": k, "index": i, "device_u8": dev, "tflite_micro_u8": ref}
+        return {
+            "model": str(self.model),
+            "model_bytes": self.model_bytes,
+            "ops": dict(sorted(self.ops.items())),
+            "arena_bytes": self.arena_bytes,
+            "variable_bytes": self.variable_bytes,
+            "scratch_bytes": self.scratch_bytes,
+            "manifest_arena_bytes": self.manifest_arena_bytes,
+            "heap_used_bytes": self.heap_used_bytes,
+            "device_us_per_invocation": round(self.device_us_per_invocation, 1),
+            "reference_us_per_invocation": round(self.reference_us_per_invocation, 1),
+            "invocations": self.invocations,
+            "bit_exact": self.bit_exact,
+            "first_mismatch": mismatch,
+        }
 
     def lines(self) -> list[str]:
         out = [f"model: {self.model} ({self.model_bytes:,} bytes)"]

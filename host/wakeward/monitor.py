@@ -107,14 +107,14 @@ def parse_line(line: str, lineno: int) -> Invocation | None:
 
 def rule_for(name: str, given: Sequence[str] = ()) -> Rule:
     """The detection rule of a model named in the stream: from the manifest of the --model
-    with that name (its file's stem, as the firmware names it), or of the pymicro-wakeword
-    model of that name; otherwise microWakeWord's defaults, marked as assumed. A name from
-    the stream is never taken for a path."""
+    with that name (its file's stem, as the firmware names it), or of the shipped model of
+    that name (the project's or pymicro-wakeword's); otherwise microWakeWord's defaults,
+    marked as assumed. A name from the stream is never taken for a path."""
     for spec in given:
         path = models.resolve(spec)
         if path.stem == name:
             return _manifest_rule(path)
-    if name in models.BUILTIN:
+    if name in models.names():
         return _manifest_rule(models.resolve(name))
     return Rule(DEFAULT_CUTOFF, DEFAULT_WINDOW, known=False)
 

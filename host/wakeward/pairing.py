@@ -47,13 +47,12 @@ _MAX_DEVICE_ID = 32
 
 
 def default_dir() -> Path:
-    """Where pairing material lives (WAKEWARD_CONFIG_DIR overrides the platform's place)."""
-    override = os.environ.get("WAKEWARD_CONFIG_DIR")
-    if override:
-        return Path(override) / "pairing"
-    import platformdirs
+    """Where pairing material lives: the config file's `pairing` (wakeward/config.py),
+    else `pairing` in the config folder (WAKEWARD_CONFIG_DIR overrides the platform's)."""
+    from wakeward import config
 
-    return Path(platformdirs.user_config_dir("wakeward")) / "pairing"
+    configured = config.load().pairing
+    return configured if configured is not None else config.config_dir() / "pairing"
 
 
 def check_device_id(device_id: str) -> str:

@@ -75,6 +75,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from wakeward import unixport
 from wakeward.errors import WakewardError
+from wakeward.link.servicelog import error, same_level, warning
 from wakeward.printable import printable
 from wakeward.store import Clip, ClipStore, local_time
 
@@ -406,12 +407,13 @@ class Receiver:
         self.protocol = load_protocol()
         self.store = store
         # every line goes out printable: device ids, model names, log lines are the device's
-        self.say: Callable[[str], None] = lambda line: say(printable(line))
+        self.say: Callable[[str], None] = lambda line: say(same_level(line, printable(line)))
         self.on_clip = on_clip
         self.listener = listener
         self.clip_listener = clips
         self.clips: list[Clip] = []  # stored by this receiver, in order (not the resends)
         self.duplicates = 0
+        self.devices: set[str] = set()  # the devices that said hello (their ids)
         self.audio_bytes = 0
         self.statuses: dict[str, dict] = {}
         self._lock = threading.Lock()
@@ -451,8 +453,10 @@ class Receiver:
                 data = stream.read()
             except NoHello:
                 self.say(
-                    f"refused {session.peer}: no hello within {HELLO_TIMEOUT_S:g} s of "
-                    "connecting; connection closed"
+                    warning(
+                        f"refused {session.peer}: no hello within {HELLO_TIMEOUT_S:g} s of "
+                        "connecting; connection closed"
+                    )
                 )
                 data = b""
             except TimeoutError:
@@ -490,12 +494,12 @@ class Receiver:
         for kind, item in decoder:
             refusal = self._refusal(session, kind, item)
             if refusal is not None:
-                self.say(refusal)
+                self.say(warning(refusal))
                 break
             try:
                 self._item(session, kind, item)
             except OverLimit as e:
-                self.say(f"{session.who()}: {e.why}; not kept")
+                self.say(warning(f"{session.who()}: {e.why}; not kept"))
                 break
         self._after_ack(session)
         self._forget_open(session, "the connection closed")
@@ -503,7 +507,7 @@ class Receiver:
     def _drop_open(self, session: Session, over: OverLimit) -> None:
         """Over a limit on a serial port (nothing to close): the clips under way are
         dropped, and the frames of the one that went over are dropped unsaid."""
-        self.say(f"{session.who()}: {over.why}; not kept (nor the other clips under way)")
+        self.say(warning(f"{session.who()}: {over.why}; not kept (nor the other clips under way)"))
         for clip_id in list(session.open):
             self._cut_off(session, clip_id)
         session.open.clear()
@@ -561,7 +565,7 @@ class Receiver:
         if session.attached:
             if not session.said_version:
                 session.said_version = True
-                self.say(f"{session.who()}: {why}; its frames are not read")
+                self.say(warning(f"{session.who()}: {why}; its frames are not read"))
             return False
         self._refuse(
             session.stream,
@@ -583,7 +587,7 @@ class Receiver:
     ) -> None:
         """Say why, tell the device (an ERROR it can log: of its own protocol version,
         when that is another), and let it read that before the connection closes."""
-        self.say(refusal)
+        self.say(warning(refusal))
         p = self.protocol
         try:
             stream.write(
@@ -603,7 +607,7 @@ class Receiver:
             self.say(f"device: {bytes(item).decode(errors='replace').rstrip()}")
             return None
         if kind == p.ERR:
-            self.say(f"protocol error: {item}")
+            self.say(warning(f"protocol error: {item}"))
             return None
         kind = item["type"]
         if kind == "hello":
@@ -612,6 +616,8 @@ class Receiver:
             session.firmware = item["firmware"]
             session.models = list(item["models"])
             session.said_hello = True
+            with self._lock:
+                self.devices.add(session.device)
             session.established = True  # past _refusal: on a TLS receiver, a paired device
             session.dropped_clip = None
             session.stream.greeted()
@@ -825,7 +831,7 @@ class Receiver:
                 try:
                     removed = self.store.apply_retention()
                 except (WakewardError, OSError, sqlite3.Error) as e:
-                    self.say(f"retention: {e}")
+                    self.say(error(f"retention: {e}"))
                     removed = []
             for old in removed:
                 self.say(
@@ -846,7 +852,9 @@ class Receiver:
             try:
                 self.store.write_status(session.device, json.dumps(record, indent=1) + "\n")
             except OSError as e:
-                self.say(f"status from {session.device}: cannot write its file ({e.strerror})")
+                self.say(
+                    error(f"status from {session.device}: cannot write its file ({e.strerror})")
+                )
         self.say(
             f"status from {session.device}: up {status['uptime_ms'] / 1000:.1f} s, "
             f"clips sent {status['clips_sent']}, acknowledged {status['clips_acked']}, "
@@ -945,12 +953,14 @@ def _serve(
                 made_room = table.make_room()
                 if not starved:
                     say(
-                        f"cannot accept a connection: {e.strerror} (at most "
-                        f"{_open_files_allowed()} files open at once, ulimit -n); "
-                        + (
-                            "the oldest connections without a hello are closed to make room"
-                            if made_room
-                            else "waiting for connections to end"
+                        error(
+                            f"cannot accept a connection: {e.strerror} (at most "
+                            f"{_open_files_allowed()} files open at once, ulimit -n); "
+                            + (
+                                "the oldest connections without a hello are closed to make room"
+                                if made_room
+                                else "waiting for connections to end"
+                            )
                         )
                     )
                 starved = True
@@ -981,7 +991,7 @@ def _security_line(server: socket.socket, pairing: Pairing | None) -> str | None
         return f"TLS: only devices paired in {pairing.folder} are accepted"
     if ipaddress.ip_address(server.getsockname()[0]).is_loopback:
         return None
-    return (
+    return warning(
         "WARNING: plain TCP, no TLS: any device on the network can send clips here and "
         "anyone on it can read them; pair your devices (wakeward pair DEVICE_ID, then "
         "wakeward deploy) and listen with --tls"
@@ -1042,8 +1052,10 @@ class _Connections:
             full = f"{self.most} connections are open (the most at once)"
             if len(open_now) >= self.most and not self._close_oldest_waiting(open_now, full):
                 self.say(
-                    f"refused {peer}: {self.most} connections are open, each with its hello "
-                    "(the most at once); connection closed"
+                    warning(
+                        f"refused {peer}: {self.most} connections are open, each with its "
+                        "hello (the most at once); connection closed"
+                    )
                 )
                 conn.close()
                 return None
@@ -1063,8 +1075,10 @@ class _Connections:
             if slot.waiting():
                 slot.close()
                 self.say(
-                    f"closed {slot.peer}: no hello yet, and {why}; the oldest without a hello "
-                    "made room for a new one"
+                    warning(
+                        f"closed {slot.peer}: no hello yet, and {why}; the oldest without a "
+                        "hello made room for a new one"
+                    )
                 )
                 return True
         return False
@@ -1098,7 +1112,9 @@ def _serve_connection(
                 except (ssl.SSLError, OSError) as e:
                     if not slot.closing:
                         receiver.say(
-                            f"refused {peer}: TLS handshake failed: {_handshake_failure(e)}"
+                            warning(
+                                f"refused {peer}: TLS handshake failed: {_handshake_failure(e)}"
+                            )
                         )
                     return
             conn.settimeout(IDLE_TIMEOUT_S)

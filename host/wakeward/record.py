@@ -207,7 +207,7 @@ def record(
         raise WakewardError(f"--takes {takes}: record at least 1")
     if not clips.MIN_DURATION_S < seconds <= MAX_SECONDS:
         raise WakewardError(
-            f"--seconds {seconds:g}: a take lasts more than {clips.MIN_DURATION_S} s and at "
+            f"--take-seconds {seconds:g}: a take lasts more than {clips.MIN_DURATION_S} s and at "
             f"most {MAX_SECONDS:g} s"
         )
     made = not out.exists()
@@ -290,7 +290,7 @@ def _source(args: argparse.Namespace) -> TakeSource:
         raise WakewardError("--pairing goes with --tls")
     if args.seconds > devicerequests.MAX_RECORD_S:
         raise WakewardError(
-            f"--seconds {args.seconds:g}: the speaker records at most "
+            f"--take-seconds {args.seconds:g}: the speaker records at most "
             f"{devicerequests.MAX_RECORD_S} s a take"
         )
     options = devicerequests.ListenOptions.parse(
@@ -345,11 +345,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="good takes to record (default: %(default)s)",
     )
     p.add_argument(
-        "--seconds",
+        "--take-seconds",
+        dest="seconds",
         type=float,
         default=DEFAULT_SECONDS,
         metavar="S",
-        help="length of each take (default: %(default)s)",
+        help="length of each take, in seconds (default: %(default)s)",
+    )
+    # record's --seconds was each take's length, while --seconds elsewhere (try, monitor) is
+    # how long the command runs: the old spelling still works, unlisted (README, "Changed")
+    p.add_argument(
+        "--seconds", dest="seconds", type=float, default=argparse.SUPPRESS, help=argparse.SUPPRESS
     )
     g = p.add_argument_group(
         "takes through the speaker's own microphone",

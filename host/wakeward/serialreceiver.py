@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from wakeward.errors import WakewardError
+from wakeward.link.servicelog import warning
 from wakeward.receiver import ClipListener, Receiver, SessionListener, say_line
 from wakeward.serialport import DEFAULT_BAUD, open_port
 from wakeward.store import Clip, ClipStore
@@ -101,8 +102,10 @@ def serve_serial(
                 if once or stop.is_set():
                     return receiver
                 say(
-                    f"{port}: the port went away (the board unplugged or reset?); opening it "
-                    f"again as soon as it is back, for {reopen_s:.0f} s"
+                    warning(
+                        f"{port}: the port went away (the board unplugged or reset?); opening "
+                        f"it again as soon as it is back, for {reopen_s:.0f} s"
+                    )
                 )
                 handle = _reopen(port, baud, reopen_s)
                 say(f"{port}: open again")

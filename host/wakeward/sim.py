@@ -11,8 +11,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from wakeward import models, unixport
-from wakeward.audio import device_wav
+from wakeward.audio import RATE_HZ, device_wav, read_wav, write_wav
 from wakeward.errors import WakewardError
 from wakeward.ptyport import PtyPort
 
@@ -22,6 +24,11 @@ if TYPE_CHECKING:
 # The receiver's certificate on the simulated flash (deploy puts it at the same name).
 CERT_FILE = "receiver.der"
 SIM_DEVICE_ID = "sim"  # config.json's default device id on the sim board
+# On the simulated flash for --speaker-wav: the samples the sim speaker played (raw int16
+# LE, board/sim.py) and, when no --events file is asked for, its events (their times).
+SPEAKER_RAW = "speaker.raw"
+SPEAKER_EVENTS = "speaker-events.jsonl"
+_MS_PER_S = 1000
 
 
 def model_entry(name_or_path: str) -> dict:
@@ -50,14 +57,18 @@ def sim_config(
     device_id: str | None = None,
     link_serial: bool = False,
     link_requests: str | None = None,
+    speaker: Path | None = None,
 ) -> dict:
     """The sim board's config.json; with link_secret the link is TLS, pinned to the
     certificate in CERT_FILE on the flash; with link_serial it is the console.
     link_requests: the link's link.requests (who may ask for outputs and recordings;
-    firmware/request.py), or the firmware's default ("paired")."""
+    firmware/request.py), or the firmware's default ("paired"). speaker: a file that gets
+    every sample the speaker plays (raw int16 LE)."""
     options: dict = {"wav": str(wav.resolve()), "realtime": realtime}
     if events is not None:
         options["events"] = str(events.resolve())
+    if speaker is not None:
+        options["speaker"] = str(speaker.resolve())
     if button_ms:
         options["button"] = [list(b) for b in button_ms]
     config: dict = {"board": "sim", "board_options": options}
@@ -93,6 +104,7 @@ def run_sim(
     link_serial: bool = False,
     on_port: Callable[[PtyPort], None] | None = None,
     allow_requests: bool = False,
+    speaker_wav: Path | None = None,
 ) -> int:
     """Run firmware/main.py on the sim board over `wav`, passing each output line to `say`.
 
@@ -108,7 +120,10 @@ def run_sim(
 
     `allow_requests`: the device honours the owner's requests (`wakeward monitor --tcp`)
     on any link, plain TCP included (link.requests "any"); otherwise only over TLS (`tls`)
-    and the serial link, as a real device by default."""
+    and the serial link, as a real device by default.
+
+    `speaker_wav`: what the sim speaker played (chimes, audio the receiver sent to play),
+    written there as a 16 kHz WAV on the input's clock (speaker_timeline)."""
     wav = Path(wav)
     if allow_requests and link_tcp is None and not link_serial:
         raise WakewardError("--allow-requests goes with --link: requests come over the link")
@@ -129,10 +144,14 @@ def run_sim(
         else:
             flash.mkdir(parents=True, exist_ok=True)
             tmp = str(flash)
+        speaker = speaker_events = None
+        if speaker_wav is not None:
+            speaker = Path(tmp) / SPEAKER_RAW
+            speaker_events = events if events is not None else Path(tmp) / SPEAKER_EVENTS
         config = sim_config(
             wav,
             realtime=realtime,
-            events=events,
+            events=speaker_events or events,
             button_ms=button_ms,
             model_names=model_names,
             trace=trace,
@@ -141,6 +160,7 @@ def run_sim(
             device_id=device_id,
             link_serial=link_serial,
             link_requests="any" if allow_requests else None,
+            speaker=speaker,
         )
         if cert is not None:
             (Path(tmp) / CERT_FILE).write_bytes(cert)
@@ -152,6 +172,11 @@ def run_sim(
             rc, last = _run_on_pty(tmp, heap, say, on_port or _wait_for_receiver(say))
         else:
             rc, last = _run(tmp, heap, say)
+        if speaker_wav is not None and speaker is not None and speaker_events is not None:
+            played = speaker_timeline(speaker, speaker_events, len(read_wav(wav)))
+            write_wav(speaker_wav, played)
+            seconds = np.count_nonzero(played) / RATE_HZ
+            say(f"the speaker's output ({seconds:.2f} s not silent) is in {speaker_wav}")
     if rc != 0:
         hint = unixport.memory_hint(heap, last)
         raise WakewardError(f"the firmware stopped with exit code {rc}: {last}{hint}")
@@ -229,3 +254,29 @@ def json_lines_stdout(line: str) -> None:
 def main_stdout(line: str) -> None:
     sys.stdout.write(line + "\n")
     sys.stdout.flush()
+
+
+def speaker_timeline(raw: Path, events: Path, length: int) -> np.ndarray:
+    """What the sim speaker played (`raw`: its samples back to back; `events`: the board's
+    event log, whose "speaker" events say when, on the audio clock, and how many) as one
+    track on the input's clock: each play's samples from its time on, or right after the
+    play before it while that one still sounds (the amplifier plays one thing at a time, as
+    the board's I2S does); silence elsewhere; at least `length` samples (the input's)."""
+    pcm = np.frombuffer(raw.read_bytes(), "<i2") if raw.is_file() else np.zeros(0, "<i2")
+    plays = []
+    if events.is_file():
+        for line in events.read_text().splitlines():
+            event = json.loads(line)
+            if event.get("dev") == "speaker":
+                plays.append((event["t_ms"] * RATE_HZ // _MS_PER_S, event["samples"]))
+    placed: list[tuple[int, np.ndarray]] = []
+    at = cursor = 0
+    for start, n in plays:
+        cursor = max(cursor, start)
+        placed.append((cursor, pcm[at : at + n]))
+        at += n
+        cursor += n
+    out = np.zeros(max(length, cursor), np.int16)
+    for start, samples in placed:
+        out[start : start + len(samples)] = samples
+    return out

@@ -2,8 +2,9 @@
 deletes it (or a retention setting does).
 
 One folder holds an SQLite index, ``clips.sqlite3``, and one WAV file per stored clip beside
-it. The folder is ``--store``, else ``$WAKEWARD_DATA_DIR/clips``, else the platform's user data
-directory (platformdirs) + ``/clips``; it is created readable by the user alone.
+it. The folder is ``--store``, else ``$WAKEWARD_DATA_DIR/clips``, else the config file's
+``store`` (wakeward/config.py), else the platform's user data directory (platformdirs) +
+``/clips``; it is created readable by the user alone.
 
 A clip's row goes through three states: ``pending`` (being written; never shown) ->
 ``stored`` -> ``deleted`` (the audio file removed, the row kept as the record of what was
@@ -75,6 +76,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from wakeward import detector
 from wakeward.errors import WakewardError
 from wakeward.printable import printable
 
@@ -145,10 +147,16 @@ MIGRATIONS: dict[int, str] = {}
 
 
 def default_dir() -> Path:
-    """Where the clips live: $WAKEWARD_DATA_DIR/clips, else the user data directory's."""
+    """Where the clips live: $WAKEWARD_DATA_DIR/clips, else the config file's `store`
+    (wakeward/config.py), else the user data directory's."""
     override = os.environ.get("WAKEWARD_DATA_DIR")
     if override:
         return Path(override) / "clips"
+    from wakeward import config
+
+    configured = config.load().store
+    if configured is not None:
+        return configured
     import platformdirs
 
     return Path(platformdirs.user_data_dir("wakeward")) / "clips"
@@ -192,6 +200,7 @@ class Clip:
             "device_clip_id": self.device_clip_id,
             "model": self.model,
             "score": self.score,
+            "probability": detector.probability(self.score),
             "received_at": iso_time(self.received_at),
             "duration_s": round(self.duration_s, 3),
             "samples": self.samples,
@@ -425,7 +434,7 @@ def table_lines(clips: Sequence[Clip]) -> list[str]:
                 local_time(c.received_at),
                 c.device,
                 c.model,
-                str(c.score),
+                f"{detector.probability(c.score):.3f}",
                 f"{c.duration_s:.2f} s",
                 c.label or "-",
                 status_text(c),
@@ -454,7 +463,8 @@ def detail_lines(clip: Clip) -> list[str]:
         f"clip {clip.id}",
         f"  status:      {status_text(clip)}",
         f"  device:      {clip.device} (its clip {clip.device_clip_id})",
-        f"  model:       {clip.model}, score {clip.score}",
+        f"  model:       {clip.model}, score {detector.probability(clip.score):.3f} "
+        f"(output {clip.score} of 255)",
         f"  received:    {local_time(clip.received_at)} ({iso_time(clip.received_at)})",
         f"  duration:    {clip.duration_s:.2f} s ({clip.samples} samples at {clip.rate_hz} Hz), "
         f"pre-roll {clip.pre_roll_ms} ms",
@@ -990,6 +1000,15 @@ class ClipStore:
             params.append(STORED)
         sql = f"SELECT * FROM clips WHERE {' AND '.join(where)} ORDER BY id"
         return [self._clip(row) for row in self._db.execute(sql, params)]
+
+    @_index_errors
+    def newest_id(self) -> int:
+        """The id of the newest clip `clips` lists (0 when none): a cheap question for a page
+        that polls for new clips. Adds hold the store's lock, so ids appear in order."""
+        row = self._db.execute(
+            "SELECT coalesce(max(id), 0) FROM clips WHERE status != ?", (PENDING,)
+        ).fetchone()
+        return int(row[0])
 
     @_index_errors
     def total_bytes(self) -> int:

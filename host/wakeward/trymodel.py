@@ -1,14 +1,18 @@
-"""`wakeward try MODEL [WAV ...] [--mic]`: a wake-word model on the PC, over WAV files or
-live on the PC's microphone, with the device's frontend numbers and detection rule
+"""`wakeward try --model MODEL [WAV ...] [--mic]`: wake-word models on the PC, over WAV
+files or live on the PC's microphone, with the device's frontend numbers and detection rule
 (wakeward.hostmodel), so a word can be tried before it is flashed."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from wakeward import models
 from wakeward.errors import WakewardError
 from wakeward.wording import plural
 
@@ -18,96 +22,178 @@ if TYPE_CHECKING:  # numpy and LiteRT load only when the command runs
     from wakeward.hostmodel import Detection, Listener, ModelSpec
 
 Say = Callable[[str], None]
+MIC_SOURCE = "microphone"
+U8_MAX = 255  # the models' uint8 output scale: output / 255 is the probability
 
 
 def detection_line(d: Detection, spec: ModelSpec, prefix: str = "") -> str:
     return (
-        f"{prefix}detected: {d.model} at {d.t:.2f} s (output {d.p / 255:.2f}, mean of the "
-        f"last {spec.window} {d.mean / 255:.2f} > cutoff {spec.cutoff_u8 / 255:.2f})"
+        f"{prefix}detected: {d.model} at {d.t:.2f} s (output {d.p / U8_MAX:.2f}, mean of the "
+        f"last {spec.window} {d.mean / U8_MAX:.2f} > cutoff {spec.cutoff_u8 / U8_MAX:.2f})"
     )
 
 
+@dataclass
+class Heard:
+    """What the models heard in one source (a WAV file or the microphone)."""
+
+    source: str
+    seconds: float = 0.0
+    detections: list[Detection] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "seconds": round(self.seconds, 3),
+            "detections": [
+                {
+                    "model": d.model,
+                    "t": round(d.t, 3),
+                    "output": round(d.p / U8_MAX, 3),
+                    "mean": round(d.mean / U8_MAX, 3),
+                }
+                for d in self.detections
+            ],
+        }
+
+
 def run_blocks(
-    blocks: Iterable[np.ndarray], listener: Listener, say: Say, prefix: str = ""
+    blocks: Iterable[np.ndarray], listeners: Sequence[Listener], say: Say, prefix: str = ""
 ) -> None:
-    """Feed audio blocks through the listener, saying each detection."""
+    """Feed audio blocks through every model's listener, saying each detection in time
+    order."""
     for block in blocks:
-        for d in listener.feed(block):
-            say(detection_line(d, listener.spec, prefix))
+        found = [(d, li.spec) for li in listeners for d in li.feed(block)]
+        for d, spec in sorted(found, key=lambda x: x[0].t):
+            say(detection_line(d, spec, prefix))
+
+
+def _summary(heard: Heard, specs: Sequence[ModelSpec]) -> str:
+    found = plural(len(heard.detections), "detection")
+    text = f"{heard.source}: {found} in {heard.seconds:.2f} s of audio"
+    if len(specs) > 1:
+        each = [f"{s.name} {sum(d.model == s.name for d in heard.detections)}" for s in specs]
+        text += f" ({', '.join(each)})"
+    return text
 
 
 def try_wavs(
-    spec: ModelSpec, wavs: Sequence[Path], *, optimized: bool = False, say: Say = print
-) -> int:
-    """Each WAV from a fresh start (as a device that has just booted); returns detections."""
+    specs: Sequence[ModelSpec], wavs: Sequence[Path], *, optimized: bool = False, say: Say = print
+) -> list[Heard]:
+    """Each WAV from a fresh start (as a device that has just booted), every model on it."""
     from wakeward.audio import read_any_wav
     from wakeward.hostmodel import Listener
 
     audio = [(wav, read_any_wav(wav)) for wav in wavs]  # every file checked before any runs
-    total = 0
-    seconds = 0.0
+    heard = []
     for wav, samples in audio:
-        listener = Listener(spec, optimized=optimized)
+        listeners = [Listener(spec, optimized=optimized) for spec in specs]
         prefix = f"{wav}: " if len(wavs) > 1 else ""
-        run_blocks([samples], listener, say, prefix)
-        found = len(listener.detections)
-        say(f"{wav}: {plural(found, 'detection')} in {listener.seconds:.2f} s of audio")
-        total += found
-        seconds += listener.seconds
+        run_blocks([samples], listeners, say, prefix)
+        one = Heard(str(wav), listeners[0].seconds, _in_time_order(listeners))
+        say(_summary(one, specs))
+        heard.append(one)
     if len(wavs) > 1:
-        say(
-            f"{spec.name}: {plural(total, 'detection')} in {seconds:.2f} s of audio, "
-            f"{plural(len(wavs), 'file')}"
-        )
-    return total
+        seconds = sum(h.seconds for h in heard)
+        for spec in specs:
+            found = sum(d.model == spec.name for h in heard for d in h.detections)
+            say(
+                f"{spec.name}: {plural(found, 'detection')} in {seconds:.2f} s of audio, "
+                f"{plural(len(wavs), 'file')}"
+            )
+    return heard
+
+
+def _in_time_order(listeners: Sequence[Listener]) -> list[Detection]:
+    return sorted((d for li in listeners for d in li.detections), key=lambda d: d.t)
 
 
 def try_mic(
-    spec: ModelSpec,
+    specs: Sequence[ModelSpec],
     seconds: float | None,
     *,
     optimized: bool = False,
     say: Say = print,
-) -> int:
+) -> Heard:
     """Live on the PC microphone until `seconds` of audio, Ctrl-C or the capture's end."""
     from wakeward import mic
     from wakeward.hostmodel import Listener
 
-    listener = Listener(spec, optimized=optimized)
+    listeners = [Listener(spec, optimized=optimized) for spec in specs]
     program = mic.capture()
     how = f"for {seconds:g} s" if seconds is not None else "until Ctrl-C"
+    names = ", ".join(spec.name for spec in specs)
     with mic.Microphone(program) as m:
-        say(f"listening for {spec.name} on the microphone (`{program.shown}`) {how}")
+        say(f"listening for {names} on the microphone (`{program.shown}`) {how}")
         try:
-            run_blocks(m.blocks(seconds), listener, say)
+            run_blocks(m.blocks(seconds), listeners, say)
         except KeyboardInterrupt:
             say("stopped (Ctrl-C)")
-        if m.ended and (seconds is None or listener.seconds < seconds):
+        if m.ended and (seconds is None or listeners[0].seconds < seconds):
             say("the capture command ended")
-    found = len(listener.detections)
-    say(f"microphone: {plural(found, 'detection')} in {listener.seconds:.2f} s of audio")
-    return found
+    heard = Heard(MIC_SOURCE, listeners[0].seconds, _in_time_order(listeners))
+    say(_summary(heard, specs))
+    return heard
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _wavs_and_models(args: argparse.Namespace) -> tuple[list[Path], list[str]]:
+    """try's words: WAV files after --model; without --model the first word is the model
+    (the older form `wakeward try MODEL WAV ...`)."""
+    words = list(args.inputs)
+    if args.model:
+        return [Path(w) for w in words], list(args.model)
+    if not words:
+        raise WakewardError(
+            f"try: give a model: --model {models.MODEL_METAVAR} ({models.model_help()})"
+        )
+    return [Path(w) for w in words[1:]], [words[0]]
 
 
 def _cmd_try(args: argparse.Namespace) -> int:
     from wakeward import hostmodel
 
-    if args.mic == bool(args.wav):
+    wavs, given = _wavs_and_models(args)
+    if args.mic == bool(wavs):
         raise WakewardError("try: give WAV files, or --mic for the PC microphone")
     if args.seconds is not None and not args.mic:
         raise WakewardError("--seconds goes with --mic")
     if args.seconds is not None and not args.seconds > 0:
         raise WakewardError(f"--seconds {args.seconds:g}: must be more than 0")
-    spec = hostmodel.model_spec(args.model, args.cutoff, args.window)
-    kernels = "optimized (XNNPACK)" if args.optimized else "reference"
-    print(
-        f"model {spec.name} ({spec.path}): cutoff {spec.probability_cutoff:g} (uint8 "
-        f"{spec.cutoff_u8}), window {spec.window}; LiteRT {kernels} kernels"
-    )
+    specs = [hostmodel.model_spec(m, args.cutoff, args.window) for m in given]
+    names = [spec.name for spec in specs]
+    if len(set(names)) < len(names):
+        raise WakewardError(f"two models have the same name: {', '.join(names)}")
+    say: Say = _stderr if args.json else print  # --json: stdout holds the JSON alone
+    kernels = "optimized" if args.optimized else "reference"
+    for spec in specs:
+        say(
+            f"model {spec.name} ({spec.path}): cutoff {spec.probability_cutoff:g} (uint8 "
+            f"{spec.cutoff_u8}), window {spec.window}; LiteRT "
+            f"{'optimized (XNNPACK)' if args.optimized else 'reference'} kernels"
+        )
     if args.mic:
-        try_mic(spec, args.seconds, optimized=args.optimized)
+        heard = [try_mic(specs, args.seconds, optimized=args.optimized, say=say)]
     else:
-        try_wavs(spec, args.wav, optimized=args.optimized)
+        heard = try_wavs(specs, wavs, optimized=args.optimized, say=say)
+    if args.json:
+        report = {
+            "models": [
+                {
+                    "name": spec.name,
+                    "path": str(spec.path),
+                    "probability_cutoff": spec.probability_cutoff,
+                    "sliding_window_size": spec.window,
+                }
+                for spec in specs
+            ],
+            "kernels": kernels,
+            "sources": [h.to_json() for h in heard],
+        }
+        print(json.dumps(report, indent=1))
     return 0
 
 
@@ -116,8 +202,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "try",
         help="try a wake-word model on the PC: over WAV files or live on the microphone",
         description=(
-            "Run a wake-word model over WAV files (16 kHz mono 16-bit) or live on the PC "
-            "microphone, the way the device runs it: the device's frontend numbers "
+            "Run wake-word models over WAV files or live on the PC "
+            "microphone, the way the device runs them: the device's frontend numbers "
             "(pymicro-features), three feature frames per invocation and its detection rule "
             "(sliding-window mean above the cutoff, hold-off after a detection), and print "
             "each detection (time in the audio, model, output) and a summary. The model runs "
@@ -133,19 +219,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "command writing raw 16-bit little-endian 16 kHz mono to stdout)."
         ),
     )
+    models.add_model_option(p, several=True, help_extra="all run on the same audio")
     p.add_argument(
-        "model",
-        metavar="MODEL",
-        help="alexa, hey_jarvis, hey_mycroft, okay_nabu, a .tflite file with its manifest "
-        ".json beside it, or a model folder written by `wakeward train` (models/NAME)",
+        "inputs",
+        nargs="*",
+        metavar="WAV",
+        help="WAV files (any common format, converted as sim converts them); without "
+        "--model the first word is the model (the older form: try MODEL WAV ...)",
     )
-    p.add_argument("wav", nargs="*", type=Path, metavar="WAV", help="16 kHz mono 16-bit WAV")
     p.add_argument("--mic", action="store_true", help="listen on the PC microphone")
     p.add_argument(
         "--seconds",
         type=float,
         metavar="S",
-        help="with --mic: stop after S seconds of audio (default: at Ctrl-C)",
+        help="with --mic: stop after S seconds (default: at Ctrl-C)",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print the models and their detections as one JSON object on stdout at the end "
+        "(outputs as probabilities 0..1; the other lines go to stderr)",
     )
     p.add_argument(
         "--cutoff",

@@ -94,14 +94,19 @@ def layer_cases():
     return cases
 
 
+def biased(w):
+    """The filter bytes as the kernels take them: each int8 w as w ^ 0x80 (w + 128)."""
+    return (w.astype(np.int8).view(np.uint8) ^ 0x80).tobytes()
+
+
 def run_kernel(conv, kernel, x, w, bias, geom_args, out_count):
     depthwise = kernel is conv.depthwise_conv2d
     bias_bytes = np.asarray(bias, "<i4").tobytes()
-    g = conv.table(conv.geometry(*geom_args), bias_bytes, w.astype(np.int8).tobytes(), depthwise)
+    g = conv.table(conv.geometry(*geom_args), bias_bytes, biased(w), depthwise)
     assert conv.work_bytes(g) == 4 * out_count + x.size
     # the work buffer is shared by every layer: what an earlier one left in it is garbage
     work = bytearray(b"\xa5" * conv.work_bytes(g))
-    kernel(x.astype(np.int8).tobytes(), w.astype(np.int8).tobytes(), work, g)
+    kernel(x.astype(np.int8).tobytes(), biased(w), work, g)
     # the outputs come first; the biased input's scratch follows them
     return np.frombuffer(bytes(work), "<i4", count=out_count)
 
@@ -152,6 +157,25 @@ def test_depthwise_checked_matches_reference(conv, case):
     np.testing.assert_array_equal(got, expected.reshape(-1))
 
 
+@pytest.mark.parametrize(
+    ("in_hwc", "k_hw", "out_c"),
+    [((5, 1, 40), (5, 1), 24), ((1, 1, 40), (1, 1), 40), ((3, 2, 7), (3, 2), 5)],
+)
+def test_conv2d_streaming_patch_checked(conv, in_hwc, k_hw, out_c):
+    """The streaming models' layers: kernels as wide as the input, so a patch is one run
+    of contiguous bytes (and run lengths that are and are not multiples of 8)."""
+    rng = np.random.default_rng(in_hwc[2])
+    x = rng.integers(-128, 128, in_hwc)
+    w = rng.integers(-128, 128, (out_c, *k_hw, in_hwc[2]))
+    bias = rng.integers(-5000, 5000, out_c)
+    out_hw = (in_hwc[0] - k_hw[0] + 1, in_hwc[1] - k_hw[1] + 1)
+    for offset in (128, 3, -20):
+        expected = ref_conv(x, w, bias, (1, 1), (1, 1), (0, 0), out_hw, offset)
+        geom = (in_hwc, (*out_hw, out_c), k_hw, (1, 1), (1, 1), (0, 0), offset)
+        got = run_kernel(conv, conv.conv2d, x, w, bias, geom, expected.size)
+        np.testing.assert_array_equal(got, expected.reshape(-1))
+
+
 def test_conv2d_extremes_stay_in_int32(conv):
     # all -128 inputs with offset 128 -> 0; all 127 with offset 128 -> 255 times -128 weights
     x = np.full((1, 1, 320), 127)
@@ -170,7 +194,7 @@ def test_kernels_on_the_unix_port(mp, tmp_path):
     bias = rng.integers(-5000, 5000, out_c)
     expected = ref_conv(x, w, bias, stride, dilation, pad, out_hw, offset).reshape(-1)
     (tmp_path / "x.raw").write_bytes(x.astype(np.int8).tobytes())
-    (tmp_path / "w.raw").write_bytes(w.astype(np.int8).tobytes())
+    (tmp_path / "w.raw").write_bytes(biased(w))
     (tmp_path / "b.raw").write_bytes(np.asarray(bias, "<i4").tobytes())
     args = (in_hwc, (*out_hw, out_c), k_hw, stride, dilation, pad, offset)
     mp.run(

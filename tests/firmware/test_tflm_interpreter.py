@@ -105,3 +105,41 @@ def test_a_mismatch_is_reported_with_its_place(monkeypatch):
     k, i, device, reference = report.first_mismatch
     assert (k, i) == (17, 0) and device ^ reference == 1
     assert "first mismatch at invocation 17, output index 0" in report.lines()[-1]
+
+
+BIASED_ONCE = """
+from tflm import interpreter, model
+path = {path!r}
+data = open("inputs.raw", "rb").read()
+size = {size}
+file = open(path, "rb").read()
+theirs = bytes(file)
+own = model.load(path)
+seen = []
+for m in (own, own, model.Model(theirs)):
+    it = interpreter.Interpreter(m)
+    out = bytearray()
+    for k in range(len(data) // size):
+        it.set_input(0, data[k * size : (k + 1) * size])
+        it.invoke()
+        out.extend(it.outputs[0])
+    seen.append(bytes(out))
+print("same outputs", seen[0] == seen[1] == seen[2])
+print("own biased", own.biased, bytes(own._buf) != file)
+print("theirs untouched", theirs == file)
+"""
+
+
+def test_filters_are_biased_once_in_the_models_own_bytes(mp, tmp_path):
+    """conv.py reads filters biased (w ^ 0x80): the interpreter rewrites them in a loaded
+    model's own bytes once, however many interpreters the model gets, and copies them out
+    of bytes that are the caller's, which stay as they are."""
+    from wakeward import models
+
+    chunks = random_chunks(7)[:40]
+    (tmp_path / "inputs.raw").write_bytes(chunks.tobytes())
+    code = BIASED_ONCE.format(path=str(models.resolve("alexa")), size=chunks[0].size)
+    out = mp.output(code, heap="esp32s3-psram")
+    assert "same outputs True" in out
+    assert "own biased True True" in out
+    assert "theirs untouched True" in out

@@ -94,7 +94,7 @@ def test_list_prints_a_table_with_deleted_clips_marked(data_dir, capsys):
         store.local_time(a.received_at).split()[1],
         "kitchen",
         "alexa",
-        "201",
+        "0.788",  # 201 of 255, the probability scale of try and the manifests
     ]
     assert "0.50 s" in lines[0]
     assert lines[1].split()[-2:] == ["false-wake", "stored"]
@@ -131,8 +131,10 @@ def test_show(data_dir, capsys):
     assert rc == 0
     assert f"audio:       {a.path} ({a.bytes} bytes)" in out
     assert "device:      kitchen (its clip 1)" in out and "ended by:    end_of_speech" in out
+    assert "model:       alexa, score 0.788 (output 201 of 255)" in out
     rc, out, _ = run(capsys, "show", str(a.id), "--json")
-    assert json.loads(out)["sha256"] == a.sha256
+    shown = json.loads(out)
+    assert shown["sha256"] == a.sha256 and (shown["score"], shown["probability"]) == (201, 0.788)
     run(capsys, "delete", str(a.id))
     rc, out, _ = run(capsys, "show", str(a.id))
     assert f"audio:       none: {a.path.name} was deleted at" in out

@@ -22,6 +22,7 @@ from wakeward import sim, unixport
 from wakeward.audio import RATE_HZ, read_wav
 from wakeward.store import Clip, ClipStore, store_exists
 
+from tests.host.loglines import plain
 from tests.host.test_protocol import P
 
 WAIT_S = 60.0  # wall-clock limit on any one wait (a hang fails instead of blocking)
@@ -56,7 +57,7 @@ class Output:
 
     def _read(self, stream) -> None:
         for line in stream:
-            self.lines.append(line.rstrip("\n"))
+            self.lines.append(plain(line.rstrip("\n")))  # a receiver's: without time, level
 
     def having(self, text: str) -> list[str]:
         return [line for line in list(self.lines) if text in line]
@@ -67,13 +68,21 @@ class Output:
 
 
 class Receiver:
-    """`wakeward listen` in its own process."""
+    """`wakeward listen` in its own process (or another command that receives as it does)."""
 
-    def __init__(self, port: int, out: Path, wrap: tuple[str, ...] = ()) -> None:
-        """`wrap`: a command that runs it, e.g. ("prlimit", "--nofile=1024")."""
+    def __init__(
+        self,
+        port: int,
+        out: Path,
+        wrap: tuple[str, ...] = (),
+        command: tuple[str, ...] = ("listen",),
+    ) -> None:
+        """`wrap`: a command that runs it, e.g. ("prlimit", "--nofile=1024"); `command`:
+        the wakeward command and its options but --tcp and --store, e.g. ("satellite",
+        "--wyoming", "127.0.0.1:10700")."""
         self.out = out
         self.proc = subprocess.Popen(
-            [*wrap, sys.executable, "-m", "wakeward", "listen", "--tcp", f"127.0.0.1:{port}"]
+            [*wrap, sys.executable, "-m", "wakeward", *command, "--tcp", f"127.0.0.1:{port}"]
             + ["--store", str(out)],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -98,11 +107,20 @@ class Device:
     """The firmware on the sim board with its flash in `flash`; the test feeds its
     microphone and keeps every sample it fed (the audio clock starts at 0 each boot).
     After stop(), first_clip_id is the id of this boot's first clip (the counter on flash,
-    less the clips since)."""
+    less the clips since), once the flash has had one."""
 
     first_clip_id: int
 
-    def __init__(self, flash: Path, port: int, events: Path | None = None, **link) -> None:
+    def __init__(
+        self,
+        flash: Path,
+        port: int,
+        events: Path | None = None,
+        speaker: Path | None = None,
+        **link,
+    ) -> None:
+        """events: the board's event log (JSON lines); speaker: a file that gets every
+        sample the speaker plays; link: config.json's link entries beyond LINK's."""
         self.flash = flash
         flash.mkdir(parents=True, exist_ok=True)
         self.fed: list[np.ndarray] = []
@@ -112,6 +130,8 @@ class Device:
         options: dict = {"pcm_socket": f"127.0.0.1:{mic.getsockname()[1]}"}
         if events is not None:  # the LED's, button's and speaker's changes (board/sim.py)
             options["events"] = str(events)
+        if speaker is not None:
+            options["speaker"] = str(speaker)
         config = {
             "board": "sim",
             "board_options": options,
@@ -180,8 +200,10 @@ class Device:
         """End of the microphone's input: the firmware finishes and exits."""
         self.mic.close()
         assert self.proc.wait(WAIT_S) == 0, "\n".join(self.lines())
-        state = json.loads((self.flash / "outbox.d" / "state.json").read_text())
-        self.first_clip_id = state["next_clip_id"] - len(self.detections())
+        state = self.flash / "outbox.d" / "state.json"
+        if state.is_file():  # none on a flash that never had a clip
+            next_clip_id = json.loads(state.read_text())["next_clip_id"]
+            self.first_clip_id = next_clip_id - len(self.detections())
         return self.output.join()
 
     def power_off(self) -> None:

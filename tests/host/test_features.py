@@ -64,7 +64,8 @@ def test_device_features_equal_the_reference(tmp_path, speech_wav):
     frames = n // 160 - 2
     seconds = f"{n / 16000:.2f} s"
     assert dev.stdout.strip() == (
-        f"dev.npy: {frames} frames x 40 int8 from {seconds} of audio, device frontend (esp32s3)"
+        f"dev.npy: {frames} frames x 40 int8 from {seconds} of audio, "
+        "device frontend (esp32s3-psram)"
     )
     assert ref.stdout.strip() == (
         f"ref.npy: {frames} frames x 40 int8 from {seconds} of audio, "

@@ -22,6 +22,7 @@ from wakeward import clipexec, receiver
 from wakeward.errors import WakewardError
 from wakeward.store import Clip, ClipStore, Retention
 
+from tests.host.loglines import plain
 from tests.host.test_protocol import P
 
 WAIT_S = 30.0
@@ -341,6 +342,7 @@ def test_the_command_gets_the_wav_and_the_clips_metadata(tmp_path, env_script, m
         "WAKEWARD_DEVICE_CLIP_ID": "7",
         "WAKEWARD_MODEL": "alexa",
         "WAKEWARD_SCORE": "240",
+        "WAKEWARD_PROBABILITY": "0.941",
         "WAKEWARD_DURATION_S": "0.500",
         "WAKEWARD_RECEIVED_AT": clip.to_json()["received_at"],
         "WAKEWARD_WAV": str(clip.path),
@@ -414,7 +416,7 @@ class Listen:
         )
         assert self.proc.stdout is not None
         self.lines: list[str] = []
-        first = self.proc.stdout.readline()
+        first = plain(self.proc.stdout.readline())
         self.lines.append(first.rstrip("\n"))
         assert first.startswith("listening on 127.0.0.1:"), first
         self.port = int(first.split()[2].split(":")[1].rstrip(","))
@@ -423,8 +425,10 @@ class Listen:
         return Device(socket.create_connection(("127.0.0.1", self.port), timeout=WAIT_S))
 
     def finish(self) -> list[str]:
-        out, _ = self.proc.communicate(timeout=WAIT_S)
-        self.lines += out.splitlines()
+        assert self.proc.stdout is not None
+        out = self.proc.stdout.read()  # through readline()'s reader: communicate() loses lines
+        self.proc.wait(WAIT_S)
+        self.lines += [plain(x) for x in out.splitlines()]
         return self.lines
 
 

@@ -11,6 +11,8 @@ import pytest
 from wakeward import cli, devicerequests, receiver
 from wakeward.errors import WakewardError
 
+from tests.host.loglines import LOG_PREFIX, plain
+
 WAIT_S = 30.0
 
 
@@ -42,12 +44,14 @@ def test_an_empty_host_listens_on_all_interfaces_and_says_so(tmp_path):
     )
     assert proc.stdout is not None
     first = proc.stdout.readline()
-    port = int(first.split()[2].split(":")[1].rstrip(","))
+    port = int(plain(first).split()[2].split(":")[1].rstrip(","))
     socket.create_connection(("127.0.0.1", port), timeout=WAIT_S).close()
     proc.wait(timeout=WAIT_S)
     rest = proc.stdout.read()  # through the same reader: readline() may hold lines already
-    assert first.startswith(f"listening on 0.0.0.0:{port},"), first + rest
-    assert any(x.startswith("WARNING: plain TCP, no TLS") for x in rest.splitlines()), rest
+    assert plain(first).startswith(f"listening on 0.0.0.0:{port},"), first + rest
+    assert any(
+        LOG_PREFIX.match(x) and " WARNING plain TCP, no TLS" in x for x in rest.splitlines()
+    ), rest
     assert proc.returncode == 0, rest
 
 

@@ -133,7 +133,7 @@ def test_takes_of_another_phrase_or_an_odd_folder_are_refused(tmp_path):
         run(odd, [take(1)], 1, lines)
     assert (odd / "takes.json").read_text() == "[1, 2]"
     assert sorted(p.name for p in odd.iterdir()) == ["takes.json"]
-    bad = [(0, 1.5, "--takes 0"), (1, 0.2, "--seconds 0.2"), (1, 11, "--seconds 11")]
+    bad = [(0, 1.5, "--takes 0"), (1, 0.2, "--take-seconds 0.2"), (1, 11, "--take-seconds 11")]
     for n, seconds, message in bad:
         with pytest.raises(WakewardError, match=message):
             record.record("hey", tmp_path / "x", FakeTakes([]), takes=n, seconds=seconds)
@@ -164,7 +164,7 @@ def test_record_from_the_pc_microphone(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(record, "PAUSE_S", 0.0)
     out = tmp_path / "mine"
     code = cli.main(
-        ["record", "hey wakeward", "--out", str(out), "--takes", "2", "--seconds", "1.5"]
+        ["record", "hey wakeward", "--out", str(out), "--takes", "2", "--take-seconds", "1.5"]
     )
     said = capsys.readouterr()
     assert code == 0, said.err
@@ -188,7 +188,7 @@ def test_record_from_the_pc_microphone(tmp_path, monkeypatch, capsys):
 def test_record_from_the_speaker_asks_it_for_each_take(tmp_path, monkeypatch, capsys):
     """--from-speaker: each take is one record request through the receiver
     (devicerequests.record_from_speaker, tested end to end against the firmware in
-    tests/host/test_requests.py), asked for in whole seconds and cut to --seconds."""
+    tests/host/test_requests.py), asked for in whole seconds and cut to --take-seconds."""
     asked: list[tuple] = []
 
     def fake(options, seconds, takes=1, on_take=None, *, before_take=None, say=print, **kw):
@@ -201,7 +201,7 @@ def test_record_from_the_speaker_asks_it_for_each_take(tmp_path, monkeypatch, ca
     monkeypatch.setattr(devicerequests, "record_from_speaker", fake)
     monkeypatch.setattr(record, "PAUSE_S", 0.0)
     out = tmp_path / "mine"
-    argv = ["record", "hey wakeward", "--out", str(out), "--takes", "2", "--seconds", "1.5"]
+    argv = ["record", "hey wakeward", "--out", str(out), "--takes", "2", "--take-seconds", "1.5"]
     code = cli.main([*argv, "--from-speaker", "--tcp", "127.0.0.1:7070"])
     said = capsys.readouterr()
     assert code == 0, said.err
@@ -219,7 +219,7 @@ def test_record_from_the_speaker_asks_it_for_each_take(tmp_path, monkeypatch, ca
         (["--tcp", "127.0.0.1:7070"], "--tcp, --serial, --baud, --tls, --pairing and --store"),
         (["--store", "clips"], "--store go with --from-speaker"),
         (["--from-speaker"], "where does the speaker connect"),
-        (["--from-speaker", "--tcp", "127.0.0.1:7070", "--seconds", "12"], "at most 10 s"),
+        (["--from-speaker", "--tcp", "127.0.0.1:7070", "--take-seconds", "12"], "at most 10 s"),
         (["--from-speaker", "--serial", "/dev/x", "--pairing", "p"], "--pairing goes with --tls"),
     ],
 )
@@ -244,7 +244,7 @@ def test_record_from_the_speaker_puts_clips_in_the_store_named(tmp_path, monkeyp
     monkeypatch.setattr(record, "PAUSE_S", 0.0)
     argv = ["record", "hey wakeward", "--out", str(tmp_path / "mine"), "--takes", "1"]
     code = cli.main(
-        [*argv, "--seconds", "1.5", "--from-speaker", "--tcp", "127.0.0.1:7070"]
+        [*argv, "--take-seconds", "1.5", "--from-speaker", "--tcp", "127.0.0.1:7070"]
         + ["--store", str(tmp_path / "clips")]
     )
     assert code == 0, capsys.readouterr().err

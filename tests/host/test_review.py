@@ -1,12 +1,20 @@
 """`wakeward review`, the owner's review page: its token and CSRF rules and pages over plain
 HTTP (Starlette's TestClient, fast), the command as the owner runs it (a real process), and
-the page in a real browser (Debian's chromium, headless, driven by Selenium)."""
+the page in a real browser (Debian's chromium, headless, driven by Selenium) over the clips
+`wakeward demo` stores (the firmware on the sim board, heard through a real receiver) beside
+test clips of known ages; the browser also takes the README's screenshot, docs/review.png
+(rewritten only with WAKEWARD_UPDATE_SCREENSHOTS=1)."""
 
 from __future__ import annotations
 
+import datetime
 import functools
 import http.server
+import importlib.util
+import json
+import os
 import re
+import shutil
 import signal
 import struct
 import subprocess
@@ -17,17 +25,20 @@ import urllib.error
 import urllib.request
 import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
 from starlette.testclient import TestClient
+from wakeward import demo
 from wakeward.pairing import Pairing
 from wakeward.review import app as review
-from wakeward.review import picture
+from wakeward.review import picture, retrain
 from wakeward.store import ClipStore
 
+from tests.conftest import REPO, require_tools
 from tests.host.test_store import add
 
 DAY = 86400.0
@@ -35,7 +46,12 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 BROWSER_WAIT_S = 20.0
+POLL_MS = 300  # the served page's polls for new clips, quicker than the default
+REBIND_NAME = "rebind.test"  # the browser resolves it to 127.0.0.1 (a DNS rebinding)
 SERVER_START_S = 20.0
+SCREENSHOT = REPO / "docs" / "review.png"  # the README shows it
+SCREENSHOT_SIZE = (1200, 900)  # CSS pixels, at one device pixel each
+UPDATE_SCREENSHOTS = "WAKEWARD_UPDATE_SCREENSHOTS"
 
 
 def fill(s: ClipStore) -> dict[str, int]:
@@ -64,8 +80,9 @@ def secrets() -> review.Secrets:
 
 @pytest.fixture
 def anon(s: ClipStore, secrets: review.Secrets, tmp_path: Path) -> TestClient:
-    """A client without the token."""
-    app = review.make_app(s, secrets, Pairing(tmp_path / "pairing"))
+    """A client without the token (TestClient's host, testserver, is the host it serves)."""
+    hosts = review.Hosts.of("testserver")
+    app = review.make_app(s, secrets, Pairing(tmp_path / "pairing"), hosts=hosts)
     return TestClient(app, follow_redirects=False)
 
 
@@ -95,7 +112,17 @@ def png_size(data: bytes) -> tuple[int, int]:
 
 
 @pytest.mark.parametrize(
-    "path", ["/", "/clips", "/clips/1/audio.wav", "/clips/1/picture.png", "/static/review.css"]
+    "path",
+    [
+        "/",
+        "/clips",
+        "/clips/1/audio.wav",
+        "/clips/1/picture.png",
+        "/static/review.css",
+        "/static/review.js",
+        "/clips/updates?after=0",
+        "/false-wakes",
+    ],
 )
 def test_without_the_token_everything_is_refused(anon, s, path):
     fill(s)
@@ -120,7 +147,7 @@ def test_the_token_becomes_a_cookie_and_leaves_the_address(anon, s, secrets):
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie
     page = anon.get("/clips?device=hall")
     assert page.status_code == 200 and shown_ids(page.text) == [4, 3]
-    assert "script-src 'none'" in page.headers["content-security-policy"]
+    assert "script-src 'self';" in page.headers["content-security-policy"]
 
 
 def test_a_post_needs_the_csrf_token(client, s, secrets):
@@ -373,6 +400,10 @@ def test_the_command_prints_its_url_first_and_serves_it(s):
         opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
         with opener.open(lines[0]) as page:
             assert b'<li id="clip-4"' in page.read()
+        rebound = urllib.request.Request(lines[0], headers={"host": f"evil.example:{url.port}"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            opener.open(rebound)
+        assert refused.value.code == 400
     finally:
         assert stop(proc) == 130  # Ctrl-C: as every wakeward command
 
@@ -414,17 +445,28 @@ def _browser_missing() -> str | None:
 
 
 class Served:
-    """The review app served by uvicorn in a thread, over a filled store."""
+    """The review app served by uvicorn in a thread, over a store: a copy of `demo`'s when
+    given (its clips' ids in demo_ids, oldest first), then fill()'s clips unless told."""
 
-    def __init__(self, folder: Path, pairing: Path) -> None:
+    def __init__(
+        self, folder: Path, pairing: Path, *, filled: bool = True, demo: Path | None = None
+    ) -> None:
+        if demo is not None:
+            shutil.copytree(demo, folder)
         self.store = ClipStore(folder)
-        self.ids = fill(self.store)
+        self.demo_ids = [c.id for c in self.store.clips()]
+        self.ids = fill(self.store) if filled else {}
         self.sock = review.bind("127.0.0.1", 0)
         self.port = self.sock.getsockname()[1]
         self.secrets = review.Secrets.new(self.port)
         self.url = review.url_of("127.0.0.1", self.sock, self.secrets.token)
         self.base = f"http://127.0.0.1:{self.port}"
-        self.server = review.server(review.make_app(self.store, self.secrets, Pairing(pairing)))
+        self.models = folder.parent / "models"  # what it offers to retrain
+        self.retrainer = retrain.Retrainer(self.store, self.models, folder.parent / "runs")
+        app = review.make_app(
+            self.store, self.secrets, Pairing(pairing), poll_ms=POLL_MS, retrainer=self.retrainer
+        )
+        self.server = review.server(app)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]})
         self.thread.start()
         deadline = time.monotonic() + SERVER_START_S
@@ -437,17 +479,33 @@ class Served:
     def close(self) -> None:
         self.server.should_exit = True
         self.thread.join()
+        self.retrainer.close()
         self.sock.close()
         self.store.close()
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory) -> Iterator[Served]:
+def demo_store(tmp_path_factory) -> Path:
+    """The clip store `wakeward demo` leaves (as build/demo/store): the firmware on the sim
+    board hears the demo's recording and sends its two clips to a receiver on loopback."""
+    require_tools("espeak-ng", "sox")
+    workdir = tmp_path_factory.mktemp("demo")
+    assert demo.run(workdir) == 0
+    store_dir = workdir / "store"
+    with ClipStore(store_dir, create=False) as stored:
+        assert [(c.device, c.model) for c in stored.clips()] == [("sim", "alexa")] * 2
+    return store_dir
+
+
+@pytest.fixture(scope="module")
+def served(request, tmp_path_factory) -> Iterator[Served]:
+    """The page over the demo's clips, then fill()'s four (of known ages) after them."""
     missing = _browser_missing()
     if missing is not None:
         pytest.skip(missing)
+    demo_store = request.getfixturevalue("demo_store")  # after the browser's check
     folder = tmp_path_factory.mktemp("review")
-    running = Served(folder / "store", folder / "pairing")
+    running = Served(folder / "store", folder / "pairing", demo=demo_store)
     yield running
     running.close()
 
@@ -465,6 +523,7 @@ def browser(served: Served):
         "--disable-dev-shm-usage",
         "--autoplay-policy=no-user-gesture-required",
         "--window-size=1200,900",
+        f"--host-resolver-rules=MAP {REBIND_NAME} 127.0.0.1",
     ):
         options.add_argument(arg)
     driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
@@ -506,48 +565,77 @@ def test_browser_without_the_token_is_refused(browser, served: Served):
     assert "401" in browser.page_source and "kitchen" not in browser.page_source
 
 
+def _pictures(browser, clip_ids: list[int]) -> list[object]:
+    """Each clip's picture, loaded (lazy ones out of view too): its natural width, or
+    'error'; and each clip's player's source."""
+    return browser.execute_async_script(
+        "const [ids, done] = [arguments[0], arguments[arguments.length - 1]];"
+        "const rows = ids.map(id => document.getElementById('clip-' + id));"
+        "Promise.all(rows.map(row => new Promise(ok => {"
+        "  const img = row.querySelector('img.picture');"
+        "  if (!img) { ok('none'); return; }"
+        "  img.loading = 'eager';"
+        "  if (img.complete && img.naturalWidth) { ok(img.naturalWidth); return; }"
+        "  img.addEventListener('load', () => ok(img.naturalWidth));"
+        "  img.addEventListener('error', () => ok('error'));"
+        "}))).then(widths => done([widths, rows.map(row => {"
+        "  const a = row.querySelector('audio'); return a && a.getAttribute('src'); })]));",
+        clip_ids,
+    )
+
+
 def test_browser_lists_the_clips_newest_first(page, served: Served):
+    """The demo's two clips (as the sim board sent them), then fill()'s, newest first."""
+    from selenium.webdriver.common.by import By
+
     assert page.current_url == served.base + "/clips"  # the token left the address bar
     ids = served.ids
-    assert _clip_ids(page)[:4] == [ids["new"], ids["twoday"], ids["tenday"], ids["old"]]
-    loaded = page.execute_async_script(
-        "const done = arguments[arguments.length - 1];"
-        "const img = document.querySelector('img.picture');"
-        "if (img.complete) { done(img.naturalWidth); return; }"
-        "img.addEventListener('load', () => done(img.naturalWidth));"
-        "img.addEventListener('error', () => done('error'));"
-    )
-    assert loaded == picture.WIDTH
+    newest_first = [ids["new"], ids["twoday"], ids["tenday"], ids["old"], *served.demo_ids[::-1]]
+    assert len(served.demo_ids) == 2 and _clip_ids(page)[-6:] == newest_first
+    for clip in map(served.store.get, served.demo_ids):
+        meta = " ".join(page.find_element(By.CSS_SELECTOR, f"#clip-{clip.id} .meta").text.split())
+        p = review.probability(clip.score)
+        assert f" sim alexa p {p} {clip.duration_s:.2f} s ended by end_of_speech" in meta, meta
+    widths, sources = _pictures(page, newest_first)
+    assert widths == [picture.WIDTH] * len(newest_first)
+    assert sources == [f"/clips/{clip}/audio.wav" for clip in newest_first]
 
 
 def test_browser_plays_a_clip(page, served: Served):
+    """One of the demo's clips: the player loads its WAV and knows how long it is."""
+    clip = served.store.get(served.demo_ids[-1])
     duration = page.execute_async_script(
         "const done = arguments[arguments.length - 1];"
-        f"const a = document.querySelector('#clip-{served.ids['new']} audio');"
+        f"const a = document.querySelector('#clip-{clip.id} audio');"
         "a.addEventListener('loadedmetadata', () => done(a.duration));"
         "a.addEventListener('error', () => done('error ' + (a.error && a.error.code)));"
         "a.play().catch(e => done('play: ' + e));"
     )
-    assert isinstance(duration, float) and duration > 0, duration
+    assert isinstance(duration, float) and duration == pytest.approx(clip.duration_s, abs=0.01)
 
 
 def test_browser_labels_a_clip(page, served: Served):
+    """One of the demo's clips (it did hear "Alexa"): labelled wake."""
     from selenium.webdriver.common.by import By
 
-    clip = served.ids["twoday"]
-    page.find_element(By.CSS_SELECTOR, f"#clip-{clip} button[value='false-wake']").click()
+    clip = served.demo_ids[0]
+    page.find_element(By.CSS_SELECTOR, f"#clip-{clip} button[value='wake']").click()
     wait_for(
         page,
-        lambda d: d.find_element(By.CSS_SELECTOR, f"#clip-{clip} .label").text == "false-wake",
-        "the clip shown labelled false-wake",
+        lambda d: d.find_element(By.CSS_SELECTOR, f"#clip-{clip} .label").text == "wake",
+        "the clip shown labelled wake",
     )
-    assert served.store.get(clip).label == "false-wake"
+    assert served.store.get(clip).label == "wake"
+    assert "current" in page.find_element(
+        By.CSS_SELECTOR, f"#clip-{clip} button[value='wake']"
+    ).get_attribute("class")
 
 
 def test_browser_deletes_a_clip_after_confirming(page, served: Served):
+    """One of the demo's clips: its WAV goes, its row stays, shown deleted with the audit."""
     from selenium.webdriver.common.by import By
 
-    clip = served.store.get(served.ids["new"])
+    clip = served.store.get(served.demo_ids[-1])
     page.find_element(By.CSS_SELECTOR, f"#clip-{clip.id} a.delete").click()
     confirm = wait_for(page, lambda d: d.find_element(By.ID, "confirm-delete"), "the confirm page")
     assert f"Delete clip {clip.id}" in page.page_source and clip.path.exists()
@@ -559,7 +647,8 @@ def test_browser_deletes_a_clip_after_confirming(page, served: Served):
     )
     row = page.find_element(By.ID, f"clip-{clip.id}")
     assert "(delete); this record stays" in row.find_element(By.CSS_SELECTOR, ".audit").text
-    assert not clip.path.exists()
+    assert not row.find_elements(By.CSS_SELECTOR, "audio, img.picture, a.delete")
+    assert not clip.path.exists() and served.store.get(clip.id).deleted_by == "delete"
 
 
 def test_browser_purge_preview_lists_the_right_clips(page, served: Served):
@@ -574,8 +663,42 @@ def test_browser_purge_preview_lists_the_right_clips(page, served: Served):
         int(li.get_attribute("data-clip-id"))
         for li in page.find_elements(By.CSS_SELECTOR, "ul.purge-preview li")
     ]
-    assert listed == [served.ids["tenday"], served.ids["old"]]
+    assert listed == [served.ids["tenday"], served.ids["old"]]  # not the demo's: today's
     assert all(served.store.get(i).path.exists() for i in listed)
+
+
+def test_browser_screenshot_of_the_demos_clips(browser, demo_store, tmp_path):
+    """The README's picture, docs/review.png: the clips page over the demo's store alone (its
+    first clip labelled wake), in a 1200x900 viewport at one device pixel per CSS pixel.
+    Each run takes the screenshot into tmp_path, after seeing the page it shows (the demo's
+    two clips, their pictures loaded, their players), and checks that the committed picture
+    has its size. The page shows the times the demo ran, so the committed file is rewritten
+    only when asked: WAKEWARD_UPDATE_SCREENSHOTS=1 (then commit docs/review.png)."""
+    from selenium.webdriver.common.by import By
+
+    shot = Served(tmp_path / "store", tmp_path / "pairing", filled=False, demo=demo_store)
+    width, height = SCREENSHOT_SIZE
+    metrics = {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}
+    try:
+        shot.store.label(shot.demo_ids[0], "wake")
+        browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
+        browser.get(shot.url)
+        newest_first = shot.demo_ids[::-1]
+        assert _clip_ids(browser) == newest_first
+        widths, sources = _pictures(browser, newest_first)
+        assert widths == [picture.WIDTH] * 2
+        assert sources == [f"/clips/{clip}/audio.wav" for clip in newest_first]
+        assert browser.find_element(By.CSS_SELECTOR, "p.count").text.startswith("2 of 2 clips")
+        taken = tmp_path / "review.png"
+        assert browser.save_screenshot(str(taken))
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+        shot.close()
+    assert png_size(taken.read_bytes()) == SCREENSHOT_SIZE
+    if os.environ.get(UPDATE_SCREENSHOTS) == "1":
+        shutil.copyfile(taken, SCREENSHOT)
+    assert SCREENSHOT.is_file(), f"{SCREENSHOT} missing: run this test with {UPDATE_SCREENSHOTS}=1"
+    assert png_size(SCREENSHOT.read_bytes()) == SCREENSHOT_SIZE
 
 
 class _QuietFiles(http.server.SimpleHTTPRequestHandler):
@@ -609,3 +732,683 @@ def test_browser_cross_site_post_is_refused(browser, served: Served, tmp_path):
         thread.join()
         evil.server_close()
     assert served.store.get(clip).label is None
+
+
+# -- the Host header (DNS rebinding) --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "evil.example",
+        "evil.example:8000",
+        "127.0.0.1.evil.example",
+        "localhost.evil.example:80",
+        "testserver@evil.example",
+        "testserver/x",
+        "",
+    ],
+)
+def test_a_request_naming_another_host_is_refused(client, s, host):
+    fill(s)
+    answer = client.get("/clips", headers={"host": host})
+    assert answer.status_code == 400 and "DNS rebinding" in answer.text
+    assert "kitchen" not in answer.text
+    answer = client.get(f"/clips?token={'x' * 10}", headers={"host": host})
+    assert answer.status_code == 400  # before the token is looked at
+
+
+@pytest.mark.parametrize("host", ["testserver", "localhost:8123", "127.0.0.1", "[::1]:8123"])
+def test_the_bound_host_and_loopback_names_are_answered(client, s, host):
+    fill(s)
+    assert client.get("/clips", headers={"host": host}).status_code == 200
+
+
+def test_which_hosts_a_launch_answers_to():
+    loopback = review.Hosts.of("127.0.0.1")
+    assert loopback.allows("localhost:1") and loopback.allows("127.0.0.1:8000")
+    assert not loopback.allows("192.168.1.7:8000") and not loopback.allows("evil.example")
+    named = review.Hosts.of("mypc.lan", "192.168.1.7")
+    assert named.allows("MyPC.lan:8000") and named.allows("192.168.1.7:8000")
+    assert not named.allows("192.168.1.8:8000")
+    every = review.Hosts.of("0.0.0.0")
+    assert every.allows("192.168.1.8:8000") and every.allows("[fe80::1]:80")
+    assert not every.allows("evil.example:8000")
+
+
+# -- paging ---------------------------------------------------------------------------------
+
+
+def _link(html: str, cls: str) -> str | None:
+    m = re.search(rf'<a class="{cls}" href="([^"]+)"', html)
+    return m and m.group(1).replace("&amp;", "&")
+
+
+def quick_adds(s: ClipStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A thousand adds in seconds: no fsync (durability is not what such a test is about)."""
+    monkeypatch.setattr(os, "fsync", lambda fd: None)
+    s._db.execute("PRAGMA synchronous=OFF")
+
+
+def test_more_than_a_page_of_clips_pages_with_next_and_prev(client, s, monkeypatch):
+    quick_adds(s, monkeypatch)
+    ids = [add(s, n, audio=struct.pack("<2h", n, -n)).clip.id for n in range(1, 1002)]
+    newest_first = ids[::-1]
+    first = client.get("/clips").text
+    assert shown_ids(first) == newest_first[:500]
+    assert "1001</span> clips match; shown: 1 to" in first
+    assert _link(first, "newer") is None and _link(first, "newest") is None
+    second_url = _link(first, "older")
+    assert second_url == f"/clips?before={newest_first[499]}"
+    second = client.get(second_url).text
+    assert shown_ids(second) == newest_first[500:1000]
+    assert "shown: 501 to" in second
+    # new clips go live onto the newest page only; an older page says they came
+    assert 'data-live="1"' in first and 'data-live="0"' in second
+    third_url = _link(second, "older")
+    third = client.get(third_url).text
+    assert shown_ids(third) == newest_first[1000:] == [ids[0]]
+    assert _link(third, "older") is None
+    back = client.get(_link(third, "newer")).text
+    assert shown_ids(back) == newest_first[500:1000]
+    back = client.get(_link(back, "newer")).text
+    assert shown_ids(back) == newest_first[:500]
+    assert _link(second, "newest") == "/clips"
+
+
+def test_paging_keeps_the_filters(s, secrets, tmp_path):
+    for n in range(1, 8):
+        add(s, n, device="hall" if n % 2 else "kitchen")
+    app = review.make_app(s, secrets, hosts=review.Hosts.of("testserver"), page_size=2)
+    client = TestClient(app, follow_redirects=False)
+    client.get(f"/?token={secrets.token}")
+    page = client.get("/clips?device=hall").text
+    assert shown_ids(page) == [7, 5]
+    older = _link(page, "older")
+    assert older == "/clips?device=hall&before=5"
+    page = client.get(older).text
+    assert shown_ids(page) == [3, 1] and _link(page, "older") is None
+    assert _link(page, "newer") == "/clips?device=hall&after=3"
+    assert shown_ids(client.get("/clips?device=hall&after=3").text) == [7, 5]
+    assert client.get("/clips?before=soon").status_code == 400
+
+
+# -- new clips while the page is open --------------------------------------------------------
+
+
+def test_updates_give_the_new_clips_rows_matching_the_filters(client, s):
+    ids = fill(s)
+    page = client.get("/clips?device=hall").text
+    newest = int(re.search(r'data-newest="(\d+)"', page).group(1))
+    assert newest == ids["new"] and 'data-query="device=hall"' in page
+    nothing = client.get(f"/clips/updates?device=hall&after={newest}").json()
+    assert nothing == {"newest": newest, "added": 0, "rows": ""}
+    kitchen = add(s, 20).clip.id
+    hall = [add(s, n, device="hall").clip.id for n in (21, 22)]
+    update = client.get(f"/clips/updates?device=hall&after={newest}").json()
+    assert update["newest"] == hall[-1] and update["added"] == 2
+    assert shown_ids(update["rows"]) == hall[::-1] and kitchen not in shown_ids(update["rows"])
+    assert update["matched"] == 4 and update["total"] == 7
+    assert 'name="back" value="/clips?device=hall"' in update["rows"]
+    assert client.get("/clips/updates?after=-1").status_code == 400
+
+
+WRITER = """
+import sys, time
+from dataclasses import dataclass
+from pathlib import Path
+from wakeward.store import ClipStore
+folder, count = Path(sys.argv[1]), int(sys.argv[2])
+with ClipStore(folder) as s:
+    for n in range(1, count + 1):
+        pcm = n.to_bytes(4, "little") * 800
+        s.add(pcm, device="kitchen", device_clip_id=n, model="alexa", score=200)
+        time.sleep(0.005)
+print("wrote", count)
+"""
+
+
+def test_the_page_follows_a_writer_without_locking_errors(tmp_path):
+    """`listen` adding clips (another process) while the page and its polls are asked for
+    again and again: every answer a page, every clip shown, once."""
+    count, readers = 150, 4
+    served = Served(tmp_path / "store", tmp_path / "pairing", filled=False)
+    cookie = {"cookie": f"{served.secrets.cookie}={served.secrets.token}"}
+    failures: list[str] = []
+    seen: list[int] = []
+    done = threading.Event()
+
+    def get(path: str) -> bytes:
+        request = urllib.request.Request(served.base + path, headers=cookie)
+        with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
+            return answer.read()
+
+    def reader() -> None:
+        while not done.is_set():
+            try:
+                body = get("/clips").decode()
+                if '<ul class="clips"' not in body or "error" in body.lower():
+                    failures.append(body[:300])
+            except Exception as e:  # noqa: BLE001 (a test: every failure is recorded)
+                failures.append(repr(e))
+
+    def poller() -> None:
+        after = 0
+        while True:
+            finished = done.is_set()
+            try:
+                update = json.loads(get(f"/clips/updates?after={after}"))
+            except Exception as e:  # noqa: BLE001
+                failures.append(repr(e))
+                return
+            seen.extend(shown_ids(update["rows"])[::-1])
+            after = update["newest"]
+            if finished and after >= count:
+                return
+            time.sleep(0.02)
+
+    def labeller() -> None:
+        """The owner labelling on the page meanwhile: the review page writes too."""
+        form = f"csrf={served.secrets.csrf}&label=unsure&back=/clips".encode()
+        headers = {**cookie, "origin": served.base}
+        n = 1
+        while not done.is_set():
+            if n > max(seen, default=0):
+                time.sleep(0.02)
+                continue
+            request = urllib.request.Request(
+                f"{served.base}/clips/{n}/label", data=form, headers=headers, method="POST"
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=30):  # noqa: S310 (redirects)
+                    pass
+            except Exception as e:  # noqa: BLE001
+                failures.append(repr(e))
+            labelled.append(n)
+            n += 1
+
+    labelled: list[int] = []
+    threads = [threading.Thread(target=reader) for _ in range(readers)]
+    threads += [threading.Thread(target=poller), threading.Thread(target=labeller)]
+    try:
+        for t in threads:
+            t.start()
+        writer = subprocess.run(
+            [sys.executable, "-c", WRITER, str(served.store.folder), str(count)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        done.set()
+        for t in threads:
+            t.join(timeout=60)
+        page = get("/clips").decode()
+        labels = {served.store.get(i).label for i in labelled}
+        served.close()
+    assert writer.returncode == 0 and writer.stderr == "", writer.stderr
+    assert failures == []
+    assert seen == list(range(1, count + 1))  # every clip, once, in order
+    assert shown_ids(page) == list(range(count, 0, -1))
+    assert len(labelled) > 10 and labels == {"unsure"}
+
+
+# -- false wakes over time ------------------------------------------------------------------
+
+
+def local_noon(days_ago: int) -> tuple[str, float]:
+    """A local day `days_ago` before today (YYYY-MM-DD) and its noon as Unix time."""
+    day = datetime.date.today() - datetime.timedelta(days=days_ago)
+    return day.isoformat(), datetime.datetime.combine(day, datetime.time(12)).timestamp()
+
+
+def bars(html: str) -> dict[tuple[str, str], tuple[int, float]]:
+    """The chart's bars: (day, model) -> (count, height)."""
+    found = re.findall(
+        r'<rect class="bar" data-day="([^"]+)" data-model="([^"]+)" data-count="(\d+)" '
+        r'x="[^"]+" y="[^"]+" width="[^"]+" height="([^"]+)"',
+        html,
+    )
+    return {(day, model): (int(n), float(h)) for day, model, n, h in found}
+
+
+def test_the_chart_counts_false_wakes_per_day_per_model(client, s):
+    yesterday, at_1 = local_noon(1)
+    three_ago, at_3 = local_noon(3)
+    _, at_40 = local_noon(40)
+    labelled = [
+        (1, at_1, "alexa", "false-wake"),
+        (2, at_1 + 60, "alexa", "false-wake"),
+        (3, at_1 + 120, "hey_jarvis", "false-wake"),
+        (4, at_1 + 180, "alexa", "wake"),
+        (5, at_1 + 240, "alexa", "unsure"),
+        (6, at_1 + 300, "alexa", None),
+        (7, at_3, "alexa", "false-wake"),
+        (8, at_40, "alexa", "false-wake"),
+    ]
+    for n, at, model, label in labelled:
+        clip = add(s, n, received_at=at, model=model).clip
+        if label is not None:
+            s.label(clip.id, label)
+    s.delete(7)  # its audio gone, its label stays: still a false wake on its day
+    page = client.get("/false-wakes").text
+    drawn = bars(page)
+    assert {key: n for key, (n, _) in drawn.items()} == {
+        (yesterday, "alexa"): 2,
+        (yesterday, "hey_jarvis"): 1,
+        (three_ago, "alexa"): 1,
+    }
+    assert drawn[(yesterday, "alexa")][1] == pytest.approx(2 * drawn[(three_ago, "alexa")][1])
+    assert "4 clip(s) labelled false wake in the last 30 days" in page
+    row = re.search(rf'<tr data-day="{yesterday}">(.*?)</tr>', page, re.S).group(1)
+    assert re.findall(r"<td[^>]*>(\d+)</td>", row) == ["2", "1", "3"]  # alexa, hey_jarvis, all
+    longer = bars(client.get("/false-wakes?days=60").text)
+    assert sum(n for n, _ in longer.values()) == 5
+    assert client.get("/false-wakes?days=3").status_code == 400
+    assert client.get("/false-wakes?days=soon").status_code == 400
+
+
+def status(s: ClipStore, device: str, uptime_h: float, received: float, muted: int = 0) -> None:
+    record = {
+        "device": device,
+        "uptime_ms": int(uptime_h * 3600 * 1000),
+        "clips_sent": 1,
+        "clips_acked": 1,
+        "clips_dropped": 0,
+        "queued": 0,
+        "muted": muted,
+        "audio_bytes": 1,
+        "received": received,
+    }
+    s.write_status(device, json.dumps(record))
+
+
+def exposure_rows(html: str) -> dict[tuple[str, str], tuple[int, str, str]]:
+    """The FA/h table: (device, model) -> (false wakes, hours, FA/h as data)."""
+    found = re.findall(
+        r'<tr data-device="([^"]*)" data-model="([^"]*)" data-false-wakes="(\d+)" '
+        r'data-hours="([^"]*)" data-fa-per-hour="([^"]*)"',
+        html,
+    )
+    return {(d, m): (int(n), h, fa) for d, m, n, h, fa in found}
+
+
+def test_the_fa_per_hour_is_false_wakes_over_the_hours_since_boot(client, s):
+    now = time.time()
+    # kitchen: up 10 h at its last status (1 min ago); hall: up 4 h; attic: no status
+    status(s, "kitchen", 10, now - 60)
+    status(s, "hall", 4, now - 60, muted=1)
+    clips = [
+        ("kitchen", "alexa", now - 2 * 3600, "false-wake"),
+        ("kitchen", "alexa", now - 3 * 3600, "false-wake"),
+        ("kitchen", "alexa", now - 4 * 3600, None),
+        ("kitchen", "alexa", now - 5 * 3600, "wake"),
+        ("kitchen", "hey_jarvis", now - 6 * 3600, "unsure"),
+        ("kitchen", "alexa", now - 11 * 3600, "false-wake"),  # before it booted
+        ("hall", "hey_jarvis", now - 3600, "false-wake"),
+        ("attic", "alexa", now - 3600, "false-wake"),
+    ]
+    for n, (device, model, at, label) in enumerate(clips, 1):
+        clip = add(s, n, device=device, model=model, received_at=at).clip
+        if label is not None:
+            s.label(clip.id, label)
+    page = client.get("/false-wakes").text
+    rows = exposure_rows(page)
+    assert rows == {
+        ("hall", "hey_jarvis"): (1, "4.0000", "0.2500"),
+        ("kitchen", "alexa"): (2, "10.0000", "0.2000"),
+        ("kitchen", "hey_jarvis"): (0, "10.0000", "0.0000"),
+    }
+    assert '<strong id="overall-fa-per-hour">0.21 false wakes per hour</strong>' in page  # 3/14
+    assert "attic: no FA/h: no status received yet." in page
+    assert "muted time included" in page and "read it as a floor" in page
+    assert "(muted then)" in page
+
+
+def test_a_device_with_no_clips_since_boot_has_a_zero_rate(client, s):
+    now = time.time()
+    status(s, "kitchen", 2, now)
+    add(s, 1, received_at=now - 5 * 3600)  # before it booted
+    s.label(1, "false-wake")
+    rows = exposure_rows(client.get("/false-wakes").text)
+    assert rows == {("kitchen", ""): (0, "2.0000", "0.0000")}
+
+
+# -- in a real browser: new clips, rebinding, the chart -------------------------------------
+
+
+def test_browser_shows_new_clips_without_a_reload(page, served: Served):
+    from selenium.webdriver.common.by import By
+
+    page.execute_script("window.notReloaded = true;")
+    with ClipStore(served.store.folder) as listen:  # as `wakeward listen` would: its own
+        clip = add(listen, 77, device="porch").clip
+    wait_for(page, lambda d: d.find_elements(By.ID, f"clip-{clip.id}"), "the new clip shown")
+    assert page.execute_script("return window.notReloaded === true;")  # no reload
+    assert _clip_ids(page)[0] == clip.id and _clip_ids(page).count(clip.id) == 1
+    page.find_element(By.CSS_SELECTOR, f"#clip-{clip.id} button[value='wake']").click()
+    wait_for(
+        page,
+        lambda d: d.find_element(By.CSS_SELECTOR, f"#clip-{clip.id} .label").text == "wake",
+        "the new clip labelled from the page",
+    )
+    assert served.store.get(clip.id).label == "wake"
+
+
+def test_browser_dns_rebinding_is_refused(browser, served: Served):
+    """A page under another name that resolves to 127.0.0.1 reaches the server as its own
+    origin: the server refuses it by its Host header, token or not."""
+    browser.get(f"http://{REBIND_NAME}:{served.port}/?token={served.secrets.token}")
+    assert "DNS rebinding" in browser.page_source
+    assert "kitchen" not in browser.page_source
+
+
+def test_browser_draws_the_false_wakes_chart(browser, served: Served):
+    browser.get(served.url)
+    browser.get(served.base + "/false-wakes")
+    heights = browser.execute_script(
+        "return Array.from(document.querySelectorAll('svg.chart rect.bar'))"
+        ".map(r => [r.dataset.day, r.getBoundingClientRect().height]);"
+    )
+    tenday = time.strftime(
+        "%Y-%m-%d", time.localtime(served.store.get(served.ids["tenday"]).received_at)
+    )
+    assert tenday in [day for day, _ in heights] and all(h > 0 for _, h in heights)
+
+
+# -- retrain from my labels (a fake trainer: the plumbing, not training) ----------------------
+
+FAKE_TRAIN = r"""
+import json, pathlib, sys, time
+args = sys.argv[1:]
+out = pathlib.Path(args[args.index("--out") + 1])
+gate = pathlib.Path(sys.argv[0]).with_name("gate")
+out.parent.joinpath("argv.json").write_text(json.dumps(args))
+print("data: building 40 positives and 60 negatives", flush=True)
+print("train: epoch 1/3", flush=True)
+print("waiting for the gate", flush=True)
+while not gate.exists():
+    time.sleep(0.05)
+print("train: epoch 3/3", flush=True)
+out.mkdir(parents=True)
+(out / (out.name + ".tflite")).write_bytes(b"new model")
+figures = {"false_reject_rate": 0.0421, "false_accepts_per_hour": 0.1, "false_accepts": 1,
+           "negative_hours": 10.0, "positives": 800, "probability_cutoff": 0.9,
+           "sliding_window_size": 5}
+(out / (out.name + ".wakeward.json")).write_text(
+    json.dumps({"phrase": args[0], "evaluation": figures}))
+print("train: wrote", out, flush=True)
+"""
+OLD_FIGURES = {
+    "false_reject_rate": 0.2013,
+    "false_accepts_per_hour": 0.3333,
+    "false_accepts": 1,
+    "negative_hours": 3.0,
+    "positives": 800,
+    "probability_cutoff": 0.943,
+    "sliding_window_size": 5,
+}
+
+
+def trained_model(models: Path, name: str, phrase: str, *, seed: int, quick: bool) -> Path:
+    """A model folder as `wakeward train --out MODELS/NAME` leaves it, its figures
+    OLD_FIGURES (retraining reads its .wakeward.json: the phrase, seed and --quick)."""
+    folder = models / name
+    folder.mkdir(parents=True)
+    info = {"phrase": phrase, "seed": seed, "quick": quick, "evaluation": OLD_FIGURES}
+    (folder / f"{name}.wakeward.json").write_text(json.dumps(info))
+    (folder / f"{name}.tflite").write_bytes(b"old model")
+    return folder
+
+
+@dataclass
+class Trainer:
+    models: Path
+    runs: Path
+    takes: Path
+    gate: Path
+
+
+@pytest.fixture
+def trainer(tmp_path, monkeypatch) -> Trainer:
+    """A model folder as `wakeward train` writes it, a takes folder, and a fake trainer (it
+    waits for its gate file before it writes the new model)."""
+    models = tmp_path / "models"
+    trained_model(models, "hey", "hey wakeward", seed=3, quick=False)
+    takes = tmp_path / "takes"
+    takes.mkdir()
+    (takes / "takes.json").write_text('{"format": "wakeward-takes/1", "takes": []}')
+    fake = tmp_path / "fake" / "train.py"
+    fake.parent.mkdir()
+    fake.write_text(FAKE_TRAIN)
+    monkeypatch.setenv(retrain.TRAIN_COMMAND_ENV, f"{sys.executable} {fake}")
+    return Trainer(models, tmp_path / "runs", takes, fake.with_name("gate"))
+
+
+@pytest.fixture
+def trainee(s, secrets, trainer) -> Iterator[TestClient]:
+    """A client (holding the cookie) of an app that can retrain."""
+    r = retrain.Retrainer(s, trainer.models, trainer.runs)
+    app = review.make_app(s, secrets, hosts=review.Hosts.of("testserver"), retrainer=r)
+    client = TestClient(app, follow_redirects=False)
+    client.get(f"/?token={secrets.token}")
+    yield client
+    r.close()
+
+
+def wait_until(condition, what: str, timeout: float = BROWSER_WAIT_S, every: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def figure_cells(html: str) -> dict[str, tuple[str, str]]:
+    """The run page's figures: text -> (old, new)."""
+    found = re.findall(
+        r'<tr data-figure="([^"]+)"><th>[^<]*</th><td class="old">([^<]*)</td>'
+        r'<td class="new">([^<]*)</td>',
+        html,
+    )
+    return {text: (old, new) for text, old, new in found}
+
+
+def snapshot_tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_retrain_runs_train_with_my_labels_and_shows_new_beside_old(trainee, s, secrets, trainer):
+    ids = fill(s)  # tenday: labelled false wake
+    s.label(ids["old"], "false-wake")
+    s.delete(ids["old"])  # its audio gone: training cannot take it
+    before = snapshot_tree(trainer.models)
+    page = trainee.get("/retrain").text
+    assert '<option value="hey">hey ("hey wakeward")</option>' in page
+    assert '<span id="false-wake-count">1</span>' in page and "1 more whose audio" in page
+    form = {"model": "hey", "takes": str(trainer.takes), "csrf": secrets.csrf}
+    assert trainee.post("/retrain", data={**form, "csrf": "guess"}).status_code == 403
+    evil = {"origin": "http://evil.example"}
+    assert trainee.post("/retrain", data=form, headers=evil).status_code == 403
+    assert not trainer.runs.exists()  # refused: nothing started
+    started = trainee.post("/retrain", data=form)
+    assert started.status_code == 303
+    job = started.headers["location"].removeprefix("/retrain/")
+    assert job.startswith("hey-")
+
+    def log(offset: int) -> dict:
+        return trainee.get(f"/retrain/{job}/log?offset={offset}").json()
+
+    first = wait_until(lambda: (u := log(0)) and "waiting for the gate" in u["text"] and u, "log")
+    assert first["state"] == "running" and "train: epoch 1/3" in first["text"]
+    assert log(first["offset"])["text"] == ""  # nothing new yet, nothing repeated
+    assert trainee.post("/retrain", data=form).status_code == 400  # one run at a time
+    running = trainee.get(f"/retrain/{job}").text
+    assert 'data-state="running"' in running and "epoch 1/3" in running
+    assert "deploy-command" not in running
+    trainer.gate.touch()
+    end = wait_until(lambda: (u := log(first["offset"])) and u["state"] != "running" and u, "end")
+    assert end["state"] == "done" and end["returncode"] == 0
+    assert "epoch 3/3" in log(first["offset"])["text"]
+    argv = json.loads((trainer.runs / job / "argv.json").read_text())
+    assert argv == [
+        "hey wakeward",
+        "--out",
+        str(trainer.runs / job / "hey"),
+        "--data",
+        str(trainer.runs / job / "data"),
+        "--seed",
+        "3",
+        "--false-wakes-from-store",
+        "--store",
+        str(s.folder),
+        "--owner",
+        str(trainer.takes.resolve()),
+    ]
+    done = trainee.get(f"/retrain/{job}").text
+    cells = figure_cells(done)
+    assert cells["false reject rate (held-out positives)"] == ("0.2013", "0.0421")
+    assert cells["false accepts per hour (held-out negative audio)"] == ("0.3333", "0.1")
+    new_model = (trainer.runs / job / "hey" / "hey.tflite").resolve()
+    assert f"wakeward deploy --port PORT --model {new_model}" in done
+    old_model, data = (trainer.models / "hey" / "hey.tflite").resolve(), trainer.runs / job / "data"
+    assert f"wakeward evaluate {old_model} --data {data.resolve()}</pre>" in done
+    assert "Nothing has been deployed" in done
+    assert snapshot_tree(trainer.models) == before  # the model in use is untouched
+    assert f'<a href="/retrain/{job}">{job}</a>: done' in trainee.get("/retrain").text
+
+
+def test_retrain_refuses_what_it_cannot_do(trainee, s, secrets, trainer):
+    form = {"model": "hey", "takes": "", "csrf": secrets.csrf}
+    answer = trainee.post("/retrain", data=form)
+    assert answer.status_code == 400 and "label the false wakes first" in answer.text
+    ids = fill(s)
+    assert ids
+    answer = trainee.post("/retrain", data={**form, "model": "../hey"})
+    assert answer.status_code == 400 and "not a model" in answer.text
+    answer = trainee.post("/retrain", data={**form, "takes": str(trainer.models)})
+    assert answer.status_code == 400 and "no takes.json" in answer.text
+    assert trainee.get("/retrain/..%2F..%2Fetc").status_code in (400, 404)
+    assert trainee.get("/retrain/hey-20260101-000000").status_code == 400
+    assert not trainer.runs.exists()
+
+
+def test_retrain_can_be_cancelled(trainee, s, secrets, trainer):
+    fill(s)
+    form = {"model": "hey", "takes": "", "csrf": secrets.csrf}
+    job = trainee.post("/retrain", data=form).headers["location"].removeprefix("/retrain/")
+    wait_until(lambda: "gate" in trainee.get(f"/retrain/{job}/log").json()["text"], "start")
+    assert trainee.post(f"/retrain/{job}/cancel", data={"csrf": secrets.csrf}).status_code == 303
+    end = wait_until(
+        lambda: (u := trainee.get(f"/retrain/{job}/log").json())["state"] != "running" and u,
+        "the cancelled run's end",
+    )
+    assert end["state"] == "cancelled"
+    assert not (trainer.runs / job / "hey").exists()
+
+
+def test_without_retraining_the_page_says_so(client):
+    answer = client.get("/retrain")
+    assert answer.status_code == 400 and "retraining is off" in answer.text
+
+
+def test_browser_retrains_and_follows_the_run_live(browser, served: Served, trainer):
+    """The fake trainer: the page's plumbing (start, live output, figures, deploy command),
+    not training."""
+    import shutil
+
+    from selenium.webdriver.common.by import By
+
+    shutil.copytree(trainer.models / "hey", served.models / "hey")
+    browser.get(served.url)
+    browser.get(served.base + "/retrain")
+    browser.find_element(By.ID, "start-retrain").click()
+    wait_for(browser, lambda d: "/retrain/hey-" in d.current_url, "the run's page")
+    wait_for(
+        browser,
+        lambda d: "waiting for the gate" in d.find_element(By.ID, "train-log").text,
+        "the trainer's output on the page",
+    )
+    trainer.gate.touch()
+    deploy = wait_for(browser, lambda d: d.find_element(By.ID, "deploy-command"), "the end")
+    assert deploy.text.startswith("wakeward deploy --port PORT --model ")
+    assert browser.find_element(By.ID, "train-state").text == "done"
+    new = [td.text for td in browser.find_elements(By.CSS_SELECTOR, "table.figures td.new")]
+    assert new[:2] == ["0.0421", "0.1"]
+    assert "train: wrote" in browser.find_element(By.ID, "train-log").text
+    assert (served.models / "hey" / "hey.tflite").read_bytes() == b"old model"
+
+
+# -- retrain from my labels, really ----------------------------------------------------------
+
+TRAINER_MISSING = next(
+    (
+        f"{module} missing: the trainer's extra (make venv-train)"
+        for module in ("tensorflow", "wakeward_train")
+        if importlib.util.find_spec(module) is None
+    ),
+    None,
+)
+# A --quick run from the page took 49 s on a 2-core PC with the trainer's caches filled
+# (the phonemised word list, the decoded recorded speech), 2.7 min with them empty and the
+# PC busy with other work; the tests/training share the same caches in one pytest session.
+REAL_RETRAIN_S = 600.0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(TRAINER_MISSING is not None, reason=str(TRAINER_MISSING))
+def test_retrain_really_trains_from_my_false_wakes(
+    s, secrets, tmp_path, tmp_path_factory, monkeypatch
+):
+    """The real `wakeward train` (no fake), started from the page for a model trained with
+    --quick (so the run is --quick too: about a minute): the clips labelled false wake go in
+    as hard negatives, the run ends done, and its page shows the new model's figures, as its
+    .wakeward.json has them, beside the old one's, with the command to deploy it; the model
+    in use is untouched."""
+    monkeypatch.delenv(retrain.TRAIN_COMMAND_ENV, raising=False)
+    # the trainer's caches: out of the user's home, shared with tests/training
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "cache"))
+    ids = fill(s)  # tenday: labelled false wake
+    s.label(ids["old"], "false-wake")
+    models = tmp_path / "models"
+    trained_model(models, "hey", "hey test", seed=0, quick=True)
+    before = snapshot_tree(models)
+    r = retrain.Retrainer(s, models, tmp_path / "runs")
+    app = review.make_app(s, secrets, hosts=review.Hosts.of("testserver"), retrainer=r)
+    client = TestClient(app, follow_redirects=False)
+    client.get(f"/?token={secrets.token}")
+    try:
+        started = client.post("/retrain", data={"model": "hey", "takes": "", "csrf": secrets.csrf})
+        assert started.status_code == 303
+        job = started.headers["location"].removeprefix("/retrain/")
+        end = wait_until(
+            lambda: (u := client.get(f"/retrain/{job}/log").json())["state"] != "running" and u,
+            "the run's end",
+            timeout=REAL_RETRAIN_S,
+            every=1.0,
+        )
+    finally:
+        r.close()
+    log = (tmp_path / "runs" / job / retrain.LOG_NAME).read_text()
+    assert end["state"] == "done" and end["returncode"] == 0, log[-3000:]
+    assert log.startswith(f"$ {sys.executable} -m wakeward train 'hey test' --out ")
+    assert log.splitlines()[0].endswith(f"--false-wakes-from-store --store {s.folder} --quick")
+    went_in = re.search(r"negative/false-wake (\d+)", log)
+    assert went_in and int(went_in.group(1)) > 0, log  # the owner's two false wakes
+    new_info = json.loads((tmp_path / "runs" / job / "hey" / "hey.wakeward.json").read_text())
+    assert new_info["phrase"] == "hey test" and new_info["quick"] is True
+    page = client.get(f"/retrain/{job}").text
+    cells = figure_cells(page)
+    for key, text in (
+        ("false_reject_rate", "false reject rate (held-out positives)"),
+        ("false_accepts_per_hour", "false accepts per hour (held-out negative audio)"),
+        ("probability_cutoff", "cutoff"),
+    ):
+        assert cells[text] == (str(OLD_FIGURES[key]), str(new_info["evaluation"][key]))
+    new_model = (tmp_path / "runs" / job / "hey" / "hey.tflite").resolve()
+    assert new_model.stat().st_size > 1000  # a real model, not the fake's bytes
+    assert f"wakeward deploy --port PORT --model {new_model}" in page
+    assert snapshot_tree(models) == before

@@ -3,16 +3,21 @@ still captures them, and still go into the clip store as `listen` puts them.
 
 Home Assistant's part is played by the `wyoming` package's own client (AsyncTcpClient), in
 the order homeassistant/components/wyoming/assist_satellite.py uses: connect, run-satellite,
-describe, pings. The device is test_listen's stand-in on listen's in-process receiver."""
+describe, pings. The first tests' device is test_listen's stand-in on listen's in-process
+receiver; the last ones' is the real firmware on the sim board (test_delivery's Device, fed
+"Alexa, ..." or speech without it; over TLS where it must play) streaming to `wakeward
+satellite` in its own process (test_delivery's Receiver)."""
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +26,7 @@ from wakeward import audio, play
 from wakeward.errors import WakewardError
 from wakeward.link import satellite
 from wakeward.link.satellite import Satellite, WyomingAddress
+from wakeward.sim import SIM_DEVICE_ID
 from wakeward.store import ClipStore
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
@@ -32,12 +38,19 @@ from wyoming.satellite import RunSatellite
 from wyoming.snd import Played
 from wyoming.wake import Detection
 
+from tests.conftest import require_tools
+from tests.host.test_delivery import Device as SimDevice
+from tests.host.test_delivery import Receiver, check_clip, free_port, stored, wait_for
 from tests.host.test_listen import WAIT_S, Device, InProcess, pcm
+from tests.host.test_tls import tls_device
 
 RATE_HZ = 16000
 PRE_ROLL_BYTES = 1000 * RATE_HZ // 1000 * 2  # Device.clip_frames: 1000 ms of pre-roll
 FIRST_PART = 10  # clip_data frames sent before the rest (8 of them pre-roll)
 POLL_S = 0.02
+HA_CHUNK_BYTES = 2048  # Home Assistant's TTS chunks: 1024 samples of 16-bit mono
+SLOT_SAMPLES = 160  # the device's speaker plays 10 ms at a time (firmware/play.py)
+ROOM_S = 4  # of room noise for `wakeward sim` at real time: hello, the answer, its played
 
 
 class Served:
@@ -340,3 +353,242 @@ def test_the_command_refuses_a_busy_wyoming_port(tmp_path):
         )
     assert result.returncode != 0
     assert f"wakeward: cannot listen on 127.0.0.1:{taken} for Wyoming" in result.stderr
+
+
+# -- the real firmware on the sim board, `wakeward satellite` in its own process ----------
+
+
+class HomeAssistant:
+    """The `wyoming` client as Home Assistant, on an event loop in a thread of its own:
+    connects, sends run-satellite, describe and a ping (Home Assistant's order), and keeps
+    every event that comes with the time it came (time.monotonic())."""
+
+    def __init__(self, port: int) -> None:
+        self.received: list[tuple[float, Event]] = []
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self._client = AsyncTcpClient("127.0.0.1", port)
+        self._call(self._client.connect())
+        self._reading = asyncio.run_coroutine_threadsafe(self._read(), self._loop)
+        self.send(RunSatellite().event(), Describe().event(), Ping(text="ha").event())
+        self.until(lambda: "pong" in self.types(), "the satellite's pong")
+
+    def _call(self, coro):
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(WAIT_S)
+
+    async def _read(self) -> None:
+        while (event := await self._client.read_event()) is not None:
+            self.received.append((time.monotonic(), event))
+
+    async def _write(self, events: tuple[Event, ...]) -> None:
+        for event in events:
+            await self._client.write_event(event)
+
+    def send(self, *events: Event) -> None:
+        self._call(self._write(events))
+
+    def events(self) -> list[Event]:
+        return [event for _, event in list(self.received)]
+
+    def types(self) -> list[str]:
+        return [event.type for event in self.events()]
+
+    def until(self, cond: Callable[[], bool], what: str) -> None:
+        wait_for(cond, f"{what} (Home Assistant got {self.types()})")
+
+    def close(self) -> None:
+        self._call(self._client.disconnect())
+        self._reading.cancel()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(WAIT_S)
+
+
+def pipelines(events: list[Event]) -> list[list[Event]]:
+    """The events from each `detection` up to its `audio-stop`."""
+    runs: list[list[Event]] = []
+    for event in events:
+        if Detection.is_type(event.type):
+            runs.append([])
+        if runs:
+            runs[-1].append(event)
+    return runs
+
+
+class SimSatellite:
+    """`wakeward satellite` (a real process, plain TCP or --tls) and the firmware on the
+    sim board streaming to it (test_delivery's Device: the test feeds its microphone), with
+    Home Assistant connected once the device has said its hello."""
+
+    def __init__(self, tmp_path: Path, *, tls=None, **board) -> None:
+        """tls: a pairing folder (test_tls's `pairs`) in which the sim device is paired;
+        board: the Device's events and speaker files."""
+        self.port, wyoming = free_port(), free_port()
+        self.store = tmp_path / "store"
+        extra: tuple[str, ...] = ("--tls", "--pairing", str(tls.folder)) if tls else ()
+        self.receiver = Receiver(
+            self.port,
+            self.store,
+            command=("satellite", "--wyoming", f"127.0.0.1:{wyoming}", "--no-zeroconf", *extra),
+        )
+        flash = tmp_path / "flash"
+        if tls is None:
+            self.device = SimDevice(flash, self.port, **board)
+        else:
+            secret = tls.secret(SIM_DEVICE_ID)
+            self.device = tls_device(flash, self.port, tls.cert_der(), secret, **board)
+        self.device.until(lambda: self.said("hello from sim"), "the device's hello")
+        self.home_assistant = HomeAssistant(wyoming)
+        self.device.until(lambda: self.said("runs the satellite"), "run-satellite handled")
+
+    def said(self, text: str) -> bool:
+        return bool(self.receiver.output.having(text))
+
+    def stop(self) -> list[str]:
+        """The device's input ends (it finishes and exits), then the satellite's."""
+        self.device.stop()
+        self.home_assistant.close()
+        return self.receiver.stop()
+
+
+def test_the_sim_device_says_alexa_twice_and_home_assistant_gets_two_pipelines(tmp_path, speech):
+    """Each pipeline: detection, run-pipeline, audio-start, audio-chunks, audio-stop, its
+    audio the stored clip's sample for sample but the pre-roll (the documented trim:
+    docs/satellite.md, "Why the pre-roll and the wake word do not go to speech-to-text")."""
+    sim = SimSatellite(tmp_path)
+    device, ha = sim.device, sim.home_assistant
+    device.say(speech)
+    device.say(speech)
+    device.until(lambda: ha.types().count("audio-stop") == 2, "two audio-stops")
+    events = ha.events()
+    sim.stop()
+
+    assert [e.type for e in events[:2]] == ["info", "pong"]
+    runs = pipelines(events)
+    assert len(runs) == 2 and sum(len(r) for r in runs) == len(events) - 2
+    clips = stored(sim.store)
+    assert len(device.detections()) == 2 and len(clips) == 2
+    for index, run in enumerate(runs):
+        kinds = [e.type for e in run]
+        assert kinds[:3] == ["detection", "run-pipeline", "audio-start"], kinds
+        assert set(kinds[3:-1]) == {"audio-chunk"} and kinds[-1] == "audio-stop", kinds
+        assert Detection.from_event(run[0]).name == "alexa"
+        stages = RunPipeline.from_event(run[1])
+        assert (stages.start_stage, stages.end_stage) == (PipelineStage.ASR, PipelineStage.TTS)
+        start = AudioStart.from_event(run[2])
+        assert (start.rate, start.width, start.channels) == (RATE_HZ, 2, 1)
+        streamed = b"".join(AudioChunk.from_event(e).audio for e in run[3:-1])
+        check_clip(clips, device, index)  # the stored clip is the audio fed, exactly
+        _, samples = clips[device.first_clip_id + index]
+        assert streamed == samples[PRE_ROLL_BYTES // 2 :].astype("<i2").tobytes()
+
+
+def test_the_sim_device_hearing_no_wake_word_gives_no_pipeline_and_no_audio(tmp_path):
+    require_tools("espeak-ng", "sox")
+    from wakeward import tts
+
+    sim = SimSatellite(tmp_path)
+    device, ha = sim.device, sim.home_assistant
+    for i, text in enumerate(["The kettle is on.", "I like my coffee hot."]):
+        voice = tts.espeak(text, tmp_path / f"t{i}.wav")
+        device.say((voice.astype(np.float64) * 0.5).astype(np.int16))
+    lines = sim.device.stop()  # the firmware has heard it all
+    ha.send(Ping(text="after").event())
+    ha.until(lambda: ha.types().count("pong") == 2, "the second pong")
+    assert ha.types() == ["info", "pong", "pong"]
+    assert not [line for line in lines if line.startswith("detected:")]
+    ha.close()
+    assert not stored(sim.store)
+    sim.receiver.stop()
+
+
+def sim_answer(rate_hz: int = 22050, seconds: float = 1.0) -> bytes:
+    """Home Assistant's TTS audio: a tone at rate_hz, 16-bit mono."""
+    t = np.arange(int(rate_hz * seconds)) / rate_hz
+    return (np.sin(2 * np.pi * 330 * t) * 9000).astype("<i2").tobytes()
+
+
+def answer(ha: HomeAssistant, audio: bytes, rate_hz: int) -> None:
+    """The answer as Home Assistant sends it: audio-start, chunks of 1024 samples,
+    audio-stop."""
+    events = [AudioStart(rate_hz, 2, 1).event()]
+    for at in range(0, len(audio), HA_CHUNK_BYTES):
+        events.append(AudioChunk(rate_hz, 2, 1, audio[at : at + HA_CHUNK_BYTES]).event())
+    ha.send(*events, AudioStop().event())
+
+
+def test_an_answer_at_22050_hz_plays_on_the_paired_sim_device_exactly_converted(tmp_path, pairs):
+    pairs.pair(SIM_DEVICE_ID)
+    events, speaker = tmp_path / "events.jsonl", tmp_path / "speaker.raw"
+    sim = SimSatellite(tmp_path, tls=pairs, events=events, speaker=speaker)
+    device, ha = sim.device, sim.home_assistant
+    rate = 22050
+    audio = sim_answer(rate)
+    answer(ha, audio, rate)
+    device.until(lambda: "played" in ha.types(), "Home Assistant's played")
+    lines = sim.stop()
+
+    want = play.resample(audio, rate)
+    got = speaker.read_bytes()
+    assert got == want
+    log = [json.loads(line) for line in events.read_text().splitlines()]
+    slots = [e["samples"] for e in log if e["dev"] == "speaker"]
+    assert sum(slots) * 2 == len(want) and max(slots) == SLOT_SAMPLES
+    assert any(f"the device played 1: done, {len(want) // 32} ms played" in x for x in lines)
+
+
+def test_the_sim_device_does_not_play_for_a_receiver_that_is_not_its_paired_one(tmp_path):
+    """Plain TCP (link.requests "paired", the default): the device cannot know who this
+    receiver is, refuses the answer, and Home Assistant still gets its played."""
+    events, speaker = tmp_path / "events.jsonl", tmp_path / "speaker.raw"
+    sim = SimSatellite(tmp_path, events=events, speaker=speaker)
+    device, ha = sim.device, sim.home_assistant
+    answer(ha, sim_answer(), 22050)
+    device.until(lambda: "played" in ha.types(), "Home Assistant's played")
+    lines = sim.stop()
+    assert speaker.read_bytes() == b""
+    assert not [line for line in events.read_text().splitlines() if '"speaker"' in line]
+    assert device.output.having("link: play 1 refused: this link is plain TCP")
+    assert any("the device played 1: refused, 0 ms played" in x for x in lines)
+
+
+def test_wakeward_sim_speaker_wav_holds_home_assistants_answer(tmp_path):
+    """An owner without a board hears the answer: `wakeward sim --link ... --allow-requests
+    --speaker-wav` (real time, room noise only) to `wakeward satellite`; Home Assistant
+    answers once the device said hello; the WAV is silence, then the answer as converted."""
+    port, wyoming = free_port(), free_port()
+    rx = Receiver(
+        port,
+        tmp_path / "store",
+        command=("satellite", "--wyoming", f"127.0.0.1:{wyoming}", "--no-zeroconf"),
+    )
+    room = np.random.default_rng(3).normal(0, 30, ROOM_S * RATE_HZ).astype(np.int16)
+    wav, out = audio.write_wav(tmp_path / "room.wav", room), tmp_path / "speaker.wav"
+    device = subprocess.Popen(
+        [sys.executable, "-m", "wakeward", "sim", str(wav), "--model", "alexa", "--realtime"]
+        + ["--heap", "esp32s3-psram", "--link", f"127.0.0.1:{port}", "--allow-requests"]
+        + ["--speaker-wav", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_for(lambda: rx.output.having("hello from sim"), "the device's hello")
+        ha = HomeAssistant(wyoming)
+        rate = 22050
+        tts = sim_answer(rate, seconds=0.5)
+        answer(ha, tts, rate)
+        ha.until(lambda: "played" in ha.types(), "Home Assistant's played")
+        said, _ = device.communicate(timeout=WAIT_S)
+        ha.close()
+    finally:
+        device.kill()
+        rx.stop()
+    assert device.returncode == 0, said
+    played = audio.read_wav(out)
+    want = np.frombuffer(play.resample(tts, rate), "<i2")
+    start = np.flatnonzero(played)[0] - np.flatnonzero(want)[0]
+    assert start > 0 and len(played) == len(room)
+    assert np.array_equal(played[start : start + len(want)], want)
+    assert not played[start + len(want) :].any()
+    assert f"is in {out}" in said

@@ -15,6 +15,8 @@ from wakeward.store import ClipStore
 
 from tests.conftest import require_tools
 
+CHIME_SAMPLES = 1920  # the chime: 120 ms (firmware/chime.py)
+
 
 def speech_wav(tmp: Path, texts: list[str]) -> Path:
     require_tools("espeak-ng", "sox")
@@ -125,3 +127,25 @@ def test_a_bad_link_address_is_a_clear_error(tmp_path, spec):
     wav = write_wav(tmp_path / "s.wav", np.zeros(RATE_HZ, np.int16))
     with pytest.raises(Exception, match="link"):
         sim.run_sim(wav, link_tcp=spec, say=lambda line: None)
+
+
+def test_the_speaker_wav_holds_the_chime_at_each_detection_and_silence_elsewhere(tmp_path):
+    wav = speech_wav(
+        tmp_path,
+        ["Alexa, what time is it?", "The kettle is on.", "Alexa, turn off the lights."],
+    )
+    out, lines = tmp_path / "speaker.wav", []
+    sim.run_sim(wav, model_names=["alexa"], heap="esp32s3-psram", speaker_wav=out, say=lines.append)
+    played = read_wav(out)
+    assert len(played) == len(read_wav(wav))  # on the input's clock
+    starts = [round(float(x.split()[-2]) * RATE_HZ) for x in lines if x.startswith("detected:")]
+    assert len(starts) == 2
+    chime = played[starts[0] : starts[0] + CHIME_SAMPLES]
+    assert np.count_nonzero(chime) > CHIME_SAMPLES // 2
+    assert np.array_equal(played[starts[1] : starts[1] + CHIME_SAMPLES], chime)
+    rest = played.copy()
+    for start in starts:
+        rest[start : start + CHIME_SAMPLES] = 0
+    assert not rest.any()
+    said = f"the speaker's output ({np.count_nonzero(played) / RATE_HZ:.2f} s not silent) is in"
+    assert f"{said} {out}" in lines

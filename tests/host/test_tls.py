@@ -45,27 +45,6 @@ DEVICE = "sim"  # the sim board's device id
 CERT = "receiver.der"
 
 
-@pytest.fixture(scope="module")
-def identities(tmp_path_factory) -> tuple[pairing.Pairing, pairing.Pairing]:
-    """This receiver's pairing folder (its identity, no device yet) and another one's."""
-    mine = pairing.Pairing(tmp_path_factory.mktemp("pairing") / "p")
-    other = pairing.Pairing(tmp_path_factory.mktemp("other") / "p")
-    mine.ensure_identity()
-    other.ensure_identity()
-    return mine, other
-
-
-@pytest.fixture
-def pairs(identities, tmp_path) -> pairing.Pairing:
-    """A pairing folder with this receiver's identity and no paired device."""
-    folder = tmp_path / "pairing"
-    folder.mkdir(mode=0o700)
-    for src in (identities[0].key_path, identities[0].cert_path):
-        (folder / src.name).write_bytes(src.read_bytes())
-        os.chmod(folder / src.name, 0o600)
-    return pairing.Pairing(folder)
-
-
 class TlsReceiver:
     """`wakeward listen --tls` in its own process."""
 
@@ -88,11 +67,12 @@ class TlsReceiver:
         return self.output.join()
 
 
-def tls_device(flash: Path, port: int, cert: bytes, secret: str) -> Device:
-    """The sim board with a TLS link: `cert` on its flash, `secret` in its config."""
+def tls_device(flash: Path, port: int, cert: bytes, secret: str, **board) -> Device:
+    """The sim board with a TLS link: `cert` on its flash, `secret` in its config; board:
+    Device's other options (events, speaker)."""
     flash.mkdir(parents=True)
     (flash / CERT).write_bytes(cert)
-    return Device(flash, port, tls={"cert": CERT}, secret=secret)
+    return Device(flash, port, tls={"cert": CERT}, secret=secret, **board)
 
 
 def retries_ms(device: Device) -> list[int]:

@@ -178,7 +178,7 @@ def test_argument_mistakes(capsys):
         (["alexa", "x.wav", "--seconds", "3"], "--seconds goes with --mic"),
         (["alexa", "--mic", "--seconds", "0"], "--seconds 0: must be more than 0"),
         (["alexa", "x.wav", "--cutoff", "1.5"], "probability cutoff 1.5: must be between 0 and 1"),
-        (["nope", "x.wav"], "nope: no such model file"),
+        (["nope", "x.wav"], "nope: no such model; a model is"),
     ]:
         code, _, err = run(capsys, "try", *args)
         assert code == 1, args

@@ -166,8 +166,8 @@ def test_every_positive_follows_a_lead_in(alexa_data, built):
 
 def test_wakeward_evaluate_alexa_prints_its_figures_without_tensorflow(alexa_data, built, tmp_path):
     det, out = tmp_path / "alexa.det.png", tmp_path / "alexa.json"
-    args = ["evaluate", "alexa", "--data", str(alexa_data.path), "--hours", str(HOURS)]
-    args += ["--det", str(det), "--json", str(out)]
+    args = ["evaluate", "--model", "alexa", "--data", str(alexa_data.path)]
+    args += ["--eval-hours", str(HOURS), "--det", str(det), "--save", str(out)]
     code = (
         "import sys\nfrom wakeward import cli\nrc = cli.main(sys.argv[1:])\n"
         "print('tensorflow loaded:', 'tensorflow' in sys.modules)\nsys.exit(rc)\n"
@@ -188,6 +188,19 @@ def test_wakeward_evaluate_alexa_prints_its_figures_without_tensorflow(alexa_dat
     assert figures["positives"] == len(streams.positive_stream(alexa_data, built).records)
     assert figures["manifest_point"]["sliding_window_size"] == 5
     assert figures["model_bytes"] == models.resolve("alexa").stat().st_size
+    # --json: the same figures on stdout, alone; the lines on stderr. The model as the first
+    # word and --hours (evaluate's name for --eval-hours before 2026-12-07) still work.
+    args = ["evaluate", "alexa", "--data", str(alexa_data.path), "--hours", str(HOURS), "--json"]
+    done = subprocess.run(
+        [sys.executable, "-m", "wakeward", *args], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    printed = json.loads(done.stdout)
+    timings = ("tflm_us_per_invocation", "times", "det_png")
+    assert {k: v for k, v in printed.items() if k not in timings} == {
+        k: v for k, v in figures.items() if k not in timings
+    }
+    assert "evaluate: model alexa (" in done.stderr and "FA/h (target 0.5/h:" in done.stderr
 
 
 def test_evaluate_names_what_is_missing(alexa_data, tmp_path):
@@ -242,7 +255,7 @@ def test_evaluate_on_a_held_out_engine_takes_all_its_clips_and_warns_when_unsure
         "hey_jarvis",
         alexa_data.path,
         hours=HOURS,
-        json_out=out,
+        save=out,
         heldout_engine="espeak-ng",
         real_speech=False,
         say=said.append,

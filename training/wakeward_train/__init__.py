@@ -26,7 +26,7 @@ microWakeWord v2 model):
   never said), as device features, cached in the dataset folder.
 - `evaluate`: the model on TFLite Micro through the device's detection rule: FRR, false
   accepts per hour, the curve, the cutoff and window for a target FA/h.
-- `detplot`: the DET curve (PNG). `evalcmd`: `wakeward evaluate MODEL --data DIR`.
+- `detplot`: the DET curve (PNG). `evalcmd`: `wakeward evaluate --model MODEL --data DIR`.
 """
 
 __version__ = "0.1.0"

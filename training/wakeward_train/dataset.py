@@ -34,6 +34,7 @@ import numpy as np
 from wakeward.audio import RATE_HZ, write_wav
 from wakeward.errors import WakewardError
 from wakeward.files import write_text_atomic
+from wakeward.wording import plural
 
 from wakeward_train import __version__, augment, clips, confusables, phonemes, voices
 from wakeward_train.augment import SpeakerAugment
@@ -197,13 +198,15 @@ class Summary:
                 f"{split}: {pos} positive, {neg} negative clips "
                 f"({secs.get('negative', 0.0) / 3600:.3f} h of negative audio, "
                 f"{secs.get('positive', 0.0) / 60:.1f} min positive); "
-                f"{len(self.speakers.get(split, []))} speakers; voices used: {engines}"
+                f"{plural(len(self.speakers.get(split, [])), 'speaker')}; voices used: {engines}"
             )
             kinds = ", ".join(f"{k} {n}" for k, n in sorted(counts.items()))
             out.append(f"  {kinds}")
         if self.failures:
             out.append(
-                f"{len(self.failures)} clips failed and were skipped; first: {self.failures[0]}"
+                f"{plural(len(self.failures), 'clip')} failed and "
+                f"{'was' if len(self.failures) == 1 else 'were'} skipped; first: "
+                f"{self.failures[0]}"
             )
         out.append(f"built in {self.elapsed_s:.1f} s")
         return out

@@ -1,4 +1,4 @@
-"""`wakeward evaluate MODEL --data DIR`: any microWakeWord v2 model (ours, or one shipped
+"""`wakeward evaluate --model MODEL --data DIR`: any microWakeWord v2 model (ours, or one shipped
 in pymicro-wakeword) on a dataset's held-out evaluation audio, so that two models can be
 compared on the same sounds: FRR at the point chosen for the target FA/h, FRR at fixed
 FA/h values, its manifest's own cutoff and window, size and cost per invocation.
@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from wakeward import hostmodel, models
+from wakeward import models
 from wakeward.errors import WakewardError
 from wakeward.files import write_text_atomic
 
@@ -25,25 +25,10 @@ Say = Callable[[str], None]
 
 
 def resolve_model(spec: str) -> tuple[Path, dict[str, Any] | None]:
-    """The .tflite and its manifest: a pymicro-wakeword name, a .tflite file, a model folder
-    from `wakeward train`, or a manifest (NAME.json, whose `model` names the file)."""
-    path = Path(spec)
-    if spec not in models.BUILTIN and path.suffix == ".json":
-        try:
-            manifest = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise WakewardError(f"{path}: no such manifest") from None
-        except (OSError, ValueError) as e:
-            raise WakewardError(f"{path}: not a readable JSON manifest ({e})") from None
-        name = manifest.get("model") if isinstance(manifest, dict) else None
-        if not isinstance(name, str) or not name:
-            raise WakewardError(f"{path}: no 'model' file named in the manifest")
-        tflite = path.parent / name
-        if not tflite.is_file():
-            raise WakewardError(f"{tflite}: no such model file (named by {path})")
-        return tflite, manifest
-    tflite = hostmodel.resolve(spec)
-    return tflite, models.manifest(tflite)
+    """The .tflite and its manifest, as every command finds a model
+    (wakeward.models.resolve_with_manifest: a model folder, a .tflite file, a NAME.json, or a
+    shipped model's name)."""
+    return models.resolve_with_manifest(spec)
 
 
 def manifest_rule(manifest: dict[str, Any] | None, where: Path) -> tuple[float, int] | None:
@@ -176,7 +161,8 @@ def evaluate_cmd(
     target_fa_per_hour: float | None = None,
     hours: float | None = None,
     det: Path | None = None,
-    json_out: Path | None = None,
+    save: Path | None = None,
+    json_stdout: bool = False,
     real_speech: bool = True,
     heldout_engine: str | None = None,
     update: bool = False,
@@ -189,7 +175,7 @@ def evaluate_cmd(
     if not target >= 0:
         raise WakewardError(f"--target-fa-per-hour {target}: must be >= 0")
     if not hours > 0:
-        raise WakewardError(f"--hours {hours}: must be more than 0")
+        raise WakewardError(f"--eval-hours {hours}: must be more than 0")
     if det is not None:
         detplot.require()
     tflite, manifest = resolve_model(model)
@@ -251,9 +237,11 @@ def evaluate_cmd(
         say(warning)
     if det is not None:
         say(f"evaluate: DET curve written to {det}")
-    if json_out is not None:
-        write_text_atomic(json_out, json.dumps(ev.to_json(), indent=1) + "\n")
-        say(f"evaluate: figures written to {json_out}")
+    if save is not None:
+        write_text_atomic(save, json.dumps(ev.to_json(), indent=1) + "\n")
+        say(f"evaluate: figures written to {save}")
     if own is not None:
         update_manifest(tflite, *own, ev, say)
+    if json_stdout:
+        print(json.dumps(ev.to_json(), indent=1))
     return 0

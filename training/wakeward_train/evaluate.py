@@ -56,6 +56,7 @@ import numpy as np
 from wakeward import detector
 from wakeward.audio import RATE_HZ
 from wakeward.errors import WakewardError
+from wakeward.wording import plural
 
 from wakeward_train import folds
 from wakeward_train import streams as evstreams
@@ -507,7 +508,8 @@ class Evaluation:
         out = [
             f"evaluate: {self.model}: cutoff {p.probability_cutoff} (uint8 {p.cutoff_u8}), "
             f"window {p.sliding_window_size}: FRR {p.false_reject_rate:.2%} ({p.missed}/"
-            f"{p.positives} held-out positives missed), {p.false_accepts} false accepts in "
+            f"{p.positives} held-out positives missed), "
+            f"{plural(p.false_accepts, 'false accept')} in "
             f"{p.negative_hours:g} h = {p.false_accepts_per_hour:.2f} FA/h (target "
             f"{p.target_fa_per_hour:g}/h: {met})"
         ]
@@ -538,8 +540,9 @@ class Evaluation:
             vmet = "met" if p.validation_met else "NOT MET"
             out.append(
                 f"evaluate: chosen against {p.validation_hours:g} h of recorded speech too (the "
-                f"validation part of the held-out speakers): {p.validation_false_accepts} false "
-                f"accepts there (target {p.validation_target_fa_per_hour:g}/h: {vmet})"
+                f"validation part of the held-out speakers): "
+                f"{plural(p.validation_false_accepts or 0, 'false accept')} there (target "
+                f"{p.validation_target_fa_per_hour:g}/h: {vmet})"
             )
         at = []
         for key, q in self.at_fa_per_hour.items():
@@ -556,14 +559,15 @@ class Evaluation:
             out.append(
                 f"evaluate: its manifest's cutoff {m['probability_cutoff']}, window "
                 f"{m['sliding_window_size']}: FRR {m['false_reject_rate']:.2%}, "
-                f"{m['false_accepts']} false accepts = {m['false_accepts_per_hour']:.2f} FA/h"
+                f"{plural(m['false_accepts'], 'false accept')} = "
+                f"{m['false_accepts_per_hour']:.2f} FA/h"
             )
         out += engine_lines(self.by_engine)
         if self.real_speech is not None:
             r = self.real_speech
             out.append(
                 f"evaluate: recorded human speech ({r['hours']:.2f} h, held-out speakers of "
-                f"{', '.join(r['sources'])}): {r['false_accepts']} false accepts = "
+                f"{', '.join(r['sources'])}): {plural(r['false_accepts'], 'false accept')} = "
                 f"{r['false_accepts_per_hour']:.2f} FA/h at the chosen point"
                 + (
                     f", {r['manifest_false_accepts']} at the manifest's"
@@ -603,7 +607,7 @@ def engine_lines(rows: Sequence[folds.EngineRow], what: str = "the chosen point"
     kinds = {True: "held-out ENGINE", False: "held-out voices of a trained engine", None: ""}
     return [f"evaluate: by engine at {what}:"] + [
         f"evaluate:   {r.engine}: FRR {r.false_reject_rate:.1%} ({r.missed}/{r.clips} missed, "
-        f"{r.speakers} speakers) {kinds[r.heldout_engine]}".rstrip()
+        f"{plural(r.speakers, 'speaker')}) {kinds[r.heldout_engine]}".rstrip()
         for r in rows
     ]
 

@@ -17,9 +17,14 @@ the NAME.* files already there as they were. A model the export refuses is kept 
 NAME.refused.tflite and NAME.refused.keras; a model that is not bit-exact on the device
 interpreter stays in NAME.partial/.
 
-The dataset goes to --data (default build/train/NAME/data); an existing dataset there is
-reused as it is (its phrase must match). The evaluation's negative audio (streams.py:
-3 hours, 2.4 minutes with --quick) is cached inside it, in eval_streams/.
+The dataset goes to --data (default: the user cache folder's train/NAME/data-P-N-seedS,
+~/.cache/wakeward/train/... on Linux, P and N the positives and negatives: a --quick run's
+is never taken for a full one's); an existing dataset there is reused as it is (its phrase
+must match). The evaluation's negative audio (streams.py: 3 hours, 2.4 minutes with
+--quick) is cached inside it, in eval_streams/.
+
+It says what it expects to take before it starts (estimate(), from runs measured alone on
+a 2-core PC), and how long each stage took once it is done.
 """
 
 from __future__ import annotations
@@ -64,6 +69,17 @@ PARTIAL_SUFFIX = ".partial"  # OUT/NAME.partial/: the run's files until every ch
 FOLDS_SUFFIX = ".folds"  # OUT/NAME.folds/ENGINE/: the leave-one-engine-out models
 CHECK_INVOCATIONS = 1000
 TRAIN_STREAM_HOURS = 2.0  # long negative training audio (streams.py, split TRAIN)
+# estimate(): the default "alexa" run measured alone on a 2-core PC took 21.8 min
+# (training/README.md): the data 239 s for 10,000 clips, the training streams 79 s and
+# training 885 s (16 + 9 epochs), the evaluation streams 83 s (3 h) and evaluation 20 s,
+# export and check 4 s; --quick took QUICK_RUN_S.
+DATA_S_PER_CLIP = 0.024
+FIT_S_PER_CLIP = 0.096  # the training streams and the fits
+TYPICAL_EPOCHS = 16  # before early stopping, in the measured run
+EVAL_S_PER_HOUR = 28.0  # the evaluation streams, built once per dataset
+EVAL_FIXED_S = 24.0  # evaluation, export and the device check
+QUICK_RUN_S = 35.0  # 30 s and 39 s measured (a fresh dataset; other jobs beside it)
+SECONDS_SHOWN_UNDER = 90  # durations below this in seconds, above it in minutes
 QUICK_TRAIN_STREAM_HOURS = 0.03
 FORMAT = "wakeward-model/1"
 
@@ -128,10 +144,67 @@ def v2_manifest(
     }
 
 
+def _counts(opts: Options) -> tuple[int, int]:
+    """The positives and negatives a dataset is built with."""
+    positives = opts.positives or (QUICK_POSITIVES if opts.quick else DEFAULT_POSITIVES)
+    negatives = opts.negatives or (QUICK_NEGATIVES if opts.quick else DEFAULT_NEGATIVES)
+    return positives, negatives
+
+
+def default_data_dir(opts: Options, name: str) -> Path:
+    """--data's default: one dataset per model name, clip counts and seed in the user cache
+    folder (platformdirs: ~/.cache/wakeward/train/ on Linux), whatever folder the command
+    runs in."""
+    import platformdirs
+
+    positives, negatives = _counts(opts)
+    return (
+        Path(platformdirs.user_cache_dir("wakeward"))
+        / "train"
+        / name
+        / f"data-{positives}-{negatives}-seed{opts.seed}"
+    )
+
+
+def _reusable(path: Path) -> bool:
+    return (path / dataset.SUMMARY).is_file() and (path / dataset.MANIFEST).is_file()
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < SECONDS_SHOWN_UNDER else f"{seconds / 60:.0f} min"
+
+
+def estimate(opts: Options, reuse_data: bool) -> str:
+    """What the run should take, from the runs measured alone on a 2-core PC
+    (training/README.md), scaled by the clips, the epochs and the evaluation hours."""
+    if opts.quick:
+        return f"about {_duration(QUICK_RUN_S)} (--quick, measured alone on a 2-core PC)"
+    clips = sum(_counts(opts))
+    data_s = 0.0 if reuse_data else clips * DATA_S_PER_CLIP
+    fit_s = clips * FIT_S_PER_CLIP * min(1.0, (opts.epochs or TYPICAL_EPOCHS) / TYPICAL_EPOCHS)
+    eval_s = EVAL_FIXED_S + (opts.eval_hours or streams.DEFAULT_HOURS) * EVAL_S_PER_HOUR
+    models = 1
+    if opts.engine_folds:
+        models += len(opts.engines or dataset.voices.ENGINES)
+    total = data_s + models * (fit_s + eval_s)
+    return (
+        f"about {_duration(total)} (data {_duration(data_s)}"
+        + (" (reused)" if reuse_data else "")
+        + f", training {_duration(models * fit_s)}, evaluation {_duration(models * eval_s)}"
+        + (f", for {models} models" if models > 1 else "")
+        + "; from runs measured alone on a 2-core PC)"
+    )
+
+
+def _took(say: Say, stage: str, seconds: float, t_all: float, what: str = "") -> None:
+    so_far = time.monotonic() - t_all
+    say(f"{stage}: took {_duration(seconds)}{what} ({_duration(so_far)} so far)")
+
+
 def _dataset(opts: Options, name: str, say: Say) -> dataset.Dataset:
-    path = opts.data or Path("build") / "train" / name / "data"
+    path = opts.data or default_data_dir(opts, name)
     owner, false_wakes = clip_sources(opts.owner, opts.false_wakes, opts.false_wake_store)
-    if (path / dataset.SUMMARY).is_file() and (path / dataset.MANIFEST).is_file():
+    if _reusable(path):
         data = dataset.open_dataset(path)
         have = data.info.get("summary", {}).get("phrase", "")
         if have.strip().lower() != opts.phrase.strip().lower():
@@ -157,8 +230,7 @@ def _dataset(opts: Options, name: str, say: Say) -> dataset.Dataset:
             )
         say(f"data: reusing the dataset in {path}")
         return data
-    positives = opts.positives or (QUICK_POSITIVES if opts.quick else DEFAULT_POSITIVES)
-    negatives = opts.negatives or (QUICK_NEGATIVES if opts.quick else DEFAULT_NEGATIVES)
+    positives, negatives = _counts(opts)
     say(f"data: building {positives} positives and {negatives} negatives into {path}")
     config = dataset.DataConfig(
         phrase=opts.phrase,
@@ -201,6 +273,7 @@ def run(opts: Options, say: Say = print) -> int:
     (folds.py; into OUT/NAME.folds/ENGINE/), and the final model's record carries their
     pooled held-out-engine FRR as its headline. With `holdout_engine`, the run is that one
     fold: the model trains without the engine and is evaluated on it."""
+    t_all = time.monotonic()  # TensorFlow's import counts: the run's time is the wall clock's
     name = model_name(opts.out)
     require()  # fail before building data when TensorFlow is missing
     detplot.require()  # and matplotlib, for the DET curve
@@ -210,10 +283,12 @@ def run(opts: Options, say: Say = print) -> int:
         raise WakewardError(f"--eval-hours {opts.eval_hours}: must be more than 0")
     if opts.engine_folds and opts.holdout_engine:
         raise WakewardError("--engine-folds and --holdout-engine: choose one")
-    t_all = time.monotonic()
+    reuse = _reusable(opts.data or default_data_dir(opts, name))
+    say(f"train: expect {estimate(opts, reuse)}")
     t = time.monotonic()
     data = _dataset(opts, name, say)
     data_s = time.monotonic() - t
+    _took(say, "data", data_s, t_all)
     if opts.holdout_engine:
         view = folds.fold_view(data, opts.holdout_engine)
         say(f"fold: training without {opts.holdout_engine} (and the people it speaks as)")
@@ -332,6 +407,7 @@ def _one_model(
     t = time.monotonic()
     result = train.train(data, config, say=say, streams=train_streams.chunks)
     times["train_s"] = round(time.monotonic() - t, 1)
+    _took(say, "train", times["train_s"], t_all)
     staging = _staging(out, name)
     model_path = staging / f"{name}.tflite"
 
@@ -354,6 +430,7 @@ def _one_model(
     for line in report.lines():
         say(line)
     times["export_s"] = round(time.monotonic() - t, 1)
+    _took(say, "export", times["export_s"], t_all)
 
     t = time.monotonic()
     hours = opts.eval_hours or (streams.QUICK_HOURS if opts.quick else streams.DEFAULT_HOURS)
@@ -388,6 +465,13 @@ def _one_model(
         say(line)
     point = ev.point
     times["evaluate_s"] = round(time.monotonic() - t, 1)
+    _took(
+        say,
+        "evaluate",
+        times["eval_streams_s"] + times["evaluate_s"],
+        t_all,
+        f", {_duration(times['eval_streams_s'])} of it the negative audio",
+    )
     arena = export.manifest_arena_bytes(report.tflm_arena_bytes)
     manifest = v2_manifest(opts.phrase, name, opts.author, arena, point)
     export.write_json(staging / f"{name}.json", manifest)
@@ -403,6 +487,7 @@ def _one_model(
     for line in check.lines():
         say(f"check: {line}")
     times["check_s"] = round(time.monotonic() - t, 1)
+    _took(say, "check", times["check_s"], t_all)
     times["total_s"] = round(time.monotonic() - t_all, 1)
 
     ours = {

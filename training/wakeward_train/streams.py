@@ -67,6 +67,7 @@ from wakeward import features as wf
 from wakeward.audio import RATE_HZ
 from wakeward.errors import WakewardError
 from wakeward.files import write_atomic, write_text_atomic
+from wakeward.wording import plural
 
 from wakeward_train import __version__, clips, dataset, phonemes, realspeech, scenes, talk, voices
 from wakeward_train.dataset import HELDOUT, TRAIN, Dataset
@@ -317,8 +318,8 @@ def speech_pool(
             )
         batch += 1
         say(
-            f"{_stage(split)}: unique {_split_name(split)} speech "
-            f"{pool.seconds / 60:.1f}/{minutes:.1f} min"
+            f"{_stage(split)}: unique {_split_name(split)} speech so far "
+            f"{pool.seconds / 60:.1f} min (wanted: {minutes:.1f})"
         )
     return pool
 
@@ -569,8 +570,9 @@ def build(
         raise WakewardError(f"{folder}: the streams just written cannot be read back")
     say(
         f"{stage}: built {hours:g} h ({pool.seconds / 60:.1f} min unique speech, "
-        f"{len(pool.utterances)} utterances by {len(opened.info['speakers'])} {name} "
-        f"speakers) in {opened.info['times']['total_s']:.0f} s"
+        f"{plural(len(pool.utterances), 'utterance')} by "
+        f"{plural(len(opened.info['speakers']), f'{name} speaker')}) in "
+        f"{opened.info['times']['total_s']:.0f} s"
     )
     return opened
 
@@ -682,7 +684,7 @@ def _real_training_pool(hours: float, seed: int, say: Say = _quiet) -> RealPool:
         taken += len(u.samples)
     say(
         f"train: {taken / RATE_HZ / 60:.1f} min of real recorded speech "
-        f"({len(pool.utterances)} utterances) in {REAL_SPEECH_SHARE:.0%} of the streams"
+        f"({plural(len(pool.utterances), 'utterance')}) in {REAL_SPEECH_SHARE:.0%} of the streams"
     )
     return pool
 

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 from wakeward.errors import WakewardError
+from wakeward.wording import plural
 
 from wakeward_train import windows
 from wakeward_train.backend import require, seed_everything
@@ -422,7 +423,7 @@ def train(
         ],
     )
     params = int(model.count_params())
-    say(f"train: model of {params:,} parameters, up to {config.epochs} epochs")
+    say(f"train: model of {params:,} parameters, up to {plural(config.epochs, 'epoch')}")
     batches = _batches_class()
     fit_data = batches(drawer(data, fit_clips, config, streams), config.batch_size, config, True)
     val_data = batches(lambda epoch: val, 512, config, False)
@@ -448,7 +449,8 @@ def train(
     if streams and config.hard_negatives > 0 and config.hard_epochs > 0:
         hard, hard_info = hard_negatives(model, streams, config)
         say(
-            f"train: {hard_info['kept']} hard negatives from {hard_info['scored_windows']:,} "
+            f"train: {plural(hard_info['kept'], 'hard negative')} from "
+            f"{hard_info['scored_windows']:,} "
             f"stream windows ({hard_info['above_min_p']:,} above p {config.hard_min_p}, the "
             f"lowest kept at p {hard_info['lowest_kept_p']})"
         )

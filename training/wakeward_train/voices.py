@@ -58,6 +58,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from wakeward.audio import RATE_HZ
 from wakeward.errors import WakewardError
+from wakeward.wording import plural
 
 from wakeward_train.resample import resample
 
@@ -260,7 +261,7 @@ def _detect_mbrola() -> tuple[list[Voice], str]:
         return [], "mbrola is installed but no English voice databases (e.g. mbrola-us1)"
     voices, note = _probe(found)
     return voices, (
-        f"{len(voices)} voices: {', '.join(v.name for v in voices)}{note}"
+        f"{plural(len(voices), 'voice')}: {', '.join(v.name for v in voices)}{note}"
         + (f"; not installed: mbrola-{', mbrola-'.join(missing)}" if missing else "")
     )
 
@@ -274,7 +275,7 @@ def _detect_flite() -> tuple[list[Voice], str]:
     version = _run([FLITE, "--version"], what="flite --version", check=False)  # exits 1
     m = re.search(r"flite-([\w.]+)", version)
     return voices, (
-        f"{m.group(1) if m else '?'}: {len(voices)} voices: {', '.join(names)}"
+        f"{m.group(1) if m else '?'}: {plural(len(voices), 'voice')}: {', '.join(names)}"
         + (" (pitch fixed for rms)" if "rms" in names else "")
     )
 
@@ -294,7 +295,7 @@ def _detect_festival() -> tuple[list[Voice], str]:
         return [], "installed but has no voices (Debian festvox-kallpc16k, ...)"
     voices, note = _probe(found)
     return voices, (
-        f"{m.group(1) if m else '?'}: {len(voices)} voices: "
+        f"{m.group(1) if m else '?'}: {plural(len(voices), 'voice')}: "
         f"{', '.join(v.name for v in voices)} (no pitch control){note}"
     )
 
@@ -570,7 +571,7 @@ def _detect_piper(dirs: Sequence[Path]) -> tuple[list[Voice], str]:
     speakers = {n: _piper_model(p).voice.config.num_speakers for n, p in seen.items()}
     models = [f"{n} ({k} speakers)" if k > 1 else n for n, k in speakers.items()]
     return voices, (
-        f"{len(voices)} voices: {', '.join(models)} (no pitch control)"
+        f"{plural(len(voices), 'voice')}: {', '.join(models)} (no pitch control)"
         + (f" ({'; '.join(notes)})" if notes else "")
     )
 

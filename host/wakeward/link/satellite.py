@@ -68,6 +68,7 @@ from zeroconf import ServiceInfo, Zeroconf
 from wakeward import __version__, play, receiver, serialreceiver
 from wakeward.devicerequests import ListenOptions
 from wakeward.errors import WakewardError
+from wakeward.link.servicelog import same_level
 from wakeward.printable import printable
 from wakeward.receiver import Recording, Session, safe_name, say_line
 
@@ -480,7 +481,7 @@ class Satellite:
         zeroconf: bool = True,
     ) -> None:
         check_addresses(addresses)
-        self.say: Callable[[str], None] = lambda line: say(printable(line))
+        self.say: Callable[[str], None] = lambda line: say(same_level(line, printable(line)))
         self.satellites = [DeviceSatellite(a, self.say) for a in addresses]
         self.zeroconf = zeroconf
         self._zc: Zeroconf | None = None
@@ -677,13 +678,14 @@ def serve(
     say: Callable[[str], None] = say_line,
     stop: threading.Event | None = None,
     on_ready: Callable[[Satellite, int | None], None] | None = None,
-) -> None:
+) -> receiver.Receiver:
     """`wakeward satellite`: receive from the speakers as `wakeward listen` does (options:
     where, TLS, the store) and serve each to Home Assistant, until interrupted or `stop` is
-    set. on_ready(satellite, receiver's TCP port or None) once both are listening."""
+    set; the receiver (what it received) once it has stopped. on_ready(satellite,
+    receiver's TCP port or None) once both are listening."""
     with Satellite(addresses, say, zeroconf=zeroconf) as satellite:
         if options.serial is not None:
-            serialreceiver.serve_serial(
+            return serialreceiver.serve_serial(
                 options.serial,
                 options.baud,
                 options.store,
@@ -693,15 +695,14 @@ def serve(
                 stop=stop,
                 on_open=None if on_ready is None else lambda: on_ready(satellite, None),
             )
-        else:
-            receiver.serve_tcp(
-                options.host,
-                options.port,
-                options.store,
-                say=say,
-                on_listening=None if on_ready is None else lambda p: on_ready(satellite, p),
-                pairing=options.pairing,
-                listener=satellite,
-                clips=satellite,
-                stop=stop,
-            )
+        return receiver.serve_tcp(
+            options.host,
+            options.port,
+            options.store,
+            say=say,
+            on_listening=None if on_ready is None else lambda p: on_ready(satellite, p),
+            pairing=options.pairing,
+            listener=satellite,
+            clips=satellite,
+            stop=stop,
+        )

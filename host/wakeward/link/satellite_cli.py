@@ -7,9 +7,11 @@ import argparse
 from pathlib import Path
 
 from wakeward.errors import WakewardError
+from wakeward.link import servicelog
 
 
 def _cmd_satellite(args: argparse.Namespace) -> int:
+    tcp = args.tcp if args.serial is not None else servicelog.tcp_address(args.tcp)
     pairing = None
     if args.tls:
         from wakeward.pairing import Pairing
@@ -21,11 +23,15 @@ def _cmd_satellite(args: argparse.Namespace) -> int:
     from wakeward.link.satellite import WyomingAddress, serve
 
     options = ListenOptions.parse(
-        tcp=args.tcp, serial=args.serial, baud=args.baud, pairing=pairing, store=args.store
+        tcp=tcp, serial=args.serial, baud=args.baud, pairing=pairing, store=args.store
     )
     addresses = [WyomingAddress.parse(text) for text in args.wyoming]
-    serve(options, addresses, zeroconf=not args.no_zeroconf)
-    return 0
+    return servicelog.run(
+        args.log_file,
+        lambda say, stop: serve(
+            options, addresses, zeroconf=not args.no_zeroconf, say=say, stop=stop
+        ),
+    )
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -36,12 +42,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "Receive from the speakers exactly as `wakeward listen` does (the same store, "
             "the same acks; stop listen first), and serve each speaker to Home Assistant as "
             "a Wyoming voice satellite: after each wake word, the speech that follows it "
-            "streams to Home Assistant while the speaker still captures it. See "
+            "streams to Home Assistant while the speaker still captures it. Logs, the config "
+            "file, Ctrl-C and `wakeward service install satellite ARGS` as for listen. See "
             "docs/satellite.md."
         ),
     )
-    where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--tcp", metavar="HOST:PORT", help="the speakers connect here (as listen)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
+        "--tcp",
+        metavar="HOST:PORT",
+        help="the speakers connect here (as listen; default: the config file's listen)",
+    )
     where.add_argument("--serial", metavar="PORT", help="the board's USB serial port (as listen)")
     p.add_argument("--baud", type=int, metavar="N", help="with --serial: the port's speed")
     p.add_argument("--tls", action="store_true", help="TLS; only paired devices (as listen)")
@@ -61,4 +72,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="do not advertise the satellites over zeroconf (_wyoming._tcp)",
     )
+    servicelog.add_log_file_option(p)
     p.set_defaults(func=_cmd_satellite)

@@ -13,6 +13,18 @@ Referer, when the browser sends one): a form on another site is refused (403), e
 cookie (which SameSite=Strict keeps from it anyway). Deleting and purging ask first, on a
 page of their own (a GET, which changes nothing).
 
+Every request must also name this server in its Host header (localhost, 127.0.0.1, ::1, the
+--host given; `Hosts`): a DNS rebinding page, under a name of its own pointed at 127.0.0.1, is
+refused before the token is looked at.
+
+The pages are server-rendered; the one script is static/review.js (CSP: scripts from this
+server only). It makes the clips page follow the store while `listen` or `satellite` add to
+it: it polls /clips/updates for the clips after the newest it has and puts the rows the server
+rendered at the top, without a reload. The clips page shows MAX_SHOWN clips at a time, with
+newer/older links by clip id (`page_of`). The false-wakes page (stats.py) draws false wakes
+per day per model as inline SVG and the FA/h over each device's current boot; the retrain
+pages (retrain.py) run `wakeward train` with the owner's labels and follow its output.
+
 Everything goes through ClipStore's API and Pairing's; every string from a device (its id,
 model name, end reason, status) reaches the page through Jinja2's autoescaping.
 """
@@ -21,13 +33,13 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-import json
 import math
+import re
 import secrets
 import socket
 import time
 import webbrowser
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +54,13 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.responses import (
+    FileResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
@@ -51,13 +69,14 @@ from wakeward import store as clipstore
 from wakeward.errors import WakewardError
 from wakeward.pairing import Pairing
 from wakeward.printable import printable
-from wakeward.review import picture
+from wakeward.review import picture, retrain, stats
 from wakeward.store import Clip, ClipStore
 
 HERE = Path(__file__).parent
 TOKEN_BYTES = 32
 SCORE_FULL_SCALE = 255  # a clip's score is the model's output, 0..255
-MAX_SHOWN = 500  # clips on one page (the newest that match)
+MAX_SHOWN = 500  # clips on one page
+POLL_MS = 3000  # how often the clips page asks for new clips
 DAY_S = 86400
 KB = 1000
 _LABEL_CHOICES = (*clipstore.LABELS, "clear")
@@ -70,7 +89,7 @@ _STATUS_FIELDS = (
 )
 _SECURITY_HEADERS = {
     "Content-Security-Policy": (
-        "default-src 'self'; script-src 'none'; object-src 'none'; base-uri 'none'; "
+        "default-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; "
         "form-action 'self'; frame-ancestors 'none'"
     ),
     "X-Frame-Options": "DENY",
@@ -85,6 +104,14 @@ _UNAUTHORIZED = (
 )
 _FORBIDDEN_TOKEN = "403: wrong token: use the URL this launch of `wakeward review` printed"
 _FORBIDDEN_CROSS_SITE = "403: refused: this request did not come from the review page itself"
+_WRONG_HOST = (
+    "400: refused: this server answers to its own address only (localhost, 127.0.0.1 or the "
+    "--host it was given); a page under another name is a DNS rebinding attempt"
+)
+_HOST_HEADER = re.compile(
+    r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<name>[A-Za-z0-9.-]+))(?::[0-9]{1,5})?$"
+)
+_LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 
 
 @dataclass(frozen=True)
@@ -103,6 +130,60 @@ class Secrets:
             csrf=secrets.token_urlsafe(TOKEN_BYTES),
             cookie=f"wakeward_review_{port}",
         )
+
+
+@dataclass(frozen=True)
+class Hosts:
+    """The names this launch answers to in the Host header. A DNS rebinding attack points
+    a name of the attacker's (evil.example) at 127.0.0.1, so a page from there reaches this
+    server as its own origin; its requests carry `Host: evil.example` and are refused (400),
+    before the token is even looked at. Answered: localhost, 127.0.0.1, ::1, the --host
+    given and the address bound; on every interface (0.0.0.0) also this PC's host name and
+    any IP address (an address is no name an attacker can point elsewhere)."""
+
+    names: frozenset[str]
+    any_address: bool = False
+
+    @classmethod
+    def of(cls, host: str, bound: str | None = None) -> Hosts:
+        names = {*_LOOPBACK_NAMES, host.strip("[]").lower()}
+        if bound:
+            names.add(bound.lower())
+        every = host in _EVERY_INTERFACE
+        if every:
+            names.add(socket.gethostname().lower())
+        names.discard("")
+        return cls(frozenset(names), any_address=every)
+
+    def allows(self, header: str | None) -> bool:
+        m = _HOST_HEADER.match(header or "")
+        if m is None:
+            return False
+        name = (m["v6"] or m["name"]).lower()
+        if name in self.names:
+            return True
+        if self.any_address:
+            try:
+                ipaddress.ip_address(name)
+            except ValueError:
+                return False
+            return True
+        return False
+
+
+class _HostGate(BaseHTTPMiddleware):
+    """Requests naming another host than this launch's are refused (`Hosts`)."""
+
+    def __init__(self, app: Any, hosts: Hosts) -> None:
+        super().__init__(app)
+        self.hosts = hosts
+
+    async def dispatch(
+        self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        if not self.hosts.allows(request.headers.get("host")):
+            return PlainTextResponse(_WRONG_HOST, status_code=400)
+        return await call_next(request)
 
 
 def _same(given: str, expected: str) -> bool:
@@ -208,6 +289,22 @@ class Filters:
             hide_deleted=q.get("hide_deleted", "") == "1",
         )
 
+    def query(self) -> str:
+        """These filters as a query string (no paging): for links, and the page's polls."""
+        pairs = [
+            (key, value)
+            for key, value in (
+                ("device", self.device),
+                ("model", self.model),
+                ("label", self.label),
+                ("since", self.since),
+                ("until", self.until),
+                ("hide_deleted", "1" if self.hide_deleted else ""),
+            )
+            if value
+        ]
+        return urlencode(pairs)
+
     def select(self, store: ClipStore) -> list[Clip]:
         """The matching clips, newest first."""
         since = clipstore.parse_since(self.since, "from date") if self.since else None
@@ -224,13 +321,70 @@ class Filters:
         return found[::-1]
 
 
+@dataclass(frozen=True)
+class Page:
+    """One page of the matching clips (newest first) and the cursors to its neighbours:
+    `after=newer` shows the page of clips just newer than this one, `before=older` the one
+    just older. Cursors are clip ids, not offsets, so clips arriving while the owner pages
+    shift nothing."""
+
+    clips: list[Clip]
+    start: int  # how many matching clips are newer than the first shown
+    matched: int
+    newer: int | None
+    older: int | None
+
+    @property
+    def first(self) -> bool:
+        return self.start == 0
+
+
+def page_of(
+    found: Sequence[Clip], before: int | None, after: int | None, size: int = MAX_SHOWN
+) -> Page:
+    """The page of `found` (newest first) that the cursors ask for: the `size` clips older
+    than clip `before`, else the `size` clips newer than clip `after`, else the newest."""
+    if before is not None:
+        start = next((i for i, c in enumerate(found) if c.id < before), len(found))
+    elif after is not None:
+        end = next((i for i, c in enumerate(found) if c.id <= after), len(found))
+        start = max(0, end - size)
+    else:
+        start = 0
+    shown = list(found[start : start + size])
+    newer = shown[0].id if start > 0 and shown else None
+    older = shown[-1].id if shown and start + len(shown) < len(found) else None
+    return Page(shown, start, len(found), newer, older)
+
+
+def _cursor(text: str | None, what: str) -> int | None:
+    if text is None or text == "":
+        return None
+    n = _count(text)
+    if n is None:
+        raise WakewardError(f"{what} {text!r}: a clip id")
+    return n
+
+
 class Review:
     """The app's state: the store, the pairing folder, the secrets and the templates."""
 
-    def __init__(self, store: ClipStore, secrets: Secrets, pairing: Pairing | None) -> None:
+    def __init__(
+        self,
+        store: ClipStore,
+        secrets: Secrets,
+        pairing: Pairing | None,
+        *,
+        page_size: int = MAX_SHOWN,
+        poll_ms: int = POLL_MS,
+        retrainer: retrain.Retrainer | None = None,
+    ) -> None:
         self.store = store
         self.secrets = secrets
         self.pairing = pairing
+        self.page_size = page_size
+        self.poll_ms = poll_ms
+        self.retrainer = retrainer
         env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(HERE / "templates"),
             autoescape=True,  # device ids, model names, statuses: the device's word
@@ -272,22 +426,78 @@ class Review:
 
     async def clips(self, request: Request) -> Response:
         filters = Filters.of(request)
+        before = _cursor(request.query_params.get("before"), "before")
+        after = _cursor(request.query_params.get("after"), "after")
+        # the newest id first: the page shows clips up to it, its polls the ones after it,
+        # so a clip arriving meanwhile is shown once, by the poll
+        newest = await run_in_threadpool(self.store.newest_id)
         everything = await run_in_threadpool(self.store.clips)
         found = await run_in_threadpool(filters.select, self.store)
+        found = [c for c in found if c.id <= newest]
+        page = page_of(found, before, after, self.page_size)
         back = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        query = filters.query()
         return self.page(
             request,
             "clips.html",
-            clips=found[:MAX_SHOWN],
-            matched=len(found),
-            total=len(everything),
-            max_shown=MAX_SHOWN,
+            clips=page.clips,
+            paging=page,
+            total=sum(c.id <= newest for c in everything),
+            newest=newest,
+            poll_ms=self.poll_ms,
             devices=sorted({c.device for c in everything}),
             models=sorted({c.model for c in everything}),
             labels=clipstore.LABELS,
             filters=filters,
+            query=query,
+            link=_clips_link(query),
             back=back,
             purged=_count(request.query_params.get("purged")),
+        )
+
+    async def updates(self, request: Request) -> Response:
+        """What the clips page polls: the newest clip id, and the rows (rendered as on the
+        page) of the clips after `after` that match the page's filters, newest first."""
+        filters = Filters.of(request)
+        after = _cursor(request.query_params.get("after"), "after") or 0
+        newest = await run_in_threadpool(self.store.newest_id)
+        body: dict[str, Any] = {"newest": newest, "added": 0, "rows": ""}
+        if newest > after:
+            found = await run_in_threadpool(filters.select, self.store)
+            new = [c for c in found if after < c.id <= newest]
+            everything = await run_in_threadpool(self.store.clips)
+            body["added"] = len(new)
+            body["total"] = sum(c.id <= newest for c in everything)
+            body["matched"] = sum(c.id <= newest for c in found)
+            if new:
+                rows = self.templates.env.get_template("clip_rows.html")
+                body["rows"] = rows.render(
+                    clips=new, csrf=self.secrets.csrf, back=_clips_link(filters.query())
+                )
+        return JSONResponse(body)
+
+    async def false_wakes(self, request: Request) -> Response:
+        text = request.query_params.get("days", "")
+        days = _count(text) if text else stats.DEFAULT_DAYS
+        if days is None or not stats.MIN_DAYS <= days <= stats.MAX_DAYS:
+            raise WakewardError(f"days {text!r}: {stats.MIN_DAYS} to {stats.MAX_DAYS}")
+        everything = await run_in_threadpool(self.store.clips)
+        today = stats.local_day(time.time())
+        chart = stats.false_wakes_per_day(everything, today, days)
+        names, error = await run_in_threadpool(self._device_names, everything)
+        rows, missing = await run_in_threadpool(stats.exposures, self.store, names, everything)
+        wakes, hours, rate = stats.overall(rows)
+        return self.page(
+            request,
+            "false_wakes.html",
+            chart=chart,
+            days=days,
+            exposures=rows,
+            missing=missing,
+            overall_wakes=wakes,
+            overall_hours=hours,
+            overall_rate=rate,
+            error=error,
         )
 
     async def audio(self, request: Request) -> Response:
@@ -341,6 +551,75 @@ class Review:
         gone = await run_in_threadpool(self.store.purge, age, now=at)  # what the preview showed
         return RedirectResponse(f"/clips?purged={len(gone)}", status_code=303)
 
+    # -- retrain from my labels --------------------------------------------------------------
+
+    def _retrainer(self) -> retrain.Retrainer:
+        if self.retrainer is None:
+            raise WakewardError("retraining is off in this launch (no --models folder)")
+        return self.retrainer
+
+    async def retrain_page(self, request: Request) -> Response:
+        r = self._retrainer()
+        models = await run_in_threadpool(r.models)
+        kept, deleted = await run_in_threadpool(r.false_wakes)
+        jobs = await run_in_threadpool(r.jobs)
+        return self.page(
+            request,
+            "retrain.html",
+            models=list(models.values()),
+            models_dir=r.models_dir,
+            kept=kept,
+            deleted=deleted,
+            jobs=jobs,
+            running=r.running(),
+            takes=request.query_params.get("takes", ""),
+        )
+
+    async def retrain_start(self, request: Request) -> Response:
+        form = await self.form(request)
+        r = self._retrainer()
+        job = await run_in_threadpool(
+            r.start, str(form.get("model", "")), str(form.get("takes", ""))
+        )
+        return RedirectResponse(f"/retrain/{job.id}", status_code=303)
+
+    async def retrain_job(self, request: Request) -> Response:
+        r = self._retrainer()
+        job = await run_in_threadpool(r.job, request.path_params["job"])
+        text, offset = await run_in_threadpool(r.log_after, job, 0)
+        old = retrain.read_info(job.old_folder / f"{job.model}.wakeward.json")
+        new = job.new_info if job.state == "done" else None
+        return self.page(
+            request,
+            "retrain_job.html",
+            job=job,
+            log=text,
+            offset=offset,
+            old=retrain.figures_of(old or {}),
+            new=retrain.figures_of(new or {}),
+            old_scope=(old or {}).get("evaluation_scope"),
+            deploy=retrain.deploy_command(job) if new else None,
+            compare=retrain.compare_command(job) if new else None,
+            poll_ms=self.poll_ms,
+        )
+
+    async def retrain_log(self, request: Request) -> Response:
+        r = self._retrainer()
+        job = await run_in_threadpool(r.job, request.path_params["job"])
+        offset = _count(request.query_params.get("offset", "0"))
+        if offset is None:
+            raise WakewardError("offset: a byte count")
+        text, after = await run_in_threadpool(r.log_after, job, offset)
+        return JSONResponse(
+            {"text": text, "offset": after, "state": job.state, "returncode": job.returncode}
+        )
+
+    async def retrain_cancel(self, request: Request) -> Response:
+        await self.form(request)
+        r = self._retrainer()
+        job = await run_in_threadpool(r.cancel, request.path_params["job"])
+        return RedirectResponse(f"/retrain/{job.id}", status_code=303)
+
     async def devices(self, request: Request) -> Response:
         rows, error = await run_in_threadpool(self._device_rows)
         return self.page(request, "devices.html", devices=rows, error=error)
@@ -361,20 +640,26 @@ class Review:
         back = _safe_back(str(form.get("back", "")))
         return RedirectResponse(f"{back}#{anchor}", status_code=303)
 
+    def _paired(self) -> tuple[dict[str, Any], str | None]:
+        if self.pairing is None:
+            return {}, None
+        try:
+            return {d.device_id: d for d in self.pairing.devices()}, None
+        except WakewardError as e:
+            return {}, str(e)
+
+    def _device_names(self, clips: Sequence[Clip]) -> tuple[list[str], str | None]:
+        paired, error = self._paired()
+        return sorted(paired.keys() | {c.device for c in clips}), error
+
     def _device_rows(self) -> tuple[list[dict[str, Any]], str | None]:
         """Each device the store or the pairing folder knows, with its last status."""
-        error = None
-        paired = {}
-        if self.pairing is not None:
-            try:
-                paired = {d.device_id: d for d in self.pairing.devices()}
-            except WakewardError as e:
-                error = str(e)
+        paired, error = self._paired()
         names = sorted(paired.keys() | {c.device for c in self.store.clips()})
         rows = []
         for name in names:
             device = paired.get(name)
-            status, status_error = _read_status(self.store.status_path(name))
+            status, status_error = stats.read_status(self.store.status_path(name))
             rows.append(
                 {
                     "name": name,
@@ -382,7 +667,7 @@ class Review:
                     "status": status,
                     "status_error": status_error,
                     "fields": [(text, status.get(key)) for key, text in _STATUS_FIELDS if status],
-                    "last_seen": _number(status.get("received")) if status else None,
+                    "last_seen": stats.number(status.get("received")) if status else None,
                     "muted": bool(status.get("muted")) if status else None,
                     "firmware": status.get("firmware") if status else None,
                 }
@@ -403,23 +688,8 @@ def _count(text: str | None) -> int | None:
     return int(text) if text is not None and text.isascii() and text.isdigit() else None
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
-    return None
-
-
-def _read_status(path: Path) -> tuple[dict[str, Any] | None, str | None]:
-    """A device's last status as the receiver wrote it; (None, why) when there is none."""
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        return None, "no status received yet"
-    except (OSError, ValueError) as e:
-        return None, f"its status file is unreadable ({e})"
-    if not isinstance(data, dict):
-        return None, "its status file holds no status"
-    return data, None
+def _clips_link(query: str) -> str:
+    return "/clips" + (f"?{query}" if query else "")
 
 
 async def _wakeward_error(request: Request, exc: Exception) -> Response:
@@ -433,12 +703,26 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return PlainTextResponse(str(detail), status_code=status)
 
 
-def make_app(store: ClipStore, secrets: Secrets, pairing: Pairing | None = None) -> Starlette:
-    """The review app over `store` (and the devices of `pairing`)."""
-    review = Review(store, secrets, pairing)
+def make_app(
+    store: ClipStore,
+    secrets: Secrets,
+    pairing: Pairing | None = None,
+    *,
+    hosts: Hosts | None = None,
+    page_size: int = MAX_SHOWN,
+    poll_ms: int = POLL_MS,
+    retrainer: retrain.Retrainer | None = None,
+) -> Starlette:
+    """The review app over `store` (and the devices of `pairing`), answering to `hosts`
+    (default: this PC's loopback names); retraining with `retrainer` (none: off)."""
+    review = Review(
+        store, secrets, pairing, page_size=page_size, poll_ms=poll_ms, retrainer=retrainer
+    )
     routes = [
         Route("/", review.home),
         Route("/clips", review.clips),
+        Route("/clips/updates", review.updates),
+        Route("/false-wakes", review.false_wakes),
         Route("/clips/{clip_id:int}/audio.wav", review.audio),
         Route("/clips/{clip_id:int}/picture.png", review.picture),
         Route("/clips/{clip_id:int}/label", review.label, methods=["POST"]),
@@ -446,6 +730,11 @@ def make_app(store: ClipStore, secrets: Secrets, pairing: Pairing | None = None)
         Route("/clips/{clip_id:int}/delete", review.delete, methods=["POST"]),
         Route("/purge", review.purge_preview, methods=["GET"]),
         Route("/purge", review.purge, methods=["POST"]),
+        Route("/retrain", review.retrain_page, methods=["GET"]),
+        Route("/retrain", review.retrain_start, methods=["POST"]),
+        Route("/retrain/{job}", review.retrain_job, methods=["GET"]),
+        Route("/retrain/{job}/log", review.retrain_log, methods=["GET"]),
+        Route("/retrain/{job}/cancel", review.retrain_cancel, methods=["POST"]),
         Route("/devices", review.devices),
         Route("/devices/{device}/revoke", review.confirm_revoke, methods=["GET"]),
         Route("/devices/{device}/revoke", review.revoke, methods=["POST"]),
@@ -453,7 +742,10 @@ def make_app(store: ClipStore, secrets: Secrets, pairing: Pairing | None = None)
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(_TokenGate, secrets=secrets)],
+        middleware=[
+            Middleware(_HostGate, hosts=hosts or Hosts.of(LOOPBACK)),
+            Middleware(_TokenGate, secrets=secrets),
+        ],
         exception_handlers={WakewardError: _wakeward_error, HTTPException: _http_error},
     )
     app.state.review = review
@@ -463,6 +755,8 @@ def make_app(store: ClipStore, secrets: Secrets, pairing: Pairing | None = None)
 # -- serving ------------------------------------------------------------------------------
 
 LOOPBACK = "127.0.0.1"
+DEFAULT_MODELS = Path("models")  # as `wakeward train --out models/NAME` writes them
+DEFAULT_RUNS = Path("build") / "review" / "retrain"
 MAX_PORT = 0xFFFF  # TCP ports are 16-bit; 0 lets the system pick one
 _EVERY_INTERFACE = {"0.0.0.0": LOOPBACK, "::": "::1", "": LOOPBACK}
 
@@ -512,12 +806,16 @@ def serve(
     *,
     open_browser: bool,
     pairing_dir: Path | None = None,
+    models_dir: Path | None = None,
+    runs_dir: Path | None = None,
     say: Callable[[str], None] = print,
 ) -> None:
     """`wakeward review`: the URL first, then serve until Ctrl-C."""
     with ClipStore(store_dir, create=False) as store, bind(host, port) as sock:
         secrets = Secrets.new(sock.getsockname()[1])
-        app = make_app(store, secrets, Pairing(pairing_dir))
+        hosts = Hosts.of(host, sock.getsockname()[0])
+        retrainer = retrain.Retrainer(store, models_dir or DEFAULT_MODELS, runs_dir or DEFAULT_RUNS)
+        app = make_app(store, secrets, Pairing(pairing_dir), hosts=hosts, retrainer=retrainer)
         url = url_of(host, sock, secrets.token)
         say(url)
         for line in store.recovery.lines():
@@ -528,4 +826,7 @@ def serve(
         say(f"reviewing the clip store in {store.folder}; Ctrl-C stops")
         if open_browser:
             webbrowser.open(url)
-        server(app).run(sockets=[sock])
+        try:
+            server(app).run(sockets=[sock])
+        finally:
+            retrainer.close()

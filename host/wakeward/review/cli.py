@@ -16,6 +16,8 @@ def _cmd_review(args: argparse.Namespace) -> int:
         args.port,
         open_browser=not args.no_browser,
         pairing_dir=args.pairing,
+        models_dir=args.models,
+        runs_dir=args.runs,
         say=lambda line: print(line, flush=True),
     )
     return 0
@@ -28,7 +30,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description=(
             "Serve the review page over the clip store on this PC: every clip the speaker "
             "sent, newest first, with its waveform and spectrogram and a player; label, "
-            "delete and purge; each device's last status. The first line printed is the "
+            "delete and purge; false wakes per day and the FA/h you live with; each "
+            "device's last status; retrain a model from your labels (`wakeward train` with "
+            "the clips labelled false wake, its progress on the page, the new figures beside "
+            "the old, and the command to deploy it: nothing is deployed from the page). The "
+            "first line printed is the "
             "page's URL, with a token made for this launch: only a browser that has it gets "
             "in. Ctrl-C stops."
         ),
@@ -51,5 +57,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=Path,
         metavar="DIR",
         help="the pairing folder, for the devices page (default: as `wakeward pair`)",
+    )
+    p.add_argument(
+        "--models",
+        type=Path,
+        metavar="DIR",
+        help="the trained models to offer for retraining: DIR/NAME/NAME.wakeward.json, as "
+        "`wakeward train --out DIR/NAME` writes (default: ./models)",
+    )
+    p.add_argument(
+        "--runs",
+        type=Path,
+        metavar="DIR",
+        help="where retraining writes each run (its log, dataset and new model; default: "
+        "./build/review/retrain); the command run is `python -m wakeward train`, or "
+        "$WAKEWARD_REVIEW_TRAIN_COMMAND's words (e.g. another environment's python -m "
+        "wakeward train)",
     )
     p.set_defaults(func=_cmd_review)
