@@ -203,17 +203,12 @@ def bench_interpreter(tmp: Path) -> str:
 
 
 ESP32S3_ESTIMATE = (
-    "Expected on the ESP32-S3 (an estimate, not measured: no board here): viper emits about "
-    "the same number of operations for Xtensa as for x86-64 (it keeps a few locals in "
-    "registers on both and spills the rest), and the LX7 runs simple integer instructions "
-    "at about one per cycle with single-cycle internal SRAM, so ~0.6M instructions per "
-    "alexa invocation should take roughly 2.5-3.7 ms at 240 MHz (1.0-1.5 cycles per "
-    "instruction), once per 30 ms of audio: ~8-12% of one core per model, plus the "
-    "frontend's ~320k instructions per 10 ms (~1.3-2 ms, another ~13-20%). Native code "
-    "from .mpy files runs from IRAM on the esp32 port. The models need a board with PSRAM "
-    "(README), where the MicroPython heap, so the "
-    "model and its arena, lives in PSRAM behind the 32 KB data cache: the ~56 KB of weights "
-    "are read once per invocation, so cache misses may add to this estimate."
+    "On the ESP32-S3 (an estimate, not measured: no board here) an invocation takes its "
+    "instructions x 1.2-1.5 cycles / 240 MHz, once per 30 ms of audio; 'Projected ESP32-S3 "
+    "load' under the whole loop below spells out the assumptions and gives the whole loop's "
+    "share of the core. The models need a board with PSRAM (README), where the MicroPython "
+    "heap, so the model and its arena, lives in PSRAM behind the 32 KB data cache: the "
+    "~56 KB of weights are read once per invocation, so cache misses may add to the estimate."
 )
 
 
@@ -649,11 +644,12 @@ def bench_whole_loop(tmp: Path) -> str:
             "CPU time per 10 ms of audio = instructions x cycles per instruction / clock. "
             "Assumptions: (1) the Xtensa code runs as many instructions as the x86-64 code "
             "(mpy-cross emits the same operations for both; the static counts below give "
-            "Xtensa about 15% fewer, not counted here); (2) 1.2-1.5 cycles per instruction "
+            "Xtensa fewer, which this leaves out); (2) 1.2-1.5 cycles per instruction "
             "(the LX7 runs ALU ops, loads and stores from internal SRAM in one cycle; "
-            "multiplies, taken branches and the windowed calls cost more); (3) native code "
-            "runs from IRAM and the heap's hot data hits the cache (the models' weights and "
-            "arena live in PSRAM behind a 32 KB cache: misses add to this); (4) the interpreter "
+            "multiplies, taken branches and the windowed calls cost more); (3) no cache "
+            "misses: the native code and the heap's hot data are taken to be in the caches "
+            "or internal RAM (the models' weights and arena live in PSRAM behind a 32 KB "
+            "cache: misses add to this); (4) the interpreter "
             "parts (the Python around the kernels) cost on the device what they cost here; "
             "(5) Wi-Fi, TLS and clip streaming are not included. The firmware asks for 240 "
             "MHz at boot (main.py, `board.set_cpu_hz`); 160 MHz is what the generic "
@@ -837,10 +833,11 @@ def bench_static_counts(tmp: Path) -> str:
         "`-march=xtensawin` (the ESP32-S3's code) and disassembled whole: objdump for "
         "x86-64, `xtensa-lx106-elf-objdump` (Debian binutils-xtensa-lx106) for Xtensa. That "
         "objdump is for the ESP8266's LX106, which lacks the windowed-ABI opcodes (entry, "
-        "callx8, retw): it prints them as `excw`, one instruction each, so the count is "
-        "exact. The xtensawin count starts at the jump over the function's constant table "
-        "and includes it. A static count weighs every instruction once, whatever runs it "
-        "how often; the dynamic counts above are x86-64 only (callgrind).",
+        "callx8, retw): it prints them as `excw`, still one line per instruction (an "
+        "instruction's length is in its first byte). The xtensawin count starts at the "
+        "jump over the function's constant table and includes it. A static count weighs "
+        "every instruction once, whatever runs it how often; the dynamic counts above are "
+        "x86-64 only (callgrind).",
         "",
     ]
     if shutil.which(XTENSA_OBJDUMP) is None or shutil.which("objdump") is None:

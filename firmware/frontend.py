@@ -42,10 +42,18 @@ _NR_ODD = const(983)  # NR_ODD_SMOOTHING
 _NR_ONE = const(16384)  # 1 << NR_BITS
 _NR_MIN = const(819)  # NR_MIN_SIGNAL_REMAINING
 _LOG_COEFF = const(45426)
+# ESPHome's int8 input: (y * 256 + 333) // 666 == (y * _I8_MUL + _I8_ROUND) >> _I8_SHIFT for
+# every feature y below _I8_TOP (tests/firmware/test_frontend.py checks each), no divide
+_I8_MUL = const(25191)
+_I8_ROUND = const(1 << 15)
+_I8_SHIFT = const(16)
+_I8_TOP = const(665)
 # kiss C_FIXDIV(x, 4) = (x * 8191 + 2**14) >> 15; with x = u - 0x8000 (u the biased
 # value) that is (u * 8191 - _FD4) >> 15, and likewise for C_FIXDIV(x, 2).
 _FD4 = const(32768 * 8191 - 16384)
 _FD2 = const(32768 * 16383 - 16384)
+_FFT_POINTS = const(256)  # complex points of the 512-point real FFT
+_COMPLEX_BYTES = const(4)  # a complex value: two int16
 
 
 @micropython.viper
@@ -139,7 +147,7 @@ def _fft_first(x: ptr16, f: ptr16, shift: int):
     # f, the second local (in a register), walks the output four complex values at a
     # time; perm walks the permutation
     perm = ptr8(FFT_PERM)
-    end = uint(perm) + 256
+    end = uint(perm) + _FFT_POINTS
     while uint(perm) < end:
         s = perm[0] << 1
         ar = ((((x[s] << shift) & 0xFFFF) ^ 0x8000) * 8191 - _FD4) >> 15
@@ -169,7 +177,7 @@ def _fft_first(x: ptr16, f: ptr16, shift: int):
         f[5] = f0i - s3i
         f[6] = s5r - s4i
         f[7] = s5i + s4r
-        f = ptr16(uint(f) + 16)
+        f = ptr16(uint(f) + 4 * _COMPLEX_BYTES)
         perm = ptr8(uint(perm) + 4)
 
 
@@ -191,8 +199,8 @@ def _fft_stage(f: ptr16, t: ptr16, m: int, fstride: int):
     step = fstride << 1
     step2 = step << 1
     step3 = step + step2
-    group = b0 << 3  # bytes per group of 4m complex values
-    end_all = start + 1024  # 256 complex int16 values, 4 bytes each
+    group = b0 << 3  # bytes per group of 4m complex values (4 of 4m int16 slots, m = b0 / 2)
+    end_all = start + _COMPLEX_BYTES * _FFT_POINTS
     g = start
     while g < end_all:
         f = ptr16(g)
@@ -220,8 +228,8 @@ def _fft_stage(f: ptr16, t: ptr16, m: int, fstride: int):
         f[c1] = f0i - s3i
         f[d0] = s5r - s4i
         f[d1] = s5i + s4r
-        f = ptr16(uint(f) + 4)
-        end = g + (b0 << 1)
+        f = ptr16(uint(f) + _COMPLEX_BYTES)
+        end = g + (b0 << 1)  # m complex values on
         i1 = step
         i2 = step2
         i3 = step3
@@ -266,7 +274,7 @@ def _fft_stage(f: ptr16, t: ptr16, m: int, fstride: int):
             i1 += step
             i2 += step2
             i3 += step3
-            f = ptr16(uint(f) + 4)
+            f = ptr16(uint(f) + _COMPLEX_BYTES)
         g += group
 
 
@@ -282,9 +290,9 @@ def _fft_split(f: ptr16, st: ptr16):
     f[513] = 0x8000
     # bins k = 1..128: f and st, the first two locals (in registers), walk bin k and its
     # super twiddle; bin 256 - k is `back` int16 slots on from bin k (512 - 4k)
-    f = ptr16(uint(f) + 4)
-    back = 508
-    back1 = 509
+    f = ptr16(uint(f) + _COMPLEX_BYTES)
+    back = 2 * _FFT_POINTS - 4
+    back1 = 2 * _FFT_POINTS - 3
     while back >= 0:
         pr = (f[0] * 16383 - _FD2) >> 15
         pi = (f[1] * 16383 - _FD2) >> 15
@@ -303,8 +311,8 @@ def _fft_split(f: ptr16, st: ptr16):
         # at k = 128 (back 0) this overwrites bin 128, as the C loop does
         f[back] = ((f1r - twr) >> 1) + 0x8000
         f[back1] = ((twi - f1i) >> 1) + 0x8000
-        f = ptr16(uint(f) + 4)
-        st = ptr16(uint(st) + 4)
+        f = ptr16(uint(f) + _COMPLEX_BYTES)
+        st = ptr16(uint(st) + _COMPLEX_BYTES)
         back -= 4
         back1 -= 4
 
@@ -326,7 +334,7 @@ def _filterbank(f: ptr16, wt: ptr16, acc):
     # f and wt, the first two locals (in registers), walk the bins and their weights
     cl = 0  # the previous band's unweighted sum, carried into this band
     ch = 0
-    f = ptr16(uint(f) + 4 * _FB_START)
+    f = ptr16(uint(f) + _COMPLEX_BYTES * _FB_START)
     band = 0
     while band < 41:
         end = uint(wt) + 2 * widths[band]
@@ -349,7 +357,7 @@ def _filterbank(f: ptr16, wt: ptr16, acc):
             ph += w * eh
             sl += el
             sh += eh
-            f = ptr16(uint(f) + 4)
+            f = ptr16(uint(f) + _COMPLEX_BYTES)
             wt = ptr16(uint(wt) + 2)
         if band > 0:
             wl = cl + pl
@@ -367,16 +375,14 @@ def _filterbank(f: ptr16, wt: ptr16, acc):
 
 
 @micropython.viper
-def _sqrt(acc, sig, shift: int):
+def _sqrt(a: ptr16, out: ptr16, shift: int):
     """filterbank.c FilterbankSqrt: Sqrt64 (bitwise, rounded, saturating) of each uint64
-    sum, >> shift, into sig as uint32 halves (lo, hi)."""
-    a = ptr16(acc)
-    out = ptr16(sig)
+    sum in a (three halves), >> shift, into out as uint32 halves (lo, hi); a and out, the
+    first two locals (in registers), walk a channel at a time."""
     ch = 0
     while ch < NUM_CHANNELS:
-        c = 3 * ch
-        lo = a[c]
-        hi = (((a[c + 2] ^ 0x8000) - 0x8000) << 16) | a[c + 1]
+        lo = a[0]
+        hi = (((a[2] ^ 0x8000) - 0x8000) << 16) | a[1]
         rl = 0
         rh = 0
         if hi >= 0:
@@ -398,7 +404,9 @@ def _sqrt(acc, sig, shift: int):
                     b += 2
                 if v >= 2:
                     b += 1
-                r = 1 << ((b + 1) >> 1)
+                # the first step from 2^k >= sqrt(hi) divides by a shift
+                k = (b + 1) >> 1
+                r = ((1 << k) + (hi >> k)) >> 1
                 while True:
                     t = (r + hi // r) >> 1
                     if t >= r:
@@ -483,25 +491,27 @@ def _sqrt(acc, sig, shift: int):
             if shift:
                 rl = (rl >> shift) | ((rh << (16 - shift)) & 0xFFFF)
                 rh >>= shift
-        out[ch << 1] = rl
-        out[(ch << 1) + 1] = rh
+        out[0] = rl
+        out[1] = rh
+        a = ptr16(uint(a) + 6)
+        out = ptr16(uint(out) + 4)
         ch += 1
 
 
 @micropython.viper
-def _finish(sig, est, frame, frame_int8):
+def _finish(s: ptr16, e: ptr16, frame, frame_int8):
     """noise_reduction.c, pcan_gain_control.c and log_scale.c per channel (uint32 values
-    in 16-bit halves), then ESPHome's int8 conversion. est: the noise estimate (state)."""
-    s = ptr16(sig)
-    e = ptr16(est)
+    in 16-bit halves), then ESPHome's int8 conversion. s: the signal; e: the noise estimate
+    (state); both walked a channel (two halves) at a time as the first two locals, which
+    mpy-cross keeps in registers."""
     lut = ptr16(PCAN_GAIN_LUT)
     log_lut = ptr16(LOG_LUT)
     y16 = ptr16(frame)
     y8 = ptr8(frame_int8)
     ch = 0
     while ch < NUM_CHANNELS:
-        sl = s[ch << 1]
-        sh = s[(ch << 1) + 1]
+        sl = s[0]
+        sh = s[1]
         # --- noise reduction: scaled = signal << 10 (uint32, wraps)
         xl = (sl << 10) & 0xFFFF
         xh = ((sh << 10) | (sl >> 6)) & 0xFFFF
@@ -510,12 +520,12 @@ def _finish(sig, est, frame, frame_int8):
             smooth = _NR_ODD
         keep = _NR_ONE - smooth
         # estimate = (scaled * smooth + estimate * keep) >> 14, in 16-bit limbs
-        p = xl * smooth + e[ch << 1] * keep
-        q = xh * smooth + e[(ch << 1) + 1] * keep + (p >> 16)
+        p = xl * smooth + e[0] * keep
+        q = xh * smooth + e[1] * keep + (p >> 16)
         nl = ((q & 0x3FFF) << 2) | ((p & 0xFFFF) >> 14)
         nh = q >> 14
-        e[ch << 1] = nl
-        e[(ch << 1) + 1] = nh
+        e[0] = nl
+        e[1] = nh
         ml = nl
         mh = nh
         if nh > xh or (nh == xh and nl > xl):
@@ -618,9 +628,11 @@ def _finish(sig, est, frame, frame_int8):
         y16[ch] = y
         # --- ESPHome: clamp((v * 256 + 333) // 666 - 128, -128, 127)
         i8 = 127
-        if y < 665:
-            i8 = (y * 256 + 333) // 666 - 128
+        if y < _I8_TOP:
+            i8 = ((y * _I8_MUL + _I8_ROUND) >> _I8_SHIFT) - 128
         y8[ch] = i8
+        s = ptr16(uint(s) + 4)
+        e = ptr16(uint(e) + 4)
         ch += 1
 
 

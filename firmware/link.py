@@ -30,8 +30,14 @@
 # record that has only partly arrived reads as None and waits for the next frame). A write
 # puts out what fits and waits for room for the rest, write_timeout_ms in all, so a receiver
 # that stops reading ends the connection instead of stalling the loop. A status message
-# (protocol STATUS: uptime, clips sent, acked, dropped and queued, audio bytes sent, mute)
-# goes out on each connect and every status_interval_ms.
+# (protocol STATUS: uptime, clips sent, acked, dropped and queued, audio bytes sent, mute,
+# the time listened) goes out on each connect and every status_interval_ms.
+#
+# The time listened (not muted) since boot is counted as whole seconds and the milliseconds
+# past them, small ints for 34 years (milliseconds alone would be a long int, a heap
+# allocation, past 2**30 ms, 12.4 days), brought up to date at every mute and unmute, at
+# every status and every status_interval_ms, so time.ticks_diff (good to 2**29 ms) never
+# wraps; nothing is counted per frame.
 #
 # Per audio frame nothing here allocates, connected or not, while a clip is captured and
 # streamed too: the frames go to flash and to the stream from the recorder's preallocated
@@ -77,6 +83,7 @@ _CLOSE_WAIT_MS = const(2000)  # at the end of the input (sim): how long to wait 
 _QUEUED_MAX = const(255)  # status.queued is a u8
 _U32_WRAP = 0x100000000  # not a const: a long int on the device
 _U32_MASK = const(0x3FFFFFFF)  # the device clock (ticks_ms) wraps at 2**30 anyway
+_MS_PER_S = const(1000)
 # how a recording's request ended, by why its clip ended (otherwise: cancelled)
 _RECORD_ENDS = {MAX_LENGTH: protocol.REQ_DONE, MUTED: protocol.REQ_MUTED}
 
@@ -134,6 +141,9 @@ class Link:
         self._retry_ms = retry_min_ms
         self._tick_at = now  # uptime is counted up to here
         self._uptime_ms = 0
+        self._listen_at = now  # the time listened is counted up to here
+        self._listened_s = 0  # whole seconds listened (not muted) since boot
+        self._listened_rem_ms = 0  # and the milliseconds past them, 0..999
         self._status_due = False
         # the clip being captured
         self.clip_id = 0
@@ -194,6 +204,7 @@ class Link:
         if time.ticks_diff(now, self._tick_at) >= self._status_interval_ms:
             self._uptime_ms += time.ticks_diff(now, self._tick_at)
             self._tick_at = now
+            self._count_listened(now)
             self._status_due = self._stream is not None
         player = self.player
         if player is not None and player.active:
@@ -235,6 +246,7 @@ class Link:
 
     def set_muted(self, muted):
         """The mute button: ends a monitor window and a recording (REQUEST_END muted)."""
+        self._count_listened(self._clock())  # up to now, in the state it was in
         self.muted = muted
         if muted and self.monitor is not None and self.monitor.active:
             self.monitor.end(protocol.REQ_MUTED)
@@ -603,10 +615,25 @@ class Link:
         self._resending = 0
         self.outbox.discard(clip_id, "cannot read it (%s)" % error)
 
+    def _count_listened(self, now):
+        """Add the time listened since the last count (none while muted)."""
+        if not self.muted:
+            ms = self._listened_rem_ms + time.ticks_diff(now, self._listen_at)
+            self._listened_s += ms // _MS_PER_S
+            self._listened_rem_ms = ms % _MS_PER_S
+        self._listen_at = now
+
+    def listened(self):
+        """The time listened (not muted) since boot: (whole seconds, milliseconds past them)."""
+        self._count_listened(self._clock())
+        return self._listened_s, self._listened_rem_ms
+
     def _send_status(self):
         self._status_due = False
         box = self.outbox
-        uptime_ms = self._uptime_ms + time.ticks_diff(self._clock(), self._tick_at)
+        now = self._clock()
+        uptime_ms = self._uptime_ms + time.ticks_diff(now, self._tick_at)
+        listened_s, listened_rem_ms = self.listened()
         self._write(
             protocol.encode_status(
                 uptime_ms % _U32_WRAP,
@@ -619,6 +646,8 @@ class Link:
                 gc.mem_free(),
                 self.monitor.seconds() if self.monitor is not None else 0,
                 self.recordings,
+                listened_s,
+                listened_rem_ms,
             )
         )
 

@@ -30,8 +30,9 @@ except ImportError:  # CPython: the receiver loads this module by path
 # 2: status gained clips_acked and audio_bytes; 3: hello gained auth; 4: the owner's requests
 # (request, outputs, request_end), clip_start gained kind and request_id, clip_end the reason
 # cancelled, status gained monitor_s and recordings; 5: audio to play on the speaker
-# (play_start, play_data, play_end from the receiver, played from the device)
-VERSION = const(5)
+# (play_start, play_data, play_end from the receiver, played from the device); 6: status gained
+# listened_s and listened_rem_ms (an older receiver refuses trailing fields: a bump)
+VERSION = const(6)
 MAX_PAYLOAD = const(4096)
 SYNC = b"\xf5\xc1"
 _SYNC0 = const(0xF5)
@@ -152,6 +153,8 @@ SCHEMA = {
             ("free_heap", "I"),
             ("monitor_s", "I"),
             ("recordings", "I"),
+            ("listened_s", "I"),
+            ("listened_rem_ms", "H"),
         ),
     ),
     ACK: ("ack", (("clip_id", "I"),)),
@@ -449,7 +452,11 @@ def encode_status(
     free_heap,
     monitor_s=0,
     recordings=0,
+    listened_s=0,
+    listened_rem_ms=0,
 ):
+    """listened_s, listened_rem_ms: the time listened (not muted) since boot, as whole seconds
+    and the milliseconds past them (0..999)."""
     return encode_message(
         {
             "type": "status",
@@ -463,6 +470,8 @@ def encode_status(
             "free_heap": free_heap,
             "monitor_s": monitor_s,
             "recordings": recordings,
+            "listened_s": listened_s,
+            "listened_rem_ms": listened_rem_ms,
         }
     )
 

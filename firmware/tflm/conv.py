@@ -39,6 +39,7 @@ _INT32_LIMIT = const(0x7FFFFFFF)
 # 0x80 in every byte of an int32 word, as the signed value array("i") stores
 _FLIP_WORD = const(-0x7F7F7F80)
 _FLIP_BYTE = const(0x80)
+_FLIP_SHIFT = const(7)  # 0x80 = 1 << 7
 
 
 def geometry(in_hwc, out_hwc, k_hw, stride_hw, dilation_hw, pad_hw, input_offset, depth_mult=0):
@@ -199,7 +200,7 @@ def conv2d(inp: ptr8, filt: ptr8, work, g):
                         total += inp[0]
                         inp = ptr8(uint(inp) + 1)
                     ky += 1
-                x_sum = total << 7
+                x_sum = total << _FLIP_SHIFT
                 filt = ptr8(f_addr)
                 oc = 0
                 while oc < out_c:

@@ -19,8 +19,6 @@ _INT8_MIN = const(-128)
 _INT8_MAX = const(127)
 _UINT8_MAX = const(255)
 _FLIP = const(0x80)  # conv.py's filters are biased: each byte w ^ 0x80
-# the operators whose input 1 is a filter (conv.py)
-_FILTER_OPS = (tfl.CONV_2D, tfl.DEPTHWISE_CONV_2D, tfl.FULLY_CONNECTED)
 _ELEMENT_BYTES = {tfl.INT8: 1, tfl.UINT8: 1, tfl.INT16: 2, tfl.INT32: 4, tfl.BOOL: 1}
 
 
@@ -70,14 +68,20 @@ class Interpreter:
         self.steps = []  # type: list
         self._offset_of = {}  # type: dict  # id(arena view) -> its offset in the arena
         self._pending = []  # type: list  # arena-to-arena copy runs (flat) not yet a step
-        self.op_names = tuple(sg.operator(k).op_name for k in range(sg.operator_count))
+        # (loops here, not generator expressions: each of those is one more function the
+        # module's code holds on the heap)
+        names = []
+        for k in range(sg.operator_count):
+            names.append(sg.operator(k).op_name)
+        self.op_names = tuple(names)
         self._work_uses = []  # type: list  # (step, argument) that takes the work buffer
         self.scratch_bytes = 0  # the work buffer's size
+        # buffer index -> how many times operators and reset() read it (0: non-constants)
+        self._reads = {}  # type: dict
         self._constants()
         self._scan_init()
-        filters, operands = self._plan_arena()
-        self._constant_views(filters, operands)
-        del filters, operands
+        self._plan_arena()
+        self._constant_views()
         for k in range(sg.operator_count):
             op = sg.operator(k)
             try:
@@ -104,14 +108,29 @@ class Interpreter:
             step = list(self.steps[k])
             step[at] = work
             self.steps[k] = tuple(step)
+        ends = []  # the inputs' views, then the outputs'
+        for i in sg.inputs + sg.outputs:
+            ends.append(self._views[i])
+        # what only prepare needed goes, so the running interpreter holds less heap. Each is
+        # set to None first: MicroPython's delattr leaves the value in the instance's table,
+        # where the collector still finds it (views into the model and the arena, 4 KB for
+        # alexa). They go before the running interpreter's attributes come, as the table
+        # never shrinks: it keeps room for the most attributes it ever held at once.
+        for name in ("_views", "_constant", "_offset_of", "_var_of", "_work_uses", "_reads"):
+            setattr(self, name, None)
+            delattr(self, name)
+        if model.biased is False:
+            model.biased = True  # the filters are biased in place (_accumulate_and_requantize)
+        n = len(sg.inputs)
+        self.inputs = tuple(ends[:n])
+        self.outputs = tuple(ends[n:])
+        runs = []
+        for v in self.inputs:
+            runs.append(move.runs(((0, 0, len(v)),)))
+        self._input_runs = tuple(runs)
         self.variable_bytes = 0
         for value in self.variables.values():
             self.variable_bytes += len(value)
-        self.inputs = tuple(self._views[i] for i in sg.inputs)
-        self.outputs = tuple(self._views[i] for i in sg.outputs)
-        self._input_runs = tuple(move.runs(((0, 0, len(v)),)) for v in self.inputs)
-        # what only prepare needed goes, so the running interpreter holds less heap
-        del self._views, self._constant, self._offset_of, self._var_of, self._work_uses
         gc.collect()
 
     # -- tensors ------------------------------------------------------------------------
@@ -133,33 +152,10 @@ class Interpreter:
         # the views into the model are made after the arena is allocated: small objects
         # made now would sit between the garbage of decoding and fragment the heap
 
-    def _constant_views(self, filters, operands):
-        """Each constant tensor's view into the model; a filter's biased as conv.py reads it
-        (each byte w ^ 0x80): in the model's own bytes, once (model.biased), which only the
-        convolutions read; in a copy when the bytes are the caller's or when another tensor,
-        not a filter, shares its buffer. filters: the tensors read as filters; operands: the
-        constant tensors read otherwise."""
-        model = self.model
-        shared = set(self._constant[i] for i in operands)
-        flip = bytes(range(_FLIP, 2 * _FLIP)) + bytes(range(_FLIP))  # b -> b ^ 0x80
-        flipped = set()
+    def _constant_views(self):
         for i in range(len(self._constant)):
-            buf = self._constant[i]
-            if not buf:
-                continue
-            view = model.buffer(buf)
-            if i in filters:
-                if i in operands:
-                    raise InterpreterError("tensor %d is a filter and another operand" % i)
-                if model.biased is None or buf in shared:
-                    view = bytearray(view)
-                    move.map_bytes(view, view, flip, len(view))
-                elif not model.biased and buf not in flipped:
-                    move.map_bytes(view, view, flip, len(view))
-                    flipped.add(buf)
-            self._views[i] = view
-        if model.biased is False:
-            model.biased = True
+            if self._constant[i]:
+                self._views[i] = self.model.buffer(self._constant[i])
 
     def _element_bytes(self, t):
         try:
@@ -171,8 +167,7 @@ class Interpreter:
             ) from None
 
     def _plan_arena(self):
-        """Greedy plan: biggest first, each at the lowest offset free during its lifetime.
-        Returns (the constant tensors read as filters, the constant tensors read otherwise)."""
+        """Greedy plan: biggest first, each at the lowest offset free during its lifetime."""
         sg = self._sg
         n_ops = sg.operator_count
         first = {}
@@ -181,27 +176,20 @@ class Interpreter:
             first[i] = 0
             last[i] = 0
         op = None
-        filters = set()  # the constant tensors the convolutions read as filters
-        operands = set()  # the other constant tensors operators read
+        reads = self._reads
         for k in range(n_ops):
             op = sg.operator(k)
             for i in op.outputs:
                 if i >= 0 and i not in first:
                     first[i] = k
                     last[i] = k
-            takes_filter = op.op in _FILTER_OPS
-            at = 0
             for i in op.inputs:
                 if i >= 0:
                     if i not in first:
                         first[i] = k
                     last[i] = k
-                    if self._constant[i]:
-                        if takes_filter and at == 1:
-                            filters.add(i)
-                        else:
-                            operands.add(i)
-                at += 1
+                    buf = self._constant[i]
+                    reads[buf] = reads.get(buf, 0) + 1
         for i in self._sg.outputs:
             if i not in first:
                 first[i] = n_ops
@@ -258,7 +246,6 @@ class Interpreter:
             view[:] = self._initial[key]
             self.variables[key] = view
             self._offset_of[id(view)] = offset
-        return filters, operands
 
     def _view(self, i):
         v = self._views[i]
@@ -402,6 +389,7 @@ class Interpreter:
                 if key is None or data is None or not len(data):
                     raise InterpreterError("init subgraph %d assigns a non-constant" % index)
                 self._initial[key] = data
+                self._reads[t.buffer] = self._reads.get(t.buffer, 0) + 1  # reset() reads it
             else:
                 raise InterpreterError(
                     "init subgraph %d: op %s is not supported there" % (index, init.op_name)
@@ -442,10 +430,10 @@ class Interpreter:
             raise InterpreterError("inputs do not add up to the output along axis %d" % axis)
 
     def _ints(self, i):
-        t = self._tensor(i)
+        # (the message is the filters' too: one string in the module)
+        if self._tensor(i).type != tfl.INT32 or not self._constant[i]:
+            raise InterpreterError("tensor %d must be a constant %s tensor" % (i, "int32"))
         data = self._views[i]
-        if t.type != tfl.INT32 or data is None:
-            raise InterpreterError("tensor %d must be a constant int32 tensor" % i)
         return struct.unpack("<%di" % (len(data) // 4), data)
 
     def _strided_slice(self, op):
@@ -630,9 +618,21 @@ class Interpreter:
             bias = self._view(op.inputs[2])
             if len(bias) != 4 * out_c:
                 raise InterpreterError("bias of %d bytes for %d channels" % (len(bias), out_c))
-        if not self._constant[op.inputs[1]]:
-            raise InterpreterError("the filter (tensor %d) is not a constant" % op.inputs[1])
-        filt = self._view(op.inputs[1])  # biased (_constant_views)
+        # the filter biased as conv.py reads it (each byte w ^ 0x80): in place in a loaded
+        # model's own bytes, once in the model's life (model.biased), when this is the only
+        # read of its buffer; else (the caller's bytes, a buffer read twice) in a copy
+        i = op.inputs[1]
+        buf = self._constant[i]
+        if not buf:
+            raise InterpreterError("tensor %d must be a constant %s tensor" % (i, "int8"))
+        filt = self._views[i]
+        biased = self.model.biased
+        if biased is None or self._reads[buf] > 1:
+            filt = bytearray(filt)
+            biased = False
+        if not biased:
+            flip = bytes(range(_FLIP, 2 * _FLIP)) + bytes(range(_FLIP))  # b -> b ^ 0x80
+            move.map_bytes(filt, filt, flip, len(filt))
         t = conv.table(geom, bias, filt, kernel is conv.depthwise_conv2d)
         self._work_step((kernel, self._view(op.inputs[0]), filt, None, t), 3, conv.work_bytes(t))
         step = (quant.requantize, None, self._view(op.outputs[0]), n_out, table)

@@ -39,6 +39,7 @@ _LIMB_MASK = const(0x7FFF)
 _HALF_WORD = const(16)
 _HALF = const(1 << 30)  # prepare time only (not a small int on the device)
 _INT32_SPAN = const(1 << 31)
+_SIGN_BIT = const(31)
 
 
 def f32(x):
@@ -220,7 +221,7 @@ def requantize(acc: ptr32, out: ptr8, n: int, table: ptr32):
         w = acc[0]
         # sign-extend (a ptr32 load is unsigned on 64-bit, signed on the device): copy
         # bit 31 into the bits above it (on the device there are none)
-        x = w | ((0 - ((w >> 31) & 1)) << 31)
+        x = w | ((0 - ((w >> _SIGN_BIT) & 1)) << _SIGN_BIT)
         w = c[_LOW]
         right = w >> _RIGHT_AT
         if right:

@@ -14,8 +14,10 @@ gap and adds up to the clip_end's sample count); a clip cut off by a dropped con
 never written. After the ack the store's retention setting is applied, and the `on_clip`
 hook (`wakeward listen --exec`) gets the new clip. Each device's last status message (its
 counters: clips sent, acknowledged, queued and dropped, audio bytes sent, uptime, mute,
-seconds monitored and recordings made for the owner's requests) is kept in the store folder
-as <device>.status.json.
+seconds monitored and recordings made for the owner's requests, time listened) is kept in the
+store folder as <device>.status.json, and its time listened is added up in the store's index
+(ClipStore.add_listened, per device and per model its hello announced) for the review
+page's false wakes per hour.
 
 The owner's requests (devicerequests.py, firmware/request.py): a `listener`
 (SessionListener) hears of each device's hello and gets the session, whose `send` writes a
@@ -101,6 +103,7 @@ MAX_OPEN_CLIPS = 2  # clips under way in one session (a device streams one at a 
 CLIP_SLACK_MS = 1000  # beyond the protocol's MAX_CLIP_MS: the recorder's last frame
 MAX_RATE_HZ = 48_000  # the boards record at 16 kHz; no microphone here goes beyond this
 SAMPLE_BYTES = 2  # int16 PCM
+MS_PER_S = 1000  # status.listened_s counts seconds, listened_rem_ms the ms past them
 _ACCEPT_RETRY_S = 0.1  # after accept() failed for want of file descriptors
 # accept()'s errors that say this process or the system is out of descriptors or memory
 _OUT_OF_FDS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
@@ -847,6 +850,7 @@ class Receiver:
         fields = {k: v for k, v in status.items() if k != "type"}
         record = {"device": session.device, "firmware": session.firmware, **fields}
         record["received"] = time.time()
+        listened_ms = status["listened_s"] * MS_PER_S + status["listened_rem_ms"]
         with self._lock:
             self.statuses[session.device] = record
             try:
@@ -855,13 +859,33 @@ class Receiver:
                 self.say(
                     error(f"status from {session.device}: cannot write its file ({e.strerror})")
                 )
+            if status["listened_rem_ms"] >= MS_PER_S:
+                self.say(
+                    warning(
+                        f"status from {session.device}: listened_rem_ms "
+                        f"{status['listened_rem_ms']} is not 0..999: its time listened is "
+                        "not counted"
+                    )
+                )
+            elif session.device is not None:
+                try:
+                    self.store.add_listened(
+                        session.device,
+                        session.models,
+                        listened_ms,
+                        status["uptime_ms"],
+                        record["received"],
+                    )
+                except WakewardError as e:
+                    self.say(error(f"status from {session.device}: time listened not counted: {e}"))
         self.say(
             f"status from {session.device}: up {status['uptime_ms'] / 1000:.1f} s, "
             f"clips sent {status['clips_sent']}, acknowledged {status['clips_acked']}, "
             f"queued {status['queued']}, dropped {status['clips_dropped']}, "
             f"audio bytes sent {status['audio_bytes']}, "
             f"{'muted' if status['muted'] else 'listening'}, free heap {status['free_heap']}, "
-            f"monitored {status['monitor_s']} s, recordings {status['recordings']}"
+            f"monitored {status['monitor_s']} s, recordings {status['recordings']}, "
+            f"listened {listened_ms / MS_PER_S:.1f} s"
         )
 
 

@@ -34,8 +34,8 @@ _MS_PER_S = 1000
 def model_entry(name_or_path: str) -> dict:
     """A config.json model entry: path, name and the cutoff and window of its manifest
     (microWakeWord's defaults, 0.9 and 5, when it has none)."""
-    path = models.resolve(name_or_path)
-    micro = (models.manifest(path) or {}).get("micro", {})
+    path, manifest = models.resolve_with_manifest(name_or_path)
+    micro = (manifest or {}).get("micro", {})
     return {
         "name": path.stem,
         "path": str(path.resolve()),

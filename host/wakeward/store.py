@@ -52,6 +52,18 @@ byte-for-byte the clip on the device's flash, so the hash costs nothing there.
 
 Besides its clips the folder holds one status file per device (``<device>.status.json``,
 the device's last status message, written by the receiver through `ClipStore.write_status`).
+
+Time listened. A device's status says how long it has listened (not muted) since it booted
+(protocol version 6: ``listened_s`` and ``listened_rem_ms``). The receiver hands each status
+to `ClipStore.add_listened`, which adds it up in the index, per device and per model the
+device announced in its hello, across statuses and reboots: a status whose time listened is
+lower than the last one's, or whose uptime is well short of the last one's plus the time
+between the two (a reboot the receiver did not see, after which the device listened longer
+than before it), starts a new boot and adds its time whole; any other adds the difference.
+The count runs from the boot before the first such status (``since``). Listening after a
+device's last status before it rebooted is never reported, so the count is short by at most
+one status interval per reboot. Statuses without the time listened (older firmware) add
+nothing: the review page falls back to the time since boot for those devices.
 """
 
 from __future__ import annotations
@@ -80,7 +92,7 @@ from wakeward import detector
 from wakeward.errors import WakewardError
 from wakeward.printable import printable
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DB_NAME = "clips.sqlite3"
 LOCK_NAME = ".lock"
 LABELS = ("wake", "false-wake", "unsure")
@@ -142,8 +154,38 @@ CREATE INDEX clips_by_time ON clips (received_at);
 CREATE INDEX clips_by_status ON clips (status);
 CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+# Schema version 2: the time each device listened, added up over its statuses (add_listened).
+_LISTENED_SCHEMA = """
+CREATE TABLE listened (
+    device TEXT NOT NULL,
+    model TEXT NOT NULL,                -- '': the device, whatever models it ran
+    listened_ms INTEGER NOT NULL CHECK (listened_ms >= 0),
+    since REAL NOT NULL,                -- Unix time the count starts (a boot)
+    updated REAL NOT NULL,              -- the last status that added to it
+    PRIMARY KEY (device, model)
+);
+CREATE TABLE last_listened (
+    device TEXT PRIMARY KEY,
+    listened_ms INTEGER NOT NULL,       -- time listened since boot, in its last status
+    uptime_ms INTEGER NOT NULL,         -- that status's uptime_ms (mod 2**32)
+    received REAL NOT NULL,             -- its arrival, Unix time
+    reboots INTEGER NOT NULL DEFAULT 0  -- new boots seen since the count started
+);
+"""
+_SCHEMA += _LISTENED_SCHEMA
 # MIGRATIONS[v] takes a store from schema version v to v + 1.
-MIGRATIONS: dict[int, str] = {}
+MIGRATIONS: dict[int, str] = {1: _LISTENED_SCHEMA}
+
+
+# Telling a reboot from an uptime (ClipStore.add_listened): the device's uptime_ms wraps at
+# 2**32; within half of that the difference from the one expected is unambiguous. Expected:
+# the last status's uptime plus the time between the two arrivals, give or take the network's
+# and the two clocks' doing (a fixed slack, and a drift of 0.1 %, ten times a crystal's).
+UPTIME_WRAP = 2**32
+_UPTIME_HALF = UPTIME_WRAP // 2
+_REBOOT_SLACK_MS = 60_000
+_CLOCK_DRIFT = 0.001
+_MS_PER_S = 1000
 
 
 def default_dir() -> Path:
@@ -230,6 +272,46 @@ class AddResult:
 
     def __iter__(self) -> Iterator[Any]:
         return iter((self.clip, self.added))
+
+
+@dataclass(frozen=True)
+class Listened:
+    """The time a device (model ""), or one of its models, listened, as the store added it
+    up over its statuses (`ClipStore.add_listened`)."""
+
+    device: str
+    model: str  # "": the device, whatever models it ran
+    listened_ms: int
+    since: float  # Unix time the count starts: the boot before its first status
+    updated: float  # the last status that added to it (its arrival)
+    reboots: int = 0  # the device's new boots seen since (model "" only)
+
+
+@dataclass(frozen=True)
+class LastListened:
+    """What a device's last status said about its time listened (`rebooted` compares)."""
+
+    listened_ms: int
+    uptime_ms: int
+    received: float
+
+
+def rebooted(last: LastListened, listened_ms: int, uptime_ms: int, received: float) -> bool:
+    """Whether a status comes from a new boot of the device that sent `last`: its time
+    listened is lower; or (a reboot that no status told of) its uptime falls well short of
+    the last one's plus the time between their arrivals, and is no longer than that time (the
+    device booted after the last status: not a clock on this PC put forward)."""
+    if listened_ms < last.listened_ms:
+        return True
+    elapsed_ms = (received - last.received) * _MS_PER_S
+    if not 0 <= elapsed_ms < _UPTIME_HALF:
+        return False  # the receiver's clock went back, or too long to tell by the uptime
+    expected_ms = last.uptime_ms + elapsed_ms
+    behind_ms = (expected_ms - uptime_ms + _UPTIME_HALF) % UPTIME_WRAP - _UPTIME_HALF
+    return (
+        behind_ms > _REBOOT_SLACK_MS + elapsed_ms * _CLOCK_DRIFT
+        and uptime_ms <= elapsed_ms + _REBOOT_SLACK_MS
+    )
 
 
 @dataclass(frozen=True)
@@ -1130,6 +1212,83 @@ class ClipStore:
                 temp.unlink(missing_ok=True)
                 raise
         return path
+
+    # -- time listened ---------------------------------------------------------------------
+
+    @_index_errors
+    def add_listened(
+        self,
+        device: str,
+        models: Sequence[str],
+        listened_ms: int,
+        uptime_ms: int,
+        received: float,
+    ) -> int:
+        """Add a status's time listened (ms since the device booted) to the device's count
+        and to each of its `models`' (those its hello announced); returns the ms added.
+        A new boot adds its time whole, any other status the difference from the last one
+        (see the module's text)."""
+        if not device:
+            raise WakewardError("a status needs a device name")
+        for name, value in (("time listened", listened_ms), ("uptime", uptime_ms)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise WakewardError(f"status from {device}: bad {name} {value!r}")
+        if not math.isfinite(received):
+            raise WakewardError(f"status from {device}: bad arrival time {received!r}")
+        # the boot this status comes from (an uptime past 2**32 ms reads short: the time
+        # listened, never more than the uptime, keeps it at or before the boot)
+        booted = received - max(uptime_ms, listened_ms) / _MS_PER_S
+        with self._locked(), self._transaction() as db:
+            row = db.execute(
+                "SELECT listened_ms, uptime_ms, received FROM last_listened WHERE device = ?",
+                (device,),
+            ).fetchone()
+            last = LastListened(*row) if row is not None else None
+            new_boot = last is None or rebooted(last, listened_ms, uptime_ms, received)
+            added = listened_ms if last is None or new_boot else listened_ms - last.listened_ms
+            # a count that starts now: from the boot, or from the last status in this boot
+            start = booted if new_boot or last is None else last.received
+            db.execute(
+                "INSERT INTO last_listened (device, listened_ms, uptime_ms, received) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (device) DO UPDATE SET "
+                "listened_ms = excluded.listened_ms, uptime_ms = excluded.uptime_ms, "
+                "received = excluded.received, reboots = reboots + ?",
+                (device, listened_ms, uptime_ms, received, int(new_boot)),
+            )
+            for model in ("", *dict.fromkeys(m for m in models if m)):
+                db.execute(
+                    "INSERT INTO listened (device, model, listened_ms, since, updated) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (device, model) DO UPDATE SET "
+                    "listened_ms = listened_ms + excluded.listened_ms, "
+                    "updated = excluded.updated",
+                    (device, model, added, start, received),
+                )
+        return added
+
+    @_index_errors
+    def listened(self, device: str | None = None) -> list[Listened]:
+        """The time listened added up so far: every device's (model "") and its models',
+        or one device's; by device, then model."""
+        query = (
+            "SELECT l.*, coalesce(d.reboots, 0) AS reboots FROM listened AS l "
+            "LEFT JOIN last_listened AS d ON d.device = l.device AND l.model = ''"
+        )
+        args: tuple[str, ...] = ()
+        if device is not None:
+            query += " WHERE l.device = ?"
+            args = (device,)
+        rows = self._db.execute(query + " ORDER BY l.device, l.model", args).fetchall()
+        return [
+            Listened(
+                device=r["device"],
+                model=r["model"],
+                listened_ms=r["listened_ms"],
+                since=r["since"],
+                updated=r["updated"],
+                reboots=r["reboots"],
+            )
+            for r in rows
+        ]
 
     # -- retention -------------------------------------------------------------------------
 

@@ -352,6 +352,14 @@ def test_checked_noise_reduction_pcan_log_equal_the_blueprint(fe, blueprint):
         assert np.frombuffer(bytes(frame8), "i1").tolist() == esphome_int8(want).tolist()
 
 
+def test_int8_input_without_a_divide_equals_esphomes(fe):
+    """_finish's multiply-and-shift for ESPHome's (y * 256 + 333) // 666, every y it takes."""
+    for y in range(fe._I8_TOP):
+        got = (y * fe._I8_MUL + fe._I8_ROUND) >> fe._I8_SHIFT
+        assert got == (y * 256 + 333) // 666, y
+    assert (fe._I8_TOP * 256 + 333) // 666 - 128 == 128  # from there on: clamped to 127
+
+
 # ------------------------------------------- checked 32-bit: whole frontend ----
 def test_checked_frontend_matches_pymicro_features(fe):
     """The whole frontend in checked 32-bit mode on extreme and varied audio."""

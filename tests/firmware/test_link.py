@@ -131,6 +131,8 @@ def test_link_streams_a_clip_without_allocating_per_frame(mp, tmp_path):
     assert last["type"] == "status"
     assert (last["clips_sent"], last["clips_acked"], last["queued"]) == (1, 1, 0)
     assert last["audio_bytes"] == audio_bytes == len(pcm) and (sent, acked) == (1, 1)
+    # 568 frames of 10 ms on the test's clock, never muted
+    assert (last["listened_s"], last["listened_rem_ms"]) == (5, 680)
     assert said[0] == "link: connected, 0 clips queued"
 
 

@@ -143,3 +143,30 @@ def test_filters_are_biased_once_in_the_models_own_bytes(mp, tmp_path):
     assert "same outputs True" in out
     assert "own biased True True" in out
     assert "theirs untouched True" in out
+
+
+NOTHING_LEFT = """
+import gc
+from tflm import interpreter, model
+m = model.load({path!r})
+interpreter.Interpreter(m)  # interns the names prepare uses, which stay
+gc.collect()
+start = gc.mem_alloc()
+it = interpreter.Interpreter(m)
+for name in list(it.__dict__):
+    setattr(it, name, None)
+gc.collect()
+print("left", gc.mem_alloc() - start)
+"""
+
+
+def test_prepare_leaves_nothing_behind_but_the_attributes(mp):
+    """With every attribute of a prepared interpreter set to None, what it still holds is
+    the instance itself: MicroPython's delattr leaves a value in the instance's table,
+    where the collector finds it, so the prepare-only state must be set to None before it
+    is deleted (alexa: 4 KB of views into the model and the arena otherwise)."""
+    from wakeward import models
+
+    out = mp.output(NOTHING_LEFT.format(path=str(models.resolve("alexa"))), heap="esp32s3-psram")
+    left = int(out.split("left")[1].split()[0])
+    assert left < 1024, out

@@ -114,6 +114,20 @@ def test_fully_connected(tmp_path, case):
     parity(tmp_path, m, x, y)
 
 
+def test_a_filter_read_twice_is_biased_in_a_copy(tmp_path):
+    """conv.py reads filters biased (w ^ 0x80). Two FULLY_CONNECTED reading one filter
+    tensor each get a biased copy (biasing the model's bytes in place for each read would
+    bias them twice), and agree with TFLite Micro."""
+    rng = np.random.default_rng(8)
+    m = tb.Model()
+    x = m.tensor((1, 8), scale=0.03, zero_point=-20)
+    y1 = tb.fully_connected(m, x, 8, rng, out_scale=_out_scale(0.03, 8), out_zp=4)
+    shared = m.operators[-1].inputs[1]
+    y2 = tb.fully_connected(m, y1, 8, rng, out_scale=_out_scale(0.03, 8), out_zp=4)
+    m.operators[-1].inputs[1] = shared
+    parity(tmp_path, m, x, y2)
+
+
 # -- lookup-table ops ---------------------------------------------------------------------
 
 

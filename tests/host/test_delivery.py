@@ -117,10 +117,12 @@ class Device:
         port: int,
         events: Path | None = None,
         speaker: Path | None = None,
+        button: list[tuple[int, int]] | None = None,
         **link,
     ) -> None:
         """events: the board's event log (JSON lines); speaker: a file that gets every
-        sample the speaker plays; link: config.json's link entries beyond LINK's."""
+        sample the speaker plays; button: the mute button's presses, [on_ms, off_ms) of
+        the audio clock; link: config.json's link entries beyond LINK's."""
         self.flash = flash
         flash.mkdir(parents=True, exist_ok=True)
         self.fed: list[np.ndarray] = []
@@ -132,6 +134,8 @@ class Device:
             options["events"] = str(events)
         if speaker is not None:
             options["speaker"] = str(speaker)
+        if button is not None:
+            options["button"] = [list(press) for press in button]
         config = {
             "board": "sim",
             "board_options": options,
@@ -452,3 +456,27 @@ def test_a_clip_cut_by_a_power_loss_is_never_taken_for_complete(tmp_path, speech
     receiver.stop()
     assert after.output.having("outbox: 1 unfinished or damaged clips removed at boot")
     assert not parts[0].exists() and count_stored(out) == 0
+
+
+def test_the_time_listened_adds_up_across_a_mute_and_a_reboot(tmp_path):
+    """The device's statuses say how long it listened, not muted, and the receiver adds
+    that up in the store across the statuses and a reboot (audio time: the sim's clock)."""
+    port, out, flash = free_port(), tmp_path / "clips", tmp_path / "flash"
+    receiver = Receiver(port, out)
+    # 12 s of audio, muted from 3 s to 8 s (the button pressed twice): 7 s listened
+    before = Device(flash, port, button=[(3000, 3100), (8000, 8100)])
+    before.feed(before.noise(12.0))
+    before.stop()
+    wait_for(lambda: status(out).get("listened_s") == 7, "the first boot's last status")
+    assert status(out)["listened_rem_ms"] == 0 and status(out)["uptime_ms"] == 12_000
+    assert before.output.having("muted") and before.output.having("listening")
+    after = Device(flash, port)  # the same device booted again: 4 s, never muted
+    after.feed(after.noise(4.0))
+    after.stop()
+    wait_for(lambda: status(out).get("uptime_ms") == 4_000, "the second boot's last status")
+    lines = receiver.stop()
+    with ClipStore(out, create=False) as s:
+        listened = {e.model: (e.listened_ms, e.reboots) for e in s.listened("sim")}
+    assert listened == {"": (11_000, 1), "alexa": (11_000, 0)}
+    said = [x for x in lines if x.startswith("status from sim: ")]
+    assert said[-1].endswith("listened 4.0 s") and any("listened 7.0 s" in x for x in said)

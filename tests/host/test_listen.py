@@ -303,6 +303,24 @@ def test_the_status_file_is_in_the_store_folder_and_belongs_to_it(rx):
         assert not again.recovery, again.recovery.lines()  # not taken for a stray file
 
 
+def test_each_status_adds_its_time_listened_to_the_store(rx):
+    """Per device and per model its hello announced; a remainder past 999 ms (no firmware
+    sends one) is said and not counted."""
+    dev = rx.connect()
+    for listened_s, rem_ms in ((5, 250), (9, 500), (12, 1000), (2, 0)):
+        dev.sock.sendall(
+            P.encode_status(1000, 0, 0, 0, 0, False, 0, 50000, 0, 0, listened_s, rem_ms)
+        )
+    dev.clip(1)  # the statuses went before it, on the same connection
+    assert dev.ack() == 1
+    rx.close(dev)
+    listened = {e.model: (e.listened_ms, e.reboots) for e in rx.store.listened("kitchen")}
+    # 5.25 s, then 4.25 s more; the third not counted; then lower: a reboot, 2 s whole
+    assert listened == {"": (11_500, 1), "alexa": (11_500, 0)}
+    assert rx.having("status from kitchen: listened_rem_ms 1000 is not 0..999: its time ")
+    assert rx.having("recordings 0, listened 9.5 s")
+
+
 # -- --exec ---------------------------------------------------------------------------------
 
 ENV_SCRIPT = """\

@@ -27,6 +27,19 @@ def env(tmp_path: Path, **more: str) -> dict[str, str]:
     return {**base, "WAKEWARD_CONFIG_DIR": str(tmp_path / "config"), **more}
 
 
+def run(tmp_path: Path, argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """`wakeward ARGV` run to its end in `tmp_path`, with the test's config folder."""
+    return subprocess.run(
+        [WAKEWARD, *argv],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env(tmp_path),
+        timeout=WAIT_S,
+        check=False,
+    )
+
+
 def config(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "config" / "config.toml"
     path.parent.mkdir(exist_ok=True)
@@ -125,15 +138,7 @@ def test_the_log_file_gets_every_line_appended(tmp_path):
 
 
 def test_a_log_file_that_cannot_be_written_is_refused_at_start(tmp_path):
-    done = subprocess.run(
-        [WAKEWARD, "listen", "--tcp", "127.0.0.1:0", "--log-file", "nodir/x.log"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env=env(tmp_path),
-        timeout=WAIT_S,
-        check=False,
-    )
+    done = run(tmp_path, ["listen", "--tcp", "127.0.0.1:0", "--log-file", "nodir/x.log"])
     assert done.returncode == 1
     assert done.stderr == (
         "wakeward: --log-file nodir/x.log: cannot write (No such file or directory)\n"
@@ -189,30 +194,14 @@ def test_the_config_file_gives_the_defaults_and_flags_win(tmp_path):
 )
 def test_a_bad_config_file_is_named_with_its_field(tmp_path, text, message):
     path = config(tmp_path, text)
-    done = subprocess.run(
-        [WAKEWARD, "listen"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env=env(tmp_path),
-        timeout=WAIT_S,
-        check=False,
-    )
+    done = run(tmp_path, ["listen"])
     assert done.returncode == 1
     assert done.stderr.startswith(f"wakeward: {path}: {message}"), done.stderr
     assert done.stdout == ""
 
 
 def test_without_an_address_or_a_config_it_says_what_to_give(tmp_path):
-    done = subprocess.run(
-        [WAKEWARD, "listen"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env=env(tmp_path),
-        timeout=WAIT_S,
-        check=False,
-    )
+    done = run(tmp_path, ["listen"])
     assert done.returncode == 1
     assert done.stderr == (
         "wakeward: say where to listen: --tcp HOST:PORT or --serial PORT (or a default in "
@@ -223,15 +212,7 @@ def test_without_an_address_or_a_config_it_says_what_to_give(tmp_path):
 def test_the_clips_commands_read_the_configured_store(tmp_path):
     """`store` is every command's default, so `clips list` sees what listen stored."""
     config(tmp_path, 'store = "clips"\n')
-    done = subprocess.run(
-        [WAKEWARD, "clips", "list"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env=env(tmp_path),
-        timeout=WAIT_S,
-        check=False,
-    )
+    done = run(tmp_path, ["clips", "list"])
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"no clips yet in {tmp_path / 'config' / 'clips'}"
 
@@ -261,15 +242,10 @@ def test_the_error_it_stops_with_is_in_the_log_file_too(tmp_path):
 
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
-        done = subprocess.run(
-            [WAKEWARD, "listen", "--tcp", f"127.0.0.1:{port}", "--log-file", "l.log"]
+        done = run(
+            tmp_path,
+            ["listen", "--tcp", f"127.0.0.1:{port}", "--log-file", "l.log"]
             + ["--store", str(tmp_path / "clips")],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            env=env(tmp_path),
-            timeout=WAIT_S,
-            check=False,
         )
     assert done.returncode == 1
     message = done.stderr.rstrip("\n")

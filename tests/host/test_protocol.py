@@ -76,6 +76,8 @@ SAMPLES: list[dict] = [
         "free_heap": 61234,
         "monitor_s": 0xFFFFFFFF,
         "recordings": 3,
+        "listened_s": 0xFFFFFFFF,
+        "listened_rem_ms": 999,
     },
     {"type": "ack", "clip_id": 0},
     {"type": "ack", "clip_id": 0xFFFFFFFF},
@@ -193,7 +195,7 @@ def test_the_request_messages_are_laid_out_as_documented():
 
 
 def test_the_play_messages_are_laid_out_as_documented():
-    assert (P.PLAY_START, P.PLAY_DATA, P.PLAY_END, P.PLAYED, P.VERSION) == (12, 13, 14, 15, 5)
+    assert (P.PLAY_START, P.PLAY_DATA, P.PLAY_END, P.PLAYED) == (12, 13, 14, 15)
     assert P.encode_play_start(7)[6:-4] == b"\x07\x00\x00\x00\x80\x3e\x00\x00\x01\x02"
     assert P.encode_play_data(7, 1, b"\x01\x02")[6:-4] == b"\x07\0\0\0\x01\0\0\0\x01\x02"
     assert P.encode_play_end(7, 3)[6:-4] == b"\x07\0\0\0\x03\0\0\0"
@@ -204,10 +206,25 @@ def test_the_play_messages_are_laid_out_as_documented():
         P.encode_played(7, 5, 2, 4)
 
 
+def test_the_status_ends_with_the_time_listened_since_version_6():
+    assert P.VERSION == 6
+    status = P.encode_status(1, 2, 3, 4, 5, True, 6, 7, 8, 9, 0x01020304, 999)
+    assert status[6:-4][-6:] == b"\x04\x03\x02\x01\xe7\x03"  # listened_s, listened_rem_ms
+    assert P.decode(status)["listened_s"] == 0x01020304
+    # a version 5 status (no time listened) has 6 bytes fewer: this version refuses it, as
+    # version 5 refuses this one's 6 bytes more: hence the new version
+    older = P.encode(P.STATUS, P.encode_status(1, 2, 3, 4, 5, True, 6, 7, 8, 9)[6:-10])
+    with pytest.raises(P.ProtocolError, match="status.listened_s: truncated"):
+        P.decode(older)
+    newer = P.encode(P.STATUS, status[6:-4] + b"\0\0")
+    with pytest.raises(P.ProtocolError, match="status: 2 bytes after the last field"):
+        P.decode(newer)
+
+
 def test_an_error_in_an_older_peers_version_decodes_there():
     frame = P.encode_error(P.ERR_VERSION, "update", P.VERSION - 1)
     assert frame[2] == P.VERSION - 1
-    with pytest.raises(P.ProtocolError, match="frame is protocol version 4") as got:
+    with pytest.raises(P.ProtocolError, match=f"frame is protocol version {P.VERSION - 1}") as got:
         P.decode(frame)
     assert got.value.version == P.VERSION - 1
     same = bytearray(frame)

@@ -36,7 +36,7 @@ from wakeward import demo
 from wakeward.pairing import Pairing
 from wakeward.review import app as review
 from wakeward.review import picture, retrain
-from wakeward.store import ClipStore
+from wakeward.store import ClipStore, local_time
 
 from tests.conftest import REPO, require_tools
 from tests.host.test_store import add
@@ -1073,6 +1073,62 @@ def test_a_device_with_no_clips_since_boot_has_a_zero_rate(client, s):
     s.label(1, "false-wake")
     rows = exposure_rows(client.get("/false-wakes").text)
     assert rows == {("kitchen", ""): (0, "2.0000", "0.0000")}
+
+
+def test_the_fa_per_hour_is_false_wakes_over_the_hours_listened(client, s):
+    now = time.time()
+    hour_ms = 3_600_000
+    models = ["alexa", "hey_jarvis"]
+    # kitchen (its statuses carry the time listened): booted 10 h ago; at its first status
+    # (6 h ago) up 4 h, 1 h listened; at its last (1 min ago) 4 h listened: 4 h from its boot
+    s.add_listened("kitchen", models, 1 * hour_ms, 4 * hour_ms, now - 6 * 3600)
+    s.add_listened("kitchen", models, 4 * hour_ms, 10 * hour_ms - 60_000, now - 60)
+    status(s, "kitchen", 10, now - 60)  # its status file, as the receiver writes it too
+    # hall: only an older firmware's status (up 2 h, no time listened): the floor
+    status(s, "hall", 2, now - 60)
+    clips = [
+        ("kitchen", "alexa", now - 2 * 3600, "false-wake"),
+        ("kitchen", "alexa", now - 3 * 3600, "false-wake"),
+        ("kitchen", "alexa", now - 9 * 3600, "false-wake"),
+        ("kitchen", "alexa", now - 4 * 3600, None),
+        ("kitchen", "alexa", now - 5 * 3600, "wake"),
+        ("kitchen", "hey_jarvis", now - 6 * 3600, "false-wake"),
+        ("kitchen", "alexa", now - 11 * 3600, "false-wake"),  # before its count started
+        ("hall", "hey_jarvis", now - 3600, "false-wake"),
+    ]
+    for n, (device, model, at, label) in enumerate(clips, 1):
+        clip = add(s, n, device=device, model=model, received_at=at).clip
+        if label is not None:
+            s.label(clip.id, label)
+    page = client.get("/false-wakes").text
+    assert exposure_rows(page) == {
+        ("kitchen", "alexa"): (3, "4.0000", "0.7500"),
+        ("kitchen", "hey_jarvis"): (1, "4.0000", "0.2500"),
+        ("hall", "hey_jarvis"): (1, "2.0000", "0.5000"),
+    }
+    measured = re.findall(r'data-device="(\w+)"[^>]*data-measured="(\w+)"', page)
+    assert set(measured) == {("kitchen", "listened"), ("hall", "floor")}
+    # 5 false wakes over 4 + 2 device-hours; counted since kitchen's boot, 10 h ago
+    assert '<strong id="overall-fa-per-hour">0.83 false wakes per hour</strong>' in page
+    assert '<span id="overall-hours">6.0</span> device-hours' in page
+    assert f'<span id="overall-since">{local_time(now - 10 * 3600)}</span>' in page
+    assert "says how long it has listened, not muted" in page  # what the figure rests on
+    assert "muted time included" in page and "read it as a floor" in page  # hall's caveat
+
+
+def test_with_every_device_counting_its_time_listened_there_is_no_floor(client, s):
+    now = time.time()
+    s.add_listened("kitchen", ["alexa"], 30 * 60_000, 3 * 3_600_000, now - 60)  # 30 min
+    add(s, 1, received_at=now - 600)  # kitchen, alexa
+    s.label(1, "false-wake")
+    add(s, 2, received_at=now - 4 * 3600)  # before it booted (3 h ago)
+    s.label(2, "false-wake")
+    page = client.get("/false-wakes").text
+    assert exposure_rows(page) == {("kitchen", "alexa"): (1, "0.5000", "2.0000")}
+    assert '<strong id="overall-fa-per-hour">2.00 false wakes per hour</strong>' in page
+    assert '<span id="overall-hours">0.5</span> listening hours' in page
+    assert f'<span id="overall-since">{local_time(now - 60 - 3 * 3600)}</span>' in page
+    assert "read it as a floor" not in page and "muted time included" not in page
 
 
 # -- in a real browser: new clips, rebinding, the chart -------------------------------------

@@ -285,7 +285,7 @@ def test_a_newer_schema_is_refused(tmp_path):
     db.execute(f"PRAGMA user_version = {store.SCHEMA_VERSION + 1}")
     db.commit()
     db.close()
-    newer = r"schema version 2, newer than this wakeward knows \(1\)"
+    newer = r"schema version 3, newer than this wakeward knows \(2\)"
     with pytest.raises(WakewardError, match=newer):
         ClipStore(tmp_path)
 

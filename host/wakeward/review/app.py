@@ -22,7 +22,8 @@ server only). It makes the clips page follow the store while `listen` or `satell
 it: it polls /clips/updates for the clips after the newest it has and puts the rows the server
 rendered at the top, without a reload. The clips page shows MAX_SHOWN clips at a time, with
 newer/older links by clip id (`page_of`). The false-wakes page (stats.py) draws false wakes
-per day per model as inline SVG and the FA/h over each device's current boot; the retrain
+per day per model as inline SVG and the FA/h over the hours each device listened (the
+floor over its current boot where its statuses do not say); the retrain
 pages (retrain.py) run `wakeward train` with the owner's labels and follow its output.
 
 Everything goes through ClipStore's API and Pairing's; every string from a device (its id,
@@ -486,7 +487,6 @@ class Review:
         chart = stats.false_wakes_per_day(everything, today, days)
         names, error = await run_in_threadpool(self._device_names, everything)
         rows, missing = await run_in_threadpool(stats.exposures, self.store, names, everything)
-        wakes, hours, rate = stats.overall(rows)
         return self.page(
             request,
             "false_wakes.html",
@@ -494,9 +494,7 @@ class Review:
             days=days,
             exposures=rows,
             missing=missing,
-            overall_wakes=wakes,
-            overall_hours=hours,
-            overall_rate=rate,
+            overall=stats.overall(rows),
             error=error,
         )
 

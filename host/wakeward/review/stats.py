@@ -1,16 +1,24 @@
 """The false-wakes page's figures: false wakes per day per model (the chart), and the false
 accepts per hour the owner is living with, from the clip store and the devices' status files.
 
-What the FA/h rests on. A device reports no listening time: its status message (protocol
-STATUS, firmware/link.py) carries `uptime_ms`, the time since it booted (muted time included,
-counted modulo 2**32 ms, so it wraps after 49.7 days), and whether it is muted *now*; the
-store keeps only each device's last status (`<device>.status.json`, written by the receiver).
-So the one stretch of time the store can vouch for is the device's current boot: from
-``received - uptime_ms / 1000`` to ``received`` (the last status's arrival). The figure is
-the clips from that device labelled false-wake and received in that stretch, divided by its
-hours. Muted time is in the hours, and unlabelled clips may be false wakes too: the rate is a
-floor, never an overstatement, and the page says so beside it. A deploy reboots the device,
-so one boot runs one set of models.
+What the FA/h rests on. A device's status message (protocol STATUS, firmware/link.py) says
+how long it has listened (not muted) since it booted (protocol version 6 on), and the store
+adds that up across statuses and reboots, per device and per model the device ran
+(`ClipStore.add_listened`, `ClipStore.listened`), from a boot on (`since`). The figure for a
+model on a device is the clips from it labelled false-wake and received since its count
+started, over the hours it listened since then; the page says over how many listening hours
+and since when. The hours can only read a little short (listening after a device's last
+status before a reboot is never reported: at most a status interval per reboot), and clips
+not labelled yet may be false wakes too.
+
+A device whose statuses never carried the time listened (firmware before protocol version 6;
+its last status file is all there is) keeps the old floor: its status carries `uptime_ms`, the
+time since it booted (muted time included, counted modulo 2**32 ms, so it wraps after 49.7
+days), and whether it is muted *now*. The one stretch of time the store can vouch for is then
+the device's current boot: from ``received - uptime_ms / 1000`` to ``received`` (the last
+status's arrival); the false wakes from the device received in that stretch over its hours,
+muted time included: a floor, never an overstatement, and the page says so beside it. A
+deploy reboots the device, so one boot runs one set of models.
 
 Days are this PC's local days; a false wake counts on the day the store received it, its
 audio deleted or not (the label stays on the record).
@@ -26,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from wakeward.store import Clip, ClipStore
+from wakeward.store import Clip, ClipStore, Listened
 
 FALSE_WAKE = "false-wake"
 HOUR_S = 3600.0
@@ -153,20 +161,21 @@ def _nice_top(biggest: int) -> int:
 
 @dataclass(frozen=True)
 class Exposure:
-    """One model on one device over the device's current boot."""
+    """One model on one device: its false wakes over the hours it listened (`measured`: as
+    the device reported them, added up since `since`), or over the hours since the device's
+    last boot (not `measured`: the floor, for a device whose statuses do not say)."""
 
     device: str
     model: str  # "" when no clip came from the device in that time
     false_wakes: int
     unlabelled: int
     clips: int
-    booted_at: float
-    status_at: float
+    since: float  # Unix time the hours start: a boot
+    status_at: float  # the last status's arrival
+    hours: float  # this model's
+    device_hours: float  # the device's, whatever it ran (counted once in `overall`)
+    measured: bool
     muted_now: bool
-
-    @property
-    def hours(self) -> float:
-        return (self.status_at - self.booted_at) / HOUR_S
 
     @property
     def fa_per_hour(self) -> float | None:
@@ -203,43 +212,114 @@ def number(value: Any) -> float | None:
 def exposures(
     store: ClipStore, devices: Sequence[str], clips: Sequence[Clip]
 ) -> tuple[list[Exposure], list[NoFigure]]:
-    """Each device's models' false wakes over its current boot (see the module's text)."""
+    """Each device's models' false wakes over the hours they listened, or over the device's
+    current boot where its statuses do not say (see the module's text)."""
+    counted: dict[str, dict[str, Listened]] = {}
+    for entry in store.listened():
+        counted.setdefault(entry.device, {})[entry.model] = entry
     rows: list[Exposure] = []
     missing: list[NoFigure] = []
-    for device in devices:
+    for device in sorted(set(devices) | counted.keys()):
         status, why = read_status(store.status_path(device))
+        muted = bool(status.get("muted")) if status is not None else False
+        mine = [c for c in clips if c.device == device]
+        if device in counted:
+            rows.extend(_measured(device, counted[device], mine, muted))
+            continue
         if status is None:
             missing.append(NoFigure(device, why or "no status"))
             continue
-        uptime_ms, received = number(status.get("uptime_ms")), number(status.get("received"))
-        if uptime_ms is None or received is None or uptime_ms <= 0:
+        floor = _floor(device, status, mine, muted)
+        if floor is None:
             missing.append(NoFigure(device, "its status has no uptime or arrival time"))
-            continue
-        booted = received - uptime_ms / MS
-        mine = [c for c in clips if c.device == device and booted <= c.received_at <= received]
-        models = sorted({c.model for c in mine}) or [""]
-        muted = bool(status.get("muted"))
-        for model in models:
-            these = [c for c in mine if c.model == model] if model else []
-            rows.append(
-                Exposure(
-                    device=device,
-                    model=model,
-                    false_wakes=sum(c.label == FALSE_WAKE for c in these),
-                    unlabelled=sum(c.label is None for c in these),
-                    clips=len(these),
-                    booted_at=booted,
-                    status_at=received,
-                    muted_now=muted,
-                )
-            )
+        rows.extend(floor or [])
     return rows, missing
 
 
-def overall(rows: Sequence[Exposure]) -> tuple[int, float, float | None]:
-    """All devices together: false wakes, device-hours, and their ratio (each device's hours
-    counted once, however many models it runs)."""
-    hours = {r.device: r.hours for r in rows}
+def _measured(
+    device: str, counted: dict[str, Listened], clips: Sequence[Clip], muted: bool
+) -> list[Exposure]:
+    """A device whose statuses carry its time listened: each model's false wakes since its
+    count started, over its hours."""
+    whole = counted[""]
+    since_start = [c for c in clips if c.received_at >= whole.since]
+    models = sorted((counted.keys() - {""}) | {c.model for c in since_start}) or [""]
+    rows = []
+    for model in models:
+        entry = counted.get(model)  # None: a model no hello announced (hours 0)
+        since = entry.since if entry is not None else whole.since
+        these = [c for c in since_start if c.model == model and c.received_at >= since]
+        rows.append(
+            Exposure(
+                device=device,
+                model=model,
+                false_wakes=sum(c.label == FALSE_WAKE for c in these),
+                unlabelled=sum(c.label is None for c in these),
+                clips=len(these),
+                since=since,
+                status_at=whole.updated,
+                hours=entry.listened_ms / MS / HOUR_S if entry is not None else 0.0,
+                device_hours=whole.listened_ms / MS / HOUR_S,
+                measured=True,
+                muted_now=muted,
+            )
+        )
+    return rows
+
+
+def _floor(
+    device: str, status: dict[str, Any], clips: Sequence[Clip], muted: bool
+) -> list[Exposure] | None:
+    """A device whose last status does not carry its time listened: its false wakes over
+    the hours since it last booted (a floor); None when the status cannot say that either."""
+    uptime_ms, received = number(status.get("uptime_ms")), number(status.get("received"))
+    if uptime_ms is None or received is None or uptime_ms <= 0:
+        return None
+    booted = received - uptime_ms / MS
+    hours = (received - booted) / HOUR_S
+    mine = [c for c in clips if booted <= c.received_at <= received]
+    models = sorted({c.model for c in mine}) or [""]
+    rows = []
+    for model in models:
+        these = [c for c in mine if c.model == model] if model else []
+        rows.append(
+            Exposure(
+                device=device,
+                model=model,
+                false_wakes=sum(c.label == FALSE_WAKE for c in these),
+                unlabelled=sum(c.label is None for c in these),
+                clips=len(these),
+                since=booted,
+                status_at=received,
+                hours=hours,
+                device_hours=hours,
+                measured=False,
+                muted_now=muted,
+            )
+        )
+    return rows
+
+
+@dataclass(frozen=True)
+class Overall:
+    """All devices together: false wakes, device-hours (each device's counted once, however
+    many models it runs), their ratio, and since when."""
+
+    false_wakes: int
+    hours: float
+    fa_per_hour: float | None
+    since: float | None  # the earliest start of a count
+    floors: bool  # some devices' hours are the floor (since boot, muted time included)
+
+
+def overall(rows: Sequence[Exposure]) -> Overall:
+    hours = {r.device: r.device_hours for r in rows}
     total_h = sum(hours.values())
     wakes = sum(r.false_wakes for r in rows)
-    return wakes, total_h, (wakes / total_h if total_h > 0 else None)
+    return Overall(
+        false_wakes=wakes,
+        hours=total_h,
+        fa_per_hour=wakes / total_h if total_h > 0 else None,
+        since=min((r.since for r in rows), default=None),
+        floors=any(not r.measured for r in rows),
+    )
