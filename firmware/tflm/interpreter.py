@@ -111,16 +111,6 @@ class Interpreter:
         ends = []  # the inputs' views, then the outputs'
         for i in sg.inputs + sg.outputs:
             ends.append(self._views[i])
-        # what only prepare needed goes, so the running interpreter holds less heap. Each is
-        # set to None first: MicroPython's delattr leaves the value in the instance's table,
-        # where the collector still finds it (views into the model and the arena, 4 KB for
-        # alexa). They go before the running interpreter's attributes come, as the table
-        # never shrinks: it keeps room for the most attributes it ever held at once.
-        for name in ("_views", "_constant", "_offset_of", "_var_of", "_work_uses", "_reads"):
-            setattr(self, name, None)
-            delattr(self, name)
-        if model.biased is False:
-            model.biased = True  # the filters are biased in place (_accumulate_and_requantize)
         n = len(sg.inputs)
         self.inputs = tuple(ends[:n])
         self.outputs = tuple(ends[n:])
@@ -131,6 +121,15 @@ class Interpreter:
         self.variable_bytes = 0
         for value in self.variables.values():
             self.variable_bytes += len(value)
+        # what only prepare needed goes, so the running interpreter holds less heap: set to
+        # None, not deleted. MicroPython's delattr leaves the value in the instance's table,
+        # where the collector still finds it (views into the model and the arena, 4 KB for
+        # alexa), and lookups probe past deleted slots (deleting them cost about 250
+        # instructions per alexa invocation)
+        for name in ("_views", "_constant", "_offset_of", "_var_of", "_work_uses", "_reads"):
+            setattr(self, name, None)
+        if model.biased is False:
+            model.biased = True  # the filters are biased in place (_accumulate_and_requantize)
         gc.collect()
 
     # -- tensors ------------------------------------------------------------------------

@@ -163,8 +163,8 @@ print("left", gc.mem_alloc() - start)
 def test_prepare_leaves_nothing_behind_but_the_attributes(mp):
     """With every attribute of a prepared interpreter set to None, what it still holds is
     the instance itself: MicroPython's delattr leaves a value in the instance's table,
-    where the collector finds it, so the prepare-only state must be set to None before it
-    is deleted (alexa: 4 KB of views into the model and the arena otherwise)."""
+    where the collector finds it, so the prepare-only state is set to None, not deleted
+    (alexa: 4 KB of views into the model and the arena otherwise)."""
     from wakeward import models
 
     out = mp.output(NOTHING_LEFT.format(path=str(models.resolve("alexa"))), heap="esp32s3-psram")
