@@ -104,13 +104,16 @@ def test_monitored_outputs_are_the_sims_value_for_value_and_stop_with_the_window
     asker = Asker(P.encode_request(P.MONITOR, WINDOW_S, 21))
     events = tmp_path / "events.jsonl"
     device = Device(tmp_path / "flash", asker.port, events=events, requests="any")
+    # the window opens when the device takes the request; on a loaded machine that can be
+    # after a second of audio, so the wake word comes only once it has
+    taken = "link: request 21: monitor for 3 s"
+    device.until(lambda: device.output.having(taken), "the monitor request taken")
     device.say(speech)  # 0.5 s, the wake word, 2.5 s: past the window's end
     device.until(lambda: "request_end" in asker.types(), "the window's end")
     device.feed(device.noise(2.0))  # the device goes on listening: nothing is sent
     device.stop()
     msgs = asker.join()
     types = [m["type"] for m in msgs]
-    assert device.output.having("link: request 21: monitor for 3 s")
     want = sim_json(tmp_path, np.concatenate(device.fed))
 
     got: list[tuple[int, int]] = []
