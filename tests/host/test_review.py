@@ -344,6 +344,12 @@ def test_devices_show_their_last_status(client, s, tmp_path):
     page = client.get("/devices").text
     assert "clips sent 7; acknowledged 6; queued 1; dropped 0; audio bytes sent 123456" in page
     assert "muted" in page and "no status received yet" in page  # kitchen: none
+    assert '<td class="listened">-</td>' in page  # no listened time counted yet
+    s.add_listened("hall", ["alexa"], 90 * 60_000, 2 * 3_600_000, 1_700_000_000.0)
+    since = s.listened("hall")[0].since
+    assert (
+        f'<td class="listened">1.5 h since {local_time(since)}</td>' in client.get("/devices").text
+    )
 
 
 def test_revoke_a_paired_device_after_confirming(client, s, secrets, tmp_path):

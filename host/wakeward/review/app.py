@@ -654,6 +654,7 @@ class Review:
         """Each device the store or the pairing folder knows, with its last status."""
         paired, error = self._paired()
         names = sorted(paired.keys() | {c.device for c in self.store.clips()})
+        listened = {row.device: row for row in self.store.listened() if row.model == ""}
         rows = []
         for name in names:
             device = paired.get(name)
@@ -668,6 +669,7 @@ class Review:
                     "last_seen": stats.number(status.get("received")) if status else None,
                     "muted": bool(status.get("muted")) if status else None,
                     "firmware": status.get("firmware") if status else None,
+                    "listened": listened.get(name),
                 }
             )
         return rows, error
