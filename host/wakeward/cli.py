@@ -398,12 +398,7 @@ def _add_heap_option(p: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="wakeward", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"wakeward {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    p = sub.add_parser("sim", help="run the firmware on the unix port, fed from a WAV file")
+def _add_audio_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "audio",
         type=Path,
@@ -411,6 +406,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="a WAV file (any common rate, channels and sample format: converted to the "
         "device's 16 kHz mono 16-bit, saying so)",
     )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wakeward", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"wakeward {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("sim", help="run the firmware on the unix port, fed from a WAV file")
+    _add_audio_argument(p)
     p.add_argument("--realtime", action="store_true", help="feed audio at real-time pace")
     p.add_argument("--events", type=Path, help="write LED/button/speaker events (JSON lines)")
     p.add_argument(
@@ -510,13 +514,7 @@ def build_parser() -> argparse.ArgumentParser:
             "replaced only if it is a .npy array; anything else is refused, never overwritten."
         ),
     )
-    p.add_argument(
-        "audio",
-        type=Path,
-        nargs="?",
-        help="a WAV file (any common rate, channels and sample format: converted to the "
-        "device's 16 kHz mono 16-bit, saying so)",
-    )
+    _add_audio_argument(p)
     p.add_argument(
         "--out", type=Path, required=True, metavar="FRAMES.npy", help="where to save the features"
     )

@@ -125,6 +125,12 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "wakeward review",
         "wakeward review --store ~/clips --no-browser --port 8080",
     ),
+    "service install": (
+        "wakeward service install listen --tcp :7000 --tls",
+        "wakeward service install satellite --tcp 0.0.0.0:7000 --tls --wyoming 0.0.0.0",
+        "wakeward service install wake-service hey_wakeward --wyoming 0.0.0.0",
+        "wakeward service install --dry-run listen --serial /dev/ttyACM0",
+    ),
     "completion": (
         "wakeward completion bash > ~/.local/share/bash-completion/completions/wakeward",
         'wakeward completion zsh > "${fpath[1]}/_wakeward"',

@@ -240,21 +240,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="print the models and their detections as one JSON object on stdout at the end "
         "(outputs as probabilities 0..1; the other lines go to stderr)",
     )
+    add_rule_options(p)
+    p.set_defaults(func=_cmd_try)
+
+
+def add_rule_options(p: argparse.ArgumentParser) -> None:
+    """--cutoff, --window and --optimized, as every command that runs models on the PC
+    (try, wake-service) takes them."""
     p.add_argument(
         "--cutoff",
         type=float,
         metavar="P",
-        help="probability cutoff 0..1 (default: the manifest's probability_cutoff)",
+        help="probability cutoff 0..1 for every model (default: each manifest's)",
     )
     p.add_argument(
         "--window",
         type=int,
         metavar="N",
-        help="sliding window, in invocations (default: the manifest's sliding_window_size)",
+        help="sliding window, in invocations, for every model (default: each manifest's)",
     )
     p.add_argument(
         "--optimized",
         action="store_true",
-        help="LiteRT's fast kernels instead of its reference kernels (see below)",
+        help="LiteRT's fast kernels instead of its reference kernels (`wakeward try --help` "
+        "says how they differ)",
     )
-    p.set_defaults(func=_cmd_try)

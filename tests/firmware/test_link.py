@@ -30,8 +30,11 @@ def frames(n, pcm, level):
 """
 
 
-CODE = (
-    """
+def prelude(blocking: bool = True) -> str:
+    """The start of a unix-port script that runs a Link: a fake clock (`now`), `connect` to
+    the test's receiver on PORT (a placeholder), a blocking or non-blocking socket."""
+    return (
+        """
 import micropython, os, socket
 from link import Link
 from outbox import Outbox
@@ -41,9 +44,17 @@ def clock():
 def connect():
     s = socket.socket()
     s.connect(socket.getaddrinfo('127.0.0.1', PORT)[0][-1])
-    return s
+"""
+        + ("" if blocking else "    s.setblocking(False)\n")
+        + """    return s
 said = []
-box = Outbox(8, 1 << 20, say=said.append)
+"""
+    )
+
+
+CODE = (
+    prelude()
+    + """box = Outbox(8, 1 << 20, say=said.append)
 link = Link(connect, box, clock, 'dev', ['m'], status_interval_ms=100000, say=said.append)
 """
     + FEED

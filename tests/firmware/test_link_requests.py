@@ -12,25 +12,14 @@ import json
 import numpy as np
 import pytest
 
-from tests.firmware.test_link import FEED, Stand_in
+from tests.firmware.test_link import FEED, Stand_in, prelude
 from tests.host.test_protocol import P
 
 # The link with two models; `invocations` feeds 30 ms of audio per model invocation and
 # hands the link each model's output (m: counting up from p0, n: counting down).
 SETUP = (
-    """
-import micropython, os, socket, time
-from link import Link
-from outbox import Outbox
-now = [0]
-def clock():
-    return now[0]
-def connect():
-    s = socket.socket()
-    s.connect(socket.getaddrinfo('127.0.0.1', PORT)[0][-1])
-    s.setblocking(False)
-    return s
-said = []
+    prelude(blocking=False)
+    + """import time
 box = Outbox(8, 1 << 20, say=said.append)
 link = Link(connect, box, clock, 'dev', ['m', 'n'], status_interval_ms=100000,
             requests=REQUESTS, owner_link=OWNER, say=said.append)

@@ -12,7 +12,7 @@ import numpy as np
 from wakeward import unixport
 
 from tests.conftest import write_test_wav
-from tests.firmware.test_link import FEED, Stand_in
+from tests.firmware.test_link import FEED, Stand_in, prelude
 from tests.host.test_protocol import P
 
 
@@ -119,24 +119,12 @@ def _script(tmp_path, code: str):
 
 
 LINK = (
-    """
-import micropython, os, socket
-from link import Link
-from outbox import Outbox
-now = [0]
-def clock():
-    return now[0]
-def connect():
-    s = socket.socket()
-    s.connect(socket.getaddrinfo('127.0.0.1', PORT)[0][-1])
-    s.setblocking(False)
-    return s
-class Speaker:
+    prelude(blocking=False)
+    + """class Speaker:
     def __init__(self):
         self.pcm = bytearray()
     def play(self, pcm):
         self.pcm.extend(pcm)
-said = []
 speaker = Speaker()
 box = Outbox(8, 1 << 20, say=said.append)
 link = Link(connect, box, clock, 'dev', ['m'], status_interval_ms=100000,

@@ -30,7 +30,7 @@ from wakeward.audio import RATE_HZ, read_wav, write_wav
 from wakeward.errors import WakewardError
 
 from tests.conftest import require_tools
-from tests.firmware.test_link import FEED
+from tests.firmware.test_link import FEED, prelude
 from tests.host.test_delivery import (
     Device,
     Output,
@@ -365,20 +365,9 @@ def test_the_tls_link_streams_without_allocating_per_frame(mp, tmp_path, identit
     print(f"TLS heap: context {context_bytes} bytes, session {session_bytes} bytes")
 
 
-BACKOFF = """
-import time
-from link import Link
-from outbox import Outbox
-import socket
-now = [0]
-def clock():
-    return now[0]
-def connect():
-    s = socket.socket()
-    s.connect(socket.getaddrinfo('127.0.0.1', PORT)[0][-1])
-    s.setblocking(False)
-    return s
-said = []
+BACKOFF = (
+    prelude(blocking=False)
+    + """import time
 link = Link(connect, Outbox(8, 1 << 20, say=said.append), clock, 'dev', [],
             retry_min_ms=100, retry_max_ms=1000, say=said.append)
 for _ in range(20000):
@@ -390,6 +379,7 @@ for _ in range(20000):
 for line in said:
     print(line)
 """
+)
 
 
 def test_a_connection_closed_before_any_ack_counts_as_a_failed_attempt(mp):

@@ -208,11 +208,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             HELP_WIDTH,
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="examples:\n"
-        "  wakeward service install listen --tcp :7000 --tls\n"
-        "  wakeward service install satellite --tcp 0.0.0.0:7000 --tls --wyoming 0.0.0.0\n"
-        "  wakeward service install wake-service hey_wakeward --wyoming 0.0.0.0\n"
-        "  wakeward service install --dry-run listen --serial /dev/ttyACM0",
     )
     i.add_argument("--force", action="store_true", help="replace a different unit of that name")
     i.add_argument("--dry-run", action="store_true", help="print the unit; write nothing")

@@ -8,7 +8,7 @@ import argparse
 import threading
 from collections.abc import Callable
 
-from wakeward import models
+from wakeward import models, trymodel
 from wakeward.link import servicelog
 
 
@@ -82,22 +82,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="do not advertise the service over zeroconf (_wyoming._tcp)",
     )
-    p.add_argument(
-        "--cutoff",
-        type=float,
-        metavar="P",
-        help="probability cutoff 0..1 for every model (default: each manifest's)",
-    )
-    p.add_argument(
-        "--window",
-        type=int,
-        metavar="N",
-        help="sliding window, in invocations, for every model (default: each manifest's)",
-    )
-    p.add_argument(
-        "--optimized",
-        action="store_true",
-        help="LiteRT's fast kernels instead of its reference kernels (as `wakeward try`)",
-    )
+    trymodel.add_rule_options(p)
     servicelog.add_log_file_option(p)
     p.set_defaults(func=_cmd_wake_service)

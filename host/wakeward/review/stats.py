@@ -181,6 +181,19 @@ class Exposure:
     def fa_per_hour(self) -> float | None:
         return self.false_wakes / self.hours if self.hours > 0 else None
 
+    @classmethod
+    def of(cls, device: str, model: str, clips: Sequence[Clip], **hours: Any) -> Exposure:
+        """The row of `clips` (this model's, in the time counted): its false wakes,
+        unlabelled clips and clips; `hours` holds the other fields."""
+        return cls(
+            device=device,
+            model=model,
+            false_wakes=sum(c.label == FALSE_WAKE for c in clips),
+            unlabelled=sum(c.label is None for c in clips),
+            clips=len(clips),
+            **hours,
+        )
+
 
 @dataclass(frozen=True)
 class NoFigure:
@@ -250,12 +263,10 @@ def _measured(
         since = entry.since if entry is not None else whole.since
         these = [c for c in since_start if c.model == model and c.received_at >= since]
         rows.append(
-            Exposure(
-                device=device,
-                model=model,
-                false_wakes=sum(c.label == FALSE_WAKE for c in these),
-                unlabelled=sum(c.label is None for c in these),
-                clips=len(these),
+            Exposure.of(
+                device,
+                model,
+                these,
                 since=since,
                 status_at=whole.updated,
                 hours=entry.listened_ms / MS / HOUR_S if entry is not None else 0.0,
@@ -283,12 +294,10 @@ def _floor(
     for model in models:
         these = [c for c in mine if c.model == model] if model else []
         rows.append(
-            Exposure(
-                device=device,
-                model=model,
-                false_wakes=sum(c.label == FALSE_WAKE for c in these),
-                unlabelled=sum(c.label is None for c in these),
-                clips=len(these),
+            Exposure.of(
+                device,
+                model,
+                these,
                 since=booted,
                 status_at=received,
                 hours=hours,
