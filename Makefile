@@ -96,8 +96,8 @@ sysdeps-train:
 
 lint: venv
 	$(BIN)/ruff check firmware host tests training bench
-	$(BIN)/mypy --config-file firmware/mypy.ini $(FIRMWARE_TYPED)
-	$(BIN)/mypy --ignore-missing-imports host/wakeward training/wakeward_train
+	$(BIN)/mypy --cache-dir .mypy_cache/firmware --config-file firmware/mypy.ini $(FIRMWARE_TYPED)
+	$(BIN)/mypy --cache-dir .mypy_cache/host --ignore-missing-imports host/wakeward training/wakeward_train
 
 # The trainer's TensorFlow too, so the export and device-check tests run (about 1.4 GB).
 test: venv-train sysdeps lint

@@ -44,8 +44,9 @@ PAIRS = (
     ),
 )
 # Held-out engines: (phrase, its dataset, the engine, the fold's folder, the shipped model to
-# compare with). A fold is our recipe trained without that engine (`wakeward train
+# compare with or None). A fold is our recipe trained without that engine (`wakeward train
 # --holdout-engine`), trained here when its folder holds no model (about 15 minutes).
+# "hey wakeward"'s espeak-ng and festival folds are not in the table yet (not trained).
 FOLDS = tuple(
     (
         "alexa",
@@ -53,6 +54,15 @@ FOLDS = tuple(
         engine,
         REPO / f"build/train/alexa/fold-{engine}",
         "alexa",
+    )
+    for engine in ("espeak-ng", "mbrola", "flite", "festival", "piper")
+) + tuple(
+    (
+        "hey wakeward",
+        REPO / "build/train/hey_wakeward/data",
+        engine,
+        REPO / f"build/train/hey_wakeward/fold-{engine}",
+        None,
     )
     for engine in ("mbrola", "flite", "piper")
 )
@@ -199,6 +209,7 @@ def fold_rows(tmp: Path) -> list[str]:
         "FA/h recorded and <= 1 synthetic |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
+    pooled: dict[str, list[int]] = {}  # label: [missed, clips] at each fold's chosen point
     for phrase, data, engine, fold, shipped in FOLDS:
         model = fold / f"{fold.name}.tflite"
         if not model.is_file():
@@ -206,8 +217,14 @@ def fold_rows(tmp: Path) -> list[str]:
                 "train", phrase, "--data", str(data), "--holdout-engine", engine,
                 "--out", str(fold),
             )  # fmt: skip
-        for label, spec in ((f"{fold.name} (ours)", str(fold)), (f"{shipped} (pymicro)", shipped)):
+        models = [(f"{phrase} {fold.name} (ours)", str(fold), f"{phrase}: our folds")]
+        if shipped is not None:
+            models.append((f"{shipped} (pymicro)", shipped, f"{phrase}: {shipped} (pymicro)"))
+        for label, spec, pool in models:
             r = evaluate(spec, data, tmp, "--heldout-engine", engine)
+            total = pooled.setdefault(pool, [0, 0])
+            total[0] += r["missed"]
+            total[1] += r["positives"]
             chosen = (
                 f"{r['false_reject_rate']:.1%} / {r['false_accepts_per_hour']:g} (cutoff "
                 f"{r['probability_cutoff']}, window {r['sliding_window_size']})"
@@ -225,6 +242,16 @@ def fold_rows(tmp: Path) -> list[str]:
                 f"{' | '.join(frr_at(r, x) for x in FA_PER_HOUR)} | {chosen} | {real_chosen} "
                 f"| {own_text} | {both} |"
             )
+    lines.append("")
+    lines.append(
+        "Pooled over the held-out engines (missed over clips, each fold at its own chosen point; "
+        "issue 13's target: at most 10%): "
+        + "; ".join(
+            f"{label} {missed / clips:.1%} ({missed:,}/{clips:,})"
+            for label, (missed, clips) in pooled.items()
+        )
+        + "."
+    )
     return lines
 
 
