@@ -1032,6 +1032,14 @@ def status(s: ClipStore, device: str, uptime_h: float, received: float, muted: i
     s.write_status(device, json.dumps(record))
 
 
+def add_labelled(s: ClipStore, clips: list[tuple[str, str, float, str | None]]) -> None:
+    """Clips 1, 2, ... as (device, model, received at, label or None)."""
+    for n, (device, model, at, label) in enumerate(clips, 1):
+        clip = add(s, n, device=device, model=model, received_at=at).clip
+        if label is not None:
+            s.label(clip.id, label)
+
+
 def exposure_rows(html: str) -> dict[tuple[str, str], tuple[int, str, str]]:
     """The FA/h table: (device, model) -> (false wakes, hours, FA/h as data)."""
     found = re.findall(
@@ -1057,10 +1065,7 @@ def test_the_fa_per_hour_is_false_wakes_over_the_hours_since_boot(client, s):
         ("hall", "hey_jarvis", now - 3600, "false-wake"),
         ("attic", "alexa", now - 3600, "false-wake"),
     ]
-    for n, (device, model, at, label) in enumerate(clips, 1):
-        clip = add(s, n, device=device, model=model, received_at=at).clip
-        if label is not None:
-            s.label(clip.id, label)
+    add_labelled(s, clips)
     page = client.get("/false-wakes").text
     rows = exposure_rows(page)
     assert rows == {
@@ -1104,10 +1109,7 @@ def test_the_fa_per_hour_is_false_wakes_over_the_hours_listened(client, s):
         ("kitchen", "alexa", now - 11 * 3600, "false-wake"),  # before its count started
         ("hall", "hey_jarvis", now - 3600, "false-wake"),
     ]
-    for n, (device, model, at, label) in enumerate(clips, 1):
-        clip = add(s, n, device=device, model=model, received_at=at).clip
-        if label is not None:
-            s.label(clip.id, label)
+    add_labelled(s, clips)
     page = client.get("/false-wakes").text
     assert exposure_rows(page) == {
         ("kitchen", "alexa"): (3, "4.0000", "0.7500"),
