@@ -13,7 +13,7 @@ noise), at two points of that model:
   false accepts on the held-out recorded speech there;
 - the reading within both of issue 13's targets (<= 0.5 FA/h on recorded speech and <= 1 on
   the synthetic streams; evaluate.both_targets).
-N = 0 is the fold as it was trained (build/train/alexa/fold-piper; trained here when
+N = 0 is the fold as it was trained (build/train/alexa/folds/piper; trained here when
 missing). Run: .venv/bin/python bench/owner_takes.py (about 20 minutes per N on 2 cores).
 Writes OUT/owner_takes.json and prints a markdown table.
 """
@@ -48,7 +48,7 @@ PHRASE = "alexa"
 ENGINE = "piper"
 OWNER_VOICE = "en_US-joe-medium"
 BASE_DATA = REPO / "build/train/alexa/data"
-BASE_FOLD = REPO / "build/train/alexa/fold-piper"
+BASE_FOLD = REPO / "build/train/alexa/folds/piper"
 SPEED_RANGE = (0.85, 1.15)  # how fast the owner says it, take to take
 # a take as `wakeward record` makes it at home: some room, some noise, a usable level, quiet
 # before and after the phrase
@@ -260,7 +260,7 @@ def main() -> int:
             path.parent.mkdir(parents=True, exist_ok=True)
             write_wav(path, t)
     results: dict[str, object] = {}
-    if not (BASE_FOLD / "fold-piper.tflite").is_file() and not args.judge_only:
+    if not (BASE_FOLD / "piper.tflite").is_file() and not args.judge_only:
         pipeline.run(
             pipeline.Options(
                 PHRASE, BASE_FOLD, seed=args.seed, data=BASE_DATA, holdout_engine=ENGINE
@@ -269,7 +269,7 @@ def main() -> int:
     real = streams.ensure_real(dataset.open_dataset(BASE_DATA))
     if real is None:
         raise SystemExit("owner_takes: no recorded speech installed (make sysdeps-train)")
-    results["0"] = judge(BASE_FOLD, "fold-piper", tests, real, args.rechoose)
+    results["0"] = judge(BASE_FOLD, "piper", tests, real, args.rechoose)
     print("N=0", json.dumps(results["0"]), flush=True)
     share = "" if args.owner_share is None else f"-share{args.owner_share:g}"
     for n in args.takes:

@@ -7,7 +7,7 @@ five engines, seed 0) built with one speaker-augmentation part off (`--speaker-a
 with the other four). A part's coin and draws come from the clip's own generator in a fixed
 order (augment.draw_speaker), so turning one part off leaves every other part of every clip
 as it was. The two ends come from the folds already there: every part on is `make
-bench-train`'s fold (build/train/alexa/fold-mbrola, on build/train/alexa/data), no part on
+bench-train`'s fold (build/train/alexa/folds/mbrola, on build/train/alexa/data), no part on
 is the fold trained on the dataset without speaker augmentation (JUDGE_DATA; trained here
 when missing).
 
@@ -49,7 +49,7 @@ ENGINE = "mbrola"
 POSITIVES = 4000
 NEGATIVES = 6000
 BASE_DATA = REPO / "build/train/alexa/data"  # every part on (the default recipe)
-BASE_FOLD = REPO / "build/train/alexa/fold-mbrola"
+BASE_FOLD = REPO / "build/train/alexa/folds/mbrola"
 JUDGE_DATA = REPO / "build/exp/alexa/data"  # no speaker augmentation
 OUT = REPO / "build/exp/ablation"
 # the no-part fold trained earlier the same way (wakeward train alexa --data JUDGE_DATA

@@ -46,13 +46,12 @@ PAIRS = (
 # Held-out engines: (phrase, its dataset, the engine, the fold's folder, the shipped model to
 # compare with or None). A fold is our recipe trained without that engine (`wakeward train
 # --holdout-engine`), trained here when its folder holds no model (about 15 minutes).
-# "hey wakeward"'s espeak-ng and festival folds are not in the table yet (not trained).
 FOLDS = tuple(
     (
         "alexa",
         REPO / "build/train/alexa/data",
         engine,
-        REPO / f"build/train/alexa/fold-{engine}",
+        REPO / f"build/train/alexa/folds/{engine}",
         "alexa",
     )
     for engine in ("espeak-ng", "mbrola", "flite", "festival", "piper")
@@ -61,10 +60,10 @@ FOLDS = tuple(
         "hey wakeward",
         REPO / "build/train/hey_wakeward/data",
         engine,
-        REPO / f"build/train/hey_wakeward/fold-{engine}",
+        REPO / f"build/train/hey_wakeward/folds/{engine}",
         None,
     )
-    for engine in ("mbrola", "flite", "piper")
+    for engine in ("espeak-ng", "mbrola", "flite", "festival", "piper")
 )
 
 
@@ -217,7 +216,7 @@ def fold_rows(tmp: Path) -> list[str]:
                 "train", phrase, "--data", str(data), "--holdout-engine", engine,
                 "--out", str(fold),
             )  # fmt: skip
-        models = [(f"{phrase} {fold.name} (ours)", str(fold), f"{phrase}: our folds")]
+        models = [(f"{phrase} fold {engine} (ours)", str(fold), f"{phrase}: our folds")]
         if shipped is not None:
             models.append((f"{shipped} (pymicro)", shipped, f"{phrase}: {shipped} (pymicro)"))
         for label, spec, pool in models:

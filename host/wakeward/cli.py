@@ -1229,6 +1229,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 eval_hours=args.eval_hours,
                 holdout_engine=args.holdout_engine,
                 engine_folds=args.engine_folds,
+                folds_dir=args.folds,
             )
         )
 
@@ -1314,6 +1315,14 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
         help="the honest figure for voices the trainer never heard: first train one model "
         "per TTS engine without it and test it on that engine (leave-one-engine-out, into "
         "OUT/NAME.folds/), then the model on everything; costs one training per engine more",
+    )
+    p.add_argument(
+        "--folds",
+        type=Path,
+        metavar="DIR",
+        help="with --engine-folds: train the folds into DIR/ENGINE/ (default: OUT/NAME.folds); "
+        "a fold already there, trained from the same dataset with the same settings, is "
+        "reused and evaluated again instead of trained again",
     )
     folds.add_argument(
         "--holdout-engine",

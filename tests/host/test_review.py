@@ -1215,6 +1215,7 @@ OLD_FIGURES = {
     "probability_cutoff": 0.943,
     "sliding_window_size": 5,
 }
+OLD_HELDOUT_ENGINES_FRR = 0.3415  # wakeward train --engine-folds' pooled figure
 
 
 def trained_model(models: Path, name: str, phrase: str, *, seed: int, quick: bool) -> Path:
@@ -1222,7 +1223,13 @@ def trained_model(models: Path, name: str, phrase: str, *, seed: int, quick: boo
     OLD_FIGURES (retraining reads its .wakeward.json: the phrase, seed and --quick)."""
     folder = models / name
     folder.mkdir(parents=True)
-    info = {"phrase": phrase, "seed": seed, "quick": quick, "evaluation": OLD_FIGURES}
+    info = {
+        "phrase": phrase,
+        "seed": seed,
+        "quick": quick,
+        "evaluation": OLD_FIGURES,
+        "heldout_engines": {"false_reject_rate": OLD_HELDOUT_ENGINES_FRR},
+    }
     (folder / f"{name}.wakeward.json").write_text(json.dumps(info))
     (folder / f"{name}.tflite").write_bytes(b"old model")
     return folder
@@ -1337,6 +1344,8 @@ def test_retrain_runs_train_with_my_labels_and_shows_new_beside_old(trainee, s, 
     done = trainee.get(f"/retrain/{job}").text
     cells = figure_cells(done)
     assert cells["false reject rate (held-out positives)"] == ("0.2013", "0.0421")
+    # the honest figure of the model in use; the retrained one was trained without folds
+    assert cells[retrain.HELDOUT_ENGINES_FIGURE] == (str(OLD_HELDOUT_ENGINES_FRR), "-")
     assert cells["false accepts per hour (held-out negative audio)"] == ("0.3333", "0.1")
     new_model = (trainer.runs / job / "hey" / "hey.tflite").resolve()
     assert f"wakeward deploy --port PORT --model {new_model}" in done
@@ -1403,7 +1412,7 @@ def test_browser_retrains_and_follows_the_run_live(browser, served: Served, trai
     assert deploy.text.startswith("wakeward deploy --port PORT --model ")
     assert browser.find_element(By.ID, "train-state").text == "done"
     new = [td.text for td in browser.find_elements(By.CSS_SELECTOR, "table.figures td.new")]
-    assert new[:2] == ["0.0421", "0.1"]
+    assert new[:3] == ["-", "0.0421", "0.1"]  # no leave-one-engine-out figure: no folds
     assert "train: wrote" in browser.find_element(By.ID, "train-log").text
     assert (served.models / "hey" / "hey.tflite").read_bytes() == b"old model"
 

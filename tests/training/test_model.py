@@ -447,6 +447,49 @@ def test_engine_folds_train_one_model_per_engine_without_it(two_engine_data, tmp
     assert "held-out voices" in final["evaluation_scope"]
     assert "train: held-out engines (leave-one-engine-out, 2 folds): FRR" in said
     assert "a --quick run is a smoke test" in said and "target 0.5/h: met)" not in said
+    assert [f["reused"] for f in pooled["folds"]] == [False, False]
+
+    # again, the folds moved to --folds DIR: both reused (not trained), judged again
+    moved = tmp_path / "folds"
+    (out / "hj.folds").rename(moved)
+    weights = {e: (moved / e / f"{e}.tflite").read_bytes() for e in positives}
+    again = replace(opts, folds_dir=moved, target_fa_per_hour=2.0)
+    full = replace(again, quick=False, engines=("espeak-ng", "flite"))
+    assert "; 2 folds reused, only evaluated;" in pipeline.estimate(full, reuse_data=True)
+    assert pipeline.run(again) == 0
+    said = capsys.readouterr().out
+    assert said.count(f"reusing the fold in {moved}") == 2
+    assert "training without" not in said and not (out / "hj.folds").exists()
+    redone = json.loads((out / "hj.wakeward.json").read_text())["heldout_engines"]
+    assert [f["reused"] for f in redone["folds"]] == [True, True]
+    for engine in positives:
+        assert (moved / engine / f"{engine}.tflite").read_bytes() == weights[engine]
+        record = json.loads((moved / engine / f"{engine}.wakeward.json").read_text())
+        assert record["evaluation"]["target_fa_per_hour"] == 2.0
+        assert record["earlier_evaluations"][-1]["probability_cutoff"] is not None
+        manifest = json.loads((moved / engine / f"{engine}.json").read_text())
+        assert manifest["micro"]["probability_cutoff"] == record["evaluation"]["probability_cutoff"]
+    assert redone["clips"] == pooled["clips"]
+
+    # a fold trained otherwise is trained again, and the run says why
+    settings = pipeline._fold_settings(again, two_engine_data)
+    flite = moved / "flite"
+    assert pipeline._trained_fold(flite, "flite", settings)[1] is None
+    assert pipeline._trained_fold(flite, "espeak-ng", settings) == (None, None)
+    assert pipeline._trained_fold(flite, "flite", {**settings, "seed": 1}) == (
+        None,
+        "flite.wakeward.json says it was trained with another seed",
+    )
+    record = json.loads((flite / "flite.wakeward.json").read_text())
+    record["training"]["config"]["hard_negatives"] += 1
+    (flite / "flite.wakeward.json").write_text(json.dumps(record))
+    assert pipeline._trained_fold(flite, "flite", settings)[1] == (
+        "flite.wakeward.json says it was trained with another training config"
+    )
+    (flite / "flite.tflite").unlink()
+    assert pipeline._trained_fold(flite, "flite", settings)[1] == (
+        "flite.tflite missing beside flite.wakeward.json"
+    )
 
 
 def test_a_dataset_built_with_other_speaker_augmentation_is_not_reused(tiny_data, tmp_path):

@@ -35,6 +35,10 @@ def test_fold_options_exclude_each_other_and_bad_parts_are_named(tmp_path, capsy
     except SystemExit as e:
         assert e.code == 2
     assert "not allowed with argument" in capsys.readouterr().err
+    code = cli.main(["train", "alexa", "--out", out, "--folds", str(tmp_path / "f")])
+    assert code == 1
+    assert f"--folds {tmp_path / 'f'}: only with --engine-folds" in capsys.readouterr().err
+    assert not (tmp_path / "models").exists()
     data = tmp_path / "d"
     code = cli.main(["train-data", "alexa", "--out", str(data), "--speaker-augment", "voice"])
     assert code == 1

@@ -118,6 +118,22 @@ def update_manifest(
 ) -> None:
     """Write the chosen point into NAME.json and the evaluation into NAME.wakeward.json,
     keeping the replaced evaluation's point in the record's `earlier_evaluations`."""
+    before = record_evaluation(tflite, record_path, record, ev)
+    p = ev.point
+    say(
+        f"evaluate: {tflite.with_suffix('.json')}: cutoff {before[0]} -> "
+        f"{p.probability_cutoff}, window {before[1]} -> {p.sliding_window_size}; "
+        f"{record_path.name} holds the new evaluation (the earlier point in "
+        "earlier_evaluations); deploy the model again to use it"
+    )
+
+
+def record_evaluation(
+    tflite: Path, record_path: Path, record: dict[str, Any], ev: evaluate.Evaluation
+) -> tuple[float, int]:
+    """Write `ev`'s point into the model's manifest (NAME.json), `ev` into its record
+    (NAME.wakeward.json, the replaced evaluation's point kept in `earlier_evaluations`) and
+    its DET curve beside it; returns the manifest's point before."""
     manifest_path = tflite.with_suffix(".json")
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
@@ -138,11 +154,7 @@ def update_manifest(
     record["evaluation"]["det_png"] = det.name
     write_text_atomic(record_path, json.dumps(record, indent=2) + "\n")
     write_text_atomic(manifest_path, json.dumps(manifest, indent=2) + "\n")
-    say(
-        f"evaluate: {manifest_path}: cutoff {before[0]} -> {p.probability_cutoff}, window "
-        f"{before[1]} -> {p.sliding_window_size}; {record_path.name} holds the new evaluation "
-        "(the earlier point in earlier_evaluations); deploy the model again to use it"
-    )
+    return before
 
 
 EARLIER_KEYS = (

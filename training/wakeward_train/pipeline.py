@@ -107,9 +107,28 @@ class Options:
     train_stream_hours: float | None = None  # default: TRAIN_STREAM_HOURS (quick: QUICK_...)
     holdout_engine: str | None = None  # train one leave-one-engine-out fold: without it
     engine_folds: bool = False  # every engine's fold first, then the model on everything
+    folds_dir: Path | None = None  # where the folds go and are reused from: OUT/NAME.folds
     speaker_augment: str = "all"  # augment.SpeakerAugment.parse: none, all, or some parts
     piper_voices: tuple[Path, ...] = ()  # folders of Piper voices beside the wheel's
     owner_share: float | None = None  # train.TrainConfig.owner_share (default: its own)
+
+
+def _train_config(opts: Options) -> train.TrainConfig:
+    config = train.QUICK if opts.quick else train.TrainConfig()
+    config = train.with_epochs(replace(config, seed=opts.seed), opts.epochs)
+    if opts.owner_share is not None:
+        config = replace(config, owner_share=opts.owner_share)
+    return config
+
+
+def _train_stream_hours(opts: Options) -> float:
+    return opts.train_stream_hours or (
+        QUICK_TRAIN_STREAM_HOURS if opts.quick else TRAIN_STREAM_HOURS
+    )
+
+
+def _calibration_chunks(opts: Options) -> int:
+    return opts.calibration_chunks or (2000 if opts.quick else export.CALIBRATION_CHUNKS)
 
 
 def model_name(out: Path) -> str:
@@ -183,15 +202,22 @@ def estimate(opts: Options, reuse_data: bool) -> str:
     data_s = 0.0 if reuse_data else clips * DATA_S_PER_CLIP
     fit_s = clips * FIT_S_PER_CLIP * min(1.0, (opts.epochs or TYPICAL_EPOCHS) / TYPICAL_EPOCHS)
     eval_s = EVAL_FIXED_S + (opts.eval_hours or streams.DEFAULT_HOURS) * EVAL_S_PER_HOUR
-    models = 1
+    models = evaluated = 1
     if opts.engine_folds:
-        models += len(opts.engines or dataset.voices.ENGINES)
-    total = data_s + models * (fit_s + eval_s)
+        engines = opts.engines or dataset.voices.ENGINES
+        evaluated += len(engines)
+        # a fold already there is reused when its settings are this run's (_trained_fold)
+        models += sum(
+            not (_folds_dir(opts, model_name(opts.out)) / e / f"{e}.wakeward.json").is_file()
+            for e in engines
+        )
+    total = data_s + models * fit_s + evaluated * eval_s
     return (
         f"about {_duration(total)} (data {_duration(data_s)}"
         + (" (reused)" if reuse_data else "")
-        + f", training {_duration(models * fit_s)}, evaluation {_duration(models * eval_s)}"
+        + f", training {_duration(models * fit_s)}, evaluation {_duration(evaluated * eval_s)}"
         + (f", for {models} models" if models > 1 else "")
+        + (f"; {evaluated - models} folds reused, only evaluated" if evaluated > models else "")
         + "; from runs measured alone on a 2-core PC)"
     )
 
@@ -270,11 +296,15 @@ def run(opts: Options, say: Say = print) -> int:
     """The whole pipeline; returns 0, or 1 when the device check is not bit-exact.
 
     With `engine_folds`, one model per engine of the dataset is trained without it first
-    (folds.py; into OUT/NAME.folds/ENGINE/), and the final model's record carries their
-    pooled held-out-engine FRR as its headline. With `holdout_engine`, the run is that one
-    fold: the model trains without the engine and is evaluated on it."""
+    (folds.py; into OUT/NAME.folds/ENGINE/ or `folds_dir`/ENGINE/, where a fold trained
+    before with the same dataset and settings is reused and only evaluated again), and the
+    final model's record carries their pooled held-out-engine FRR as its headline. With
+    `holdout_engine`, the run is that one fold: the model trains without the engine and is
+    evaluated on it."""
     t_all = time.monotonic()  # TensorFlow's import counts: the run's time is the wall clock's
     name = model_name(opts.out)
+    if opts.folds_dir is not None and not opts.engine_folds:
+        raise WakewardError(f"--folds {opts.folds_dir}: only with --engine-folds")
     require()  # fail before building data when TensorFlow is missing
     detplot.require()  # and matplotlib, for the DET curve
     if not opts.target_fa_per_hour >= 0:
@@ -303,17 +333,31 @@ def run(opts: Options, say: Say = print) -> int:
                 f"(found: {', '.join(engines) or 'none'}; make sysdeps-train installs them)"
             )
         rows = []
+        settings = _fold_settings(opts, data)
         for engine in engines:
             fold_say = _prefixed(say, f"fold {engine}: ")
-            fold_say(f"training without {engine} (and the people it speaks as)")
             view = folds.fold_view(data, engine)
-            out = opts.out / f"{name}{FOLDS_SUFFIX}" / engine
+            out = _folds_dir(opts, name) / engine
             t = time.monotonic()
-            _one_model(opts, view, out, engine, fold_say, time.monotonic(), 0.0)
+            record, why = _trained_fold(out, engine, settings)
+            reused = record is not None
+            if record is None:
+                if why:
+                    fold_say(f"training it again: {why}")
+                fold_say(f"training without {engine} (and the people it speaks as)")
+                _one_model(opts, view, out, engine, fold_say, time.monotonic(), 0.0)
+            else:
+                fold_say(
+                    f"reusing the fold in {out} (trained from this dataset with these settings; "
+                    "delete that folder to train it again), evaluated again"
+                )
+                _evaluate_again(opts, view, out, engine, record, fold_say)
             record = summary_json(out / f"{engine}.wakeward.json")
             row = _fold_row(record, engine)
             rows.append(row)
-            fold_records.append(_fold_record(record, out, engine, time.monotonic() - t))
+            fold_records.append(
+                _fold_record(record, out, engine, time.monotonic() - t, reused=reused)
+            )
             fold_say(
                 f"held-out engine {engine}: FRR {row.false_reject_rate:.1%} "
                 f"({row.missed}/{row.clips} missed) in {time.monotonic() - t:.0f} s"
@@ -353,10 +397,119 @@ def _fold_row(record: dict[str, Any], engine: str) -> folds.EngineRow:
     raise WakewardError(f"fold {engine}: its evaluation has no row for {engine}")
 
 
-def _fold_record(record: dict[str, Any], out: Path, engine: str, seconds: float) -> dict[str, Any]:
+def _folds_dir(opts: Options, name: str) -> Path:
+    return opts.folds_dir or opts.out / f"{name}{FOLDS_SUFFIX}"
+
+
+def _jsonable(value: Any) -> Any:
+    """`value` as it reads back from a JSON file (tuples become lists)."""
+    return json.loads(json.dumps(value))
+
+
+def _fold_settings(opts: Options, data: dataset.Dataset) -> dict[str, Any]:
+    """What decides a fold's weights besides its engine: a fold trained before is reused only
+    when its record says the same of each (_recorded_settings)."""
+    tf, keras = require()
+    return {
+        "phrase": opts.phrase.strip().lower(),
+        "seed": opts.seed,
+        "quick": opts.quick,
+        "dataset": _jsonable({k: v for k, v in _data_summary(data).items() if k != "path"}),
+        "training config": _jsonable(_train_config(opts).to_json()),
+        "training streams' hours": _train_stream_hours(opts),
+        "calibration chunks": _calibration_chunks(opts),
+        "versions": {
+            "wakeward_train": __version__,
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+        },
+    }
+
+
+def _recorded_settings(record: dict[str, Any], now: dict[str, Any]) -> dict[str, Any]:
+    """_fold_settings' fields as a fold's record (NAME.wakeward.json) holds them."""
+    data = dict(record.get("data") or {})
+    data.pop("path", None)  # the same dataset may have been reached by another path
+    hours = (data.pop("training_streams", None) or {}).get("hours")
+    config = (record.get("training") or {}).get("config")
+    return {
+        "phrase": str(record.get("phrase", "")).strip().lower(),
+        "seed": record.get("seed"),
+        "quick": record.get("quick"),
+        "dataset": data,
+        # a setting the record does not name was added to TrainConfig since, with a default
+        # that keeps a run as it was
+        "training config": {**now["training config"], **config}
+        if isinstance(config, dict)
+        else None,
+        "training streams' hours": hours,
+        "calibration chunks": (record.get("export") or {}).get("calibration_chunks"),
+        "versions": record.get("versions"),
+    }
+
+
+def _trained_fold(
+    out: Path, engine: str, settings: dict[str, Any]
+) -> tuple[dict[str, Any] | None, str | None]:
+    """(its record, None) when FOLDS/ENGINE holds a fold trained without `engine` from the
+    same dataset with the same settings; (None, why not) when it holds another model; (None,
+    None) when it holds none."""
+    path = out / f"{engine}.wakeward.json"
+    if not path.is_file():
+        return None, None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        return None, f"{path} is unreadable ({e})"
+    if not isinstance(record, dict):
+        return None, f"{path} is not a JSON object"
+    if (record.get("fold") or {}).get("heldout_engine") != engine:
+        return None, f"{path} is not a fold without {engine}"
+    missing = [f for f in (f"{engine}.tflite", f"{engine}.json") if not (out / f).is_file()]
+    if missing:
+        return None, f"{' and '.join(missing)} missing beside {path.name}"
+    before = _recorded_settings(record, settings)
+    differ = [k for k, v in settings.items() if before[k] != v]
+    if differ:
+        return None, f"{path.name} says it was trained with another {', '.join(differ)}"
+    return record, None
+
+
+def _evaluate_again(
+    opts: Options,
+    view: folds.FoldDataset,
+    out: Path,
+    engine: str,
+    record: dict[str, Any],
+    say: Say,
+) -> None:
+    """A reused fold judged again as a new one would be (this run's target and evaluation
+    audio), its point, record and DET curve rewritten in place (the record keeps the earlier
+    point in `earlier_evaluations`)."""
+    from wakeward_train import evalcmd
+
+    model_path = out / f"{engine}.tflite"
+    frames = (record.get("training") or {}).get("receptive_frames")
+    if isinstance(frames, bool) or not isinstance(frames, int):
+        raise WakewardError(f"{out / (engine + '.wakeward.json')}: no training.receptive_frames")
+    heard = record.get("trained_engines")
+    if not isinstance(heard, list):
+        heard = folds.trained_engines(view)
+    times: dict[str, float] = {}
+    ev = _evaluate(opts, view, model_path, frames, [str(e) for e in heard], times, say)
+    for line in ev.lines():
+        say(line)
+    record["times"] = {**(record.get("times") or {}), "evaluated_again": times}
+    evalcmd.record_evaluation(model_path, out / f"{engine}.wakeward.json", record, ev)
+
+
+def _fold_record(
+    record: dict[str, Any], out: Path, engine: str, seconds: float, *, reused: bool = False
+) -> dict[str, Any]:
     ev = record.get("evaluation") or {}
     return {
         "engine": engine,
+        "reused": reused,
         "model": str(out / f"{engine}.tflite"),
         "probability_cutoff": ev.get("probability_cutoff"),
         "sliding_window_size": ev.get("sliding_window_size"),
@@ -392,18 +545,13 @@ def _one_model(
     fold = data.engine if isinstance(data, folds.FoldDataset) else None
     times: dict[str, float] = {}
     t = time.monotonic()
-    train_hours = opts.train_stream_hours or (
-        QUICK_TRAIN_STREAM_HOURS if opts.quick else TRAIN_STREAM_HOURS
-    )
+    train_hours = _train_stream_hours(opts)
     train_streams = streams.ensure(
         data, train_hours, say=say, split=dataset.TRAIN, without_engine=fold
     )
     times["data_s"] = round(data_s + time.monotonic() - t, 1)
 
-    config = train.QUICK if opts.quick else train.TrainConfig()
-    config = train.with_epochs(replace(config, seed=opts.seed), opts.epochs)
-    if opts.owner_share is not None:
-        config = replace(config, owner_share=opts.owner_share)
+    config = _train_config(opts)
     t = time.monotonic()
     result = train.train(data, config, say=say, streams=train_streams.chunks)
     times["train_s"] = round(time.monotonic() - t, 1)
@@ -412,7 +560,7 @@ def _one_model(
     model_path = staging / f"{name}.tflite"
 
     t = time.monotonic()
-    chunks = opts.calibration_chunks or (2000 if opts.quick else export.CALIBRATION_CHUNKS)
+    chunks = _calibration_chunks(opts)
     say(f"export: converting to int8 with {chunks} calibration chunks")
     try:
         report = export.export(
@@ -432,39 +580,12 @@ def _one_model(
     times["export_s"] = round(time.monotonic() - t, 1)
     _took(say, "export", times["export_s"], t_all)
 
-    t = time.monotonic()
-    hours = opts.eval_hours or (streams.QUICK_HOURS if opts.quick else streams.DEFAULT_HOURS)
-    eval_streams = streams.ensure(data, hours, say=say)
-    # recorded human speech by held-out speakers (realspeech.py), where installed; a quick
-    # run's smoke test leaves it out (building it takes about 2 minutes the first time)
-    real = None if opts.quick else streams.ensure_real(data, say=say)
-    # another part of the held-out speakers chooses the cutoff with the synthetic streams
-    validation = (
-        None if real is None else streams.ensure_real(data, say=say, part=realspeech.VALIDATION)
-    )
-    times["eval_streams_s"] = round(time.monotonic() - t, 1)
-    t = time.monotonic()
     heard = folds.trained_engines(data)
-    ev = evaluate.evaluate_model(
-        model_path.read_bytes(),
-        name,
-        data,
-        eval_streams,
-        target_fa_per_hour=opts.target_fa_per_hour,
-        context_frames=result.config.model.receptive_frames,
-        where=model_path,
-        say=say,
-        trained_engines=heard,
-        real_streams=real,
-        real_validation=validation,
-    )
-    if opts.quick:
-        ev.smoke = True
+    ev = _evaluate(opts, data, model_path, result.config.model.receptive_frames, heard, times, say)
     ev.det_png = detplot.save(ev, staging / f"{name}.det.png").name
     for line in ev.lines():
         say(line)
     point = ev.point
-    times["evaluate_s"] = round(time.monotonic() - t, 1)
     _took(
         say,
         "evaluate",
@@ -556,6 +677,49 @@ def _one_model(
         f"{name}.wakeward.json and {ev.det_png} in {times['total_s']:.0f} s"
     )
     return 0
+
+
+def _evaluate(
+    opts: Options,
+    data: dataset.Dataset,
+    model_path: Path,
+    context_frames: int,
+    heard: list[str],
+    times: dict[str, float],
+    say: Say,
+) -> evaluate.Evaluation:
+    """The model at `model_path` on the held-out audio of `data` (streams built into the
+    dataset once), its point chosen for the target FA/h; the two stages' seconds go into
+    `times`."""
+    t = time.monotonic()
+    hours = opts.eval_hours or (streams.QUICK_HOURS if opts.quick else streams.DEFAULT_HOURS)
+    eval_streams = streams.ensure(data, hours, say=say)
+    # recorded human speech by held-out speakers (realspeech.py), where installed; a quick
+    # run's smoke test leaves it out (building it takes about 2 minutes the first time)
+    real = None if opts.quick else streams.ensure_real(data, say=say)
+    # another part of the held-out speakers chooses the cutoff with the synthetic streams
+    validation = (
+        None if real is None else streams.ensure_real(data, say=say, part=realspeech.VALIDATION)
+    )
+    times["eval_streams_s"] = round(time.monotonic() - t, 1)
+    t = time.monotonic()
+    ev = evaluate.evaluate_model(
+        model_path.read_bytes(),
+        model_path.stem,
+        data,
+        eval_streams,
+        target_fa_per_hour=opts.target_fa_per_hour,
+        context_frames=context_frames,
+        where=model_path,
+        say=say,
+        trained_engines=heard,
+        real_streams=real,
+        real_validation=validation,
+    )
+    if opts.quick:
+        ev.smoke = True
+    times["evaluate_s"] = round(time.monotonic() - t, 1)
+    return ev
 
 
 # What a run installs, in this order: the model file and its manifest last, so a pair is

@@ -79,11 +79,21 @@ class Model:
         return figures_of(self.info)
 
 
+HELDOUT_ENGINES_FIGURE = "false reject rate on TTS engines it never heard (leave-one-engine-out)"
+
+
 def figures_of(info: dict[str, Any]) -> list[tuple[str, Any]]:
+    """A record's figures, always the same rows so that two models' line up: first the
+    honest one (`wakeward train --engine-folds`' pooled figure, '-' for a model trained
+    without it), then its evaluation on held-out voices of the engines it trained on."""
     evaluation = info.get("evaluation")
     if not isinstance(evaluation, dict):
         return []
-    return [(text, evaluation.get(key)) for key, text in _FIGURES]
+    engines = info.get("heldout_engines")
+    pooled = engines.get("false_reject_rate") if isinstance(engines, dict) else None
+    return [(HELDOUT_ENGINES_FIGURE, pooled)] + [
+        (text, evaluation.get(key)) for key, text in _FIGURES
+    ]
 
 
 def read_info(path: Path) -> dict[str, Any] | None:
