@@ -27,6 +27,9 @@ them again.
 Run: .venv/bin/python bench/speaker_ablation.py [--variants no-tempo no-pitch ...]
 (about 25 minutes per variant on 2 cores: the dataset, then the fold); two processes with
 different --variants can run side by side. --judge-only prints the table from what is there.
+Seeds: --train-seeds 1 2 --variants no-pitch no-room trains (when missing) and judges those
+variants' and every part's folds with training seeds 1 and 2 on the same datasets (about 15
+minutes a fold), and adds a mean row per variant.
 Writes OUT/speaker_ablation.json and prints a markdown table.
 """
 
@@ -121,6 +124,64 @@ def train_variant(variant: str, seed: int) -> Path:
     return fold
 
 
+def seeded_fold(variant: str, seed: int, judge_only: bool) -> Path | None:
+    """`variant`'s fold trained with training seed `seed` on the variant's dataset (the
+    dataset, its streams and everything else as seed 0's), trained here when missing."""
+    folder = "all" if variant == "all parts" else variant
+    fold = OUT / folder / f"seed{seed}" / f"fold-{ENGINE}"
+    if (fold / f"{fold.name}.tflite").is_file() or judge_only:
+        return fold
+    part = variant.removeprefix("no-")
+    spec = ",".join(p for p in augment.SPEAKER_PARTS if p != part)
+    data = BASE_DATA if variant == "all parts" else OUT / variant / "data"
+    if not (data / dataset.SUMMARY).is_file():
+        print(f"{variant} (seed {seed}): no dataset in {data} (train seed 0 first)", flush=True)
+        return None
+    pipeline.run(
+        pipeline.Options(
+            PHRASE,
+            fold,
+            seed=seed,
+            data=data,
+            holdout_engine=ENGINE,
+            speaker_augment="all" if variant == "all parts" else spec,
+        )
+    )
+    return fold
+
+
+def mean_rows(rows: list[dict], variants: list[str]) -> list[dict]:
+    """Per variant with more than one seed: the mean of each FRR over its seeds."""
+    means = []
+    for variant in variants:
+        mine = [r for r in rows if r["variant"].split(" (seed ")[0] == variant]
+        if len(mine) < 2:
+            continue
+
+        def mean(values: list) -> float | None:
+            return None if any(v is None for v in values) else sum(values) / len(values)
+
+        at = mine[0]["frr_at_synthetic_fa_per_hour"]
+        validation = sum(r["validation_false_accepts"] or 0 for r in mine)
+        means.append(
+            {
+                "variant": f"{variant}, mean of {len(mine)} seeds",
+                "cutoff": "-",
+                "window": "-",
+                "frr": mean([r["frr"] for r in mine]),
+                "validation_false_accepts": f"{validation} in all",
+                "test_recorded_fa_per_hour": round(
+                    sum(r["test_recorded_fa_per_hour"] or 0 for r in mine) / len(mine), 2
+                ),
+                "frr_at_synthetic_fa_per_hour": {
+                    k: mean([r["frr_at_synthetic_fa_per_hour"][k] for r in mine]) for k in at
+                },
+                "frr_at_both_targets": mean([r["frr_at_both_targets"] for r in mine]),
+            }
+        )
+    return means
+
+
 def judged(fold: Path) -> dict:
     out = fold / JUDGED
     if not out.is_file():
@@ -160,6 +221,15 @@ def main() -> int:
     ap.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=VARIANTS)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--judge-only", action="store_true", help="train nothing missing")
+    ap.add_argument(
+        "--train-seeds",
+        nargs="*",
+        type=int,
+        default=[],
+        metavar="S",
+        help="also each variant's fold trained with these training seeds on the same dataset "
+        "(OUT/VARIANT/seedS/), 'all parts' as OUT/all/seedS/; the table adds a mean row",
+    )
     args = ap.parse_args()
     no_part = OUT / "none" / f"fold-{ENGINE}"
     if (EARLIER_NO_PART / f"{EARLIER_NO_PART.name}.tflite").is_file():
@@ -182,10 +252,17 @@ def main() -> int:
     for variant in args.variants:
         fold = OUT / variant / f"fold-{ENGINE}"
         folds[variant] = fold if args.judge_only else train_variant(variant, args.seed)
+    for seed in args.train_seeds:
+        for variant in ["all parts", *args.variants]:
+            fold = seeded_fold(variant, seed, args.judge_only)
+            if fold is not None:
+                folds[f"{variant} (seed {seed})"] = fold
     rows = []
     for name, fold in folds.items():
         if (fold / f"{fold.name}.tflite").is_file():
             rows.append(row(name, judged(fold)))
+    if args.train_seeds:
+        rows += mean_rows(rows, ["all parts", *args.variants])
     OUT.mkdir(parents=True, exist_ok=True)
     summary = {
         "what": "alexa's MBROLA fold with each speaker-augmentation part left out, judged on "
@@ -203,7 +280,9 @@ def main() -> int:
     for r in rows:
         at = " / ".join(_pct(v) for v in r["frr_at_synthetic_fa_per_hour"].values())
         print(
-            f"| {r['variant']} | {r['frr']:.1%} ({r['cutoff']}, w{r['window']}) | "
+            f"| {r['variant']} | {r['frr']:.1%}"
+            + ("" if r["cutoff"] == "-" else f" ({r['cutoff']}, w{r['window']})")
+            + " | "
             f"{r['test_recorded_fa_per_hour']} ({r['validation_false_accepts']}) | {at} | "
             f"{_pct(r['frr_at_both_targets'])} |"
         )
