@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
@@ -28,24 +27,19 @@ sys.path[:0] = [str(REPO / "training"), str(REPO / "host")]
 
 from wakeward_train import dataset, evaluate, folds, streams, voices  # noqa: E402
 
-LOOKUP_TIMEOUT_S = 60
-
 
 def festival_pronunciation(voice: str, phrase: str) -> str:
     """The phones festival's voice `voice` says `phrase` with: syllables split by '/',
     words by '+'."""
     words = re.findall(r"[a-z']+", phrase.lower())
-    script = f"(voice_{voice})\n" + "".join(f'(print (lex.lookup "{w}"))\n' for w in words)
-    done = subprocess.run(
+    lookups = "".join(f"(print (lex.lookup {voices._scheme_string(w)}))\n" for w in words)
+    out = voices._run(
         [voices.FESTIVAL, "--pipe"],
-        input=script,
-        capture_output=True,
-        text=True,
-        timeout=LOOKUP_TIMEOUT_S,
-        check=True,
+        what=f"festival's {voice} pronunciation",
+        stdin=f"(voice_{voice})\n{lookups}",
     )
     said = []
-    for line in done.stdout.splitlines():
+    for line in out.splitlines():
         syllables = re.findall(r"\(\(([^()]*)\) \d\)", line)
         if syllables:
             said.append(" / ".join(syllables))
@@ -65,8 +59,9 @@ def main() -> int:
     view = folds.fold_view(data, args.engine, for_training=False)
     ref = evaluate.load_reference((fold / f"{args.engine}.tflite").read_bytes(), fold)
     hours = float(ev["negative_hours"])
-    positives = streams.positive_stream(view, streams.ensure(view, hours, say=lambda _: None))
-    outputs = evaluate.run_model(ref, streams.ensure(view, hours, say=lambda _: None), positives)
+    negatives = streams.ensure(view, hours, say=lambda _: None)
+    positives = streams.positive_stream(view, negatives)
+    outputs = evaluate.run_model(ref, negatives, positives)
     hit = evaluate.detected_clips(outputs, int(ev["cutoff_u8"]), int(ev["sliding_window_size"]))
     clips: Counter[str] = Counter()
     missed: Counter[str] = Counter()

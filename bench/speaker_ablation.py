@@ -94,10 +94,15 @@ def link_streams(base: Path, data: Path) -> None:
         print(f"{dst}: linked from {src}", flush=True)
 
 
+def parts_of(variant: str) -> str:
+    """--speaker-augment for variant no-PART: every other part."""
+    part = variant.removeprefix("no-")
+    return ",".join(p for p in augment.SPEAKER_PARTS if p != part)
+
+
 def train_variant(variant: str, seed: int) -> Path:
     """The variant's fold, its dataset built first when missing."""
-    part = variant.removeprefix("no-")
-    spec = ",".join(p for p in augment.SPEAKER_PARTS if p != part)
+    spec = parts_of(variant)
     data = OUT / variant / "data"
     fold = OUT / variant / f"fold-{ENGINE}"
     if (fold / f"{fold.name}.tflite").is_file():
@@ -131,8 +136,6 @@ def seeded_fold(variant: str, seed: int, judge_only: bool) -> Path | None:
     fold = OUT / folder / f"seed{seed}" / f"fold-{ENGINE}"
     if (fold / f"{fold.name}.tflite").is_file() or judge_only:
         return fold
-    part = variant.removeprefix("no-")
-    spec = ",".join(p for p in augment.SPEAKER_PARTS if p != part)
     data = BASE_DATA if variant == "all parts" else OUT / variant / "data"
     if not (data / dataset.SUMMARY).is_file():
         print(f"{variant} (seed {seed}): no dataset in {data} (train seed 0 first)", flush=True)
@@ -144,7 +147,7 @@ def seeded_fold(variant: str, seed: int, judge_only: bool) -> Path | None:
             seed=seed,
             data=data,
             holdout_engine=ENGINE,
-            speaker_augment="all" if variant == "all parts" else spec,
+            speaker_augment="all" if variant == "all parts" else parts_of(variant),
         )
     )
     return fold

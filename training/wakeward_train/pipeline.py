@@ -207,10 +207,8 @@ def estimate(opts: Options, reuse_data: bool) -> str:
         engines = opts.engines or dataset.voices.ENGINES
         evaluated += len(engines)
         # a fold already there is reused when its settings are this run's (_trained_fold)
-        models += sum(
-            not (_folds_dir(opts, model_name(opts.out)) / e / f"{e}.wakeward.json").is_file()
-            for e in engines
-        )
+        there = _folds_dir(opts, model_name(opts.out))
+        models += sum(not (there / e / f"{e}.wakeward.json").is_file() for e in engines)
     total = data_s + models * fit_s + evaluated * eval_s
     return (
         f"about {_duration(total)} (data {_duration(data_s)}"
