@@ -490,6 +490,9 @@ def test_engine_folds_train_one_model_per_engine_without_it(two_engine_data, tmp
     assert pipeline._trained_fold(flite, "flite", settings)[1] == (
         "flite.tflite missing beside flite.wakeward.json"
     )
+    (flite / "flite.wakeward.json").write_text("{not json")
+    why = pipeline._trained_fold(flite, "flite", settings)[1]
+    assert why is not None and why.startswith(f"{flite / 'flite.wakeward.json'} is unreadable")
 
 
 def test_a_dataset_built_with_other_speaker_augmentation_is_not_reused(tiny_data, tmp_path):
