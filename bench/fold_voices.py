@@ -7,10 +7,11 @@ evaluation, on every positive clip ENGINE spoke in build/train/DATA/data (both s
 `wakeward evaluate --heldout-engine ENGINE` does. Each line also gives the way the voice
 pronounces the phrase where the engine can say (festival's `lex.lookup`, word by word), since
 an engine's own letter-to-sound rules can say a made-up or foreign word differently from
-the other engines.
+the other engines; where the dataset taught festival the reference pronunciation
+(pronounce.py, the summary's `pronunciations`), the line says so.
 
-Run: .venv/bin/python bench/fold_voices.py alexa festival (about a minute a fold; DATA is
-the folder under build/train/: alexa or hey_wakeward). Prints a markdown table.
+Run: .venv/bin/python bench/fold_voices.py alexa festival [--root build/train] (about a
+minute a fold; DATA is the folder under ROOT: alexa or hey_wakeward). Prints a markdown table.
 """
 
 from __future__ import annotations
@@ -50,8 +51,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("data", help="the dataset's folder under build/train/: alexa, hey_wakeward")
     ap.add_argument("engine", choices=voices.ENGINES)
+    ap.add_argument("--root", type=Path, default=REPO / "build" / "train", help="(build/train)")
     args = ap.parse_args()
-    base = REPO / "build" / "train" / args.data
+    base = args.root / args.data
     fold = base / "folds" / args.engine
     record = json.loads((fold / f"{args.engine}.wakeward.json").read_text(encoding="utf-8"))
     ev = record["evaluation"]
@@ -70,6 +72,11 @@ def main() -> int:
         clips[name] += 1
         missed[name] += 0 if found else 1
     phrase = record["phrase"]
+    taught = {}  # voice id -> "word: /own/ -> /taught/"
+    for line in (data.info.get("summary") or {}).get("pronunciations") or []:
+        who, sep, what = line.partition(" is taught ")
+        if sep:
+            taught[who] = what
     print(
         f"{args.data} fold without {args.engine}: cutoff {ev['probability_cutoff']}, window "
         f"{ev['sliding_window_size']}; {sum(missed.values())}/{sum(clips.values())} missed"
@@ -79,6 +86,8 @@ def main() -> int:
     print("| --- | --- | --- |")
     for name in sorted(clips):
         said = festival_pronunciation(name, phrase) if args.engine == "festival" else ""
+        if f"{args.engine}:{name}" in taught:
+            said = f"taught {taught[f'{args.engine}:{name}']}"
         print(
             f"| {name} | {missed[name]}/{clips[name]} ({missed[name] / clips[name]:.0%}) "
             f"| {said or '-'} |"

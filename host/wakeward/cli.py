@@ -1148,11 +1148,12 @@ def _add_piper_voices_option(p: argparse.ArgumentParser) -> None:
 def _add_speaker_augment_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--speaker-augment",
-        default="all",
+        default="default",
         metavar="PARTS",
-        help="speaker augmentation of the TTS clips: all (default), none, or a comma list of "
-        "tempo, pitch, vtlp (vocal tract length), mic (microphone colour), room (early "
-        "reflections)",
+        help="speaker augmentation of the TTS clips: default (tempo,pitch,vtlp,mic), all, "
+        "none, or a comma list of tempo, pitch, vtlp (vocal tract length), mic (microphone "
+        "colour), room (early reflections: left out by default, the ablation found them "
+        "harmful)",
     )
 
 

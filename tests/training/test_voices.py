@@ -146,7 +146,7 @@ def test_speak_all_runs_up_to_jobs_processes_at_once(monkeypatch):
     running, most = [0], [0]
     lock = threading.Lock()
 
-    def slow(req, out):
+    def slow(req, out, say_as=()):
         with lock:
             running[0] += 1
             most[0] = max(most[0], running[0])

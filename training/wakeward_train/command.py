@@ -45,7 +45,7 @@ def train_data(
     words: Path | None = None,
     engines: Sequence[str] = (),
     piper_voices: Sequence[Path] = (),
-    speaker_augment: str = "all",
+    speaker_augment: str = "default",
     save_audio: bool = False,
     say: Callable[[str], None] = print,
 ) -> int:

@@ -36,7 +36,7 @@ from wakeward.errors import WakewardError
 from wakeward.files import write_text_atomic
 from wakeward.wording import plural
 
-from wakeward_train import __version__, augment, clips, confusables, phonemes, voices
+from wakeward_train import __version__, augment, clips, confusables, phonemes, pronounce, voices
 from wakeward_train.augment import SpeakerAugment
 from wakeward_train.features import FeatureStore, clip_features, frame_at, load_split
 
@@ -88,7 +88,7 @@ def _rng(seed: int, stream: str, *index: int) -> np.random.Generator:
 
 
 def _default_speaker_augment() -> SpeakerAugment:
-    return SpeakerAugment()  # every part (training/README.md: the ablation)
+    return SpeakerAugment.only(*augment.DEFAULT_SPEAKER_PARTS)  # training/README.md: the ablation
 
 
 @dataclass(frozen=True)
@@ -183,10 +183,13 @@ class Summary:
     seconds: dict[str, dict[str, float]]  # split -> "positive"/"negative" -> audio seconds
     failures: list[str]
     elapsed_s: float = 0.0
+    # festival voices taught the phrase's pronunciation (voices.festival_corrections)
+    pronunciations: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         out = [f"wake phrase {self.phrase!r}, seed {self.seed}", *self.voices]
         out.append(f"word list: {self.word_source}")
+        out += self.pronunciations
         for split in SPLITS:
             used = self.voices_used.get(split, {})
             engines = ", ".join(f"{e} {n}" for e, n in sorted(used.items())) or "none"
@@ -349,8 +352,15 @@ def _prosody(config: DataConfig, voice: voices.Voice, rng: np.random.Generator) 
 
 
 class _Builder:
-    def __init__(self, config: DataConfig, out: Path, progress: Progress | None) -> None:
+    def __init__(
+        self,
+        config: DataConfig,
+        out: Path,
+        progress: Progress | None,
+        say_as: pronounce.Reference,
+    ) -> None:
         self.config = config
+        self.say_as = say_as  # the phrase as festival voices are taught to say it
         self.out = out
         self.progress = progress or (lambda stage, done, total: None)
         self.stores = {s: FeatureStore(out / "features" / f"{s}.npy") for s in SPLITS}
@@ -381,7 +391,8 @@ class _Builder:
         for at in range(0, len(plans), cfg.chunk):
             chunk = plans[at : at + cfg.chunk]
             audio = voices.speak_all(
-                [voices.SpeechRequest(p.voice, p.text, p.prosody) for p in chunk]
+                [voices.SpeechRequest(p.voice, p.text, p.prosody) for p in chunk],
+                say_as=self.say_as,
             )
             for plan, a in zip(chunk, audio, strict=True):
                 if isinstance(a, WakewardError):
@@ -541,14 +552,14 @@ def _check_out(out: Path) -> None:
 
 
 def _usable_engines(
-    inv: voices.Inventory, phrase: str, progress: Progress
+    inv: voices.Inventory, phrase: str, progress: Progress, say_as: pronounce.Reference
 ) -> tuple[list[voices.Voice], list[str]]:
     """Voices of the engines that can say the phrase (one try per engine)."""
     notes: list[str] = []
     keep: list[voices.Voice] = []
     engines = [e for e in voices.ENGINES if inv.by_engine(e)]
     tries = [voices.SpeechRequest(inv.by_engine(e)[0], phrase) for e in engines]
-    for engine, result in zip(engines, voices.speak_all(tries), strict=True):
+    for engine, result in zip(engines, voices.speak_all(tries, say_as=say_as), strict=True):
         if isinstance(result, WakewardError):
             notes.append(f"{engine}: cannot say the phrase, not used ({result})")
         else:
@@ -558,6 +569,25 @@ def _usable_engines(
         detail = "; ".join(notes) or "no offline TTS voices are installed (apt install espeak-ng)"
         raise WakewardError(f"no installed TTS can say {phrase!r}: {detail}")
     return keep, notes
+
+
+def _pronunciations(pool: Sequence[voices.Voice], say_as: pronounce.Reference) -> list[str]:
+    """What each festival voice is taught, or keeps its own way, of the phrase."""
+    lines: list[str] = []
+    for v in pool:
+        if v.engine != voices.FESTIVAL or not say_as:
+            continue
+        try:
+            phoneset, fixes, kept = voices.festival_corrections(v, say_as)
+        except WakewardError as e:
+            lines.append(f"{v.id}: cannot read its pronunciation of the phrase ({e})")
+            continue
+        lines += [f"{v.id} is taught {f.line()}" for f in fixes]
+        lines += [
+            f"{v.id} says {w!r} its own way (phone set {phoneset} is not in pronounce.py's tables)"
+            for w in kept
+        ]
+    return lines
 
 
 def build(config: DataConfig, out: Path, progress: Progress | None = None) -> Summary:
@@ -574,7 +604,8 @@ def build(config: DataConfig, out: Path, progress: Progress | None = None) -> Su
         engines=config.engines,
         piper_dirs=config.piper_voices,
     )
-    pool, notes = _usable_engines(inv, config.phrase, report)
+    say_as = pronounce.reference(config.phrase)
+    pool, notes = _usable_engines(inv, config.phrase, report, say_as)
     split_of = split_speakers([v.speaker for v in pool], config.heldout_fraction, config.seed)
     by_split = {s: [v for v in pool if split_of[v.speaker] == s] for s in SPLITS}
     has_heldout = bool(by_split[HELDOUT])
@@ -585,14 +616,15 @@ def build(config: DataConfig, out: Path, progress: Progress | None = None) -> Su
     found = confusables.candidates(config.phrase, lexicon)
     target = phonemes.phonemize([config.phrase])[0]
 
-    b = _Builder(config, out, progress)
+    b = _Builder(config, out, progress, say_as)
     # babble talkers first: ordinary sentences by each split's own voices
     for split in SPLITS:
         rng = _rng(config.seed, "babble", SPLITS.index(split))
         vs = voice_sequence(by_split[split], BABBLE_TALKERS, config.engine_shares, rng)
         texts = ordinary_texts(len(vs), lexicon, target, rng)
         reqs = [voices.SpeechRequest(v, t) for v, t in zip(vs, texts, strict=True)]
-        b.talkers[split] = [a for a in voices.speak_all(reqs) if not isinstance(a, WakewardError)]
+        spoken = voices.speak_all(reqs, say_as=say_as)
+        b.talkers[split] = [a for a in spoken if not isinstance(a, WakewardError)]
 
     plans: dict[str, list[_Plan]] = {"positive": []}
     pos = _split_counts(config.positives, config.heldout_fraction, has_heldout)
@@ -643,6 +675,7 @@ def build(config: DataConfig, out: Path, progress: Progress | None = None) -> Su
         store.close()
     write_text_atomic(out / MANIFEST, "".join(json.dumps(asdict(r)) + "\n" for r in b.records))
     summary = _summarise(config, inv, notes, lexicon, split_of, b)
+    summary.pronunciations = _pronunciations(pool, say_as)
     summary.elapsed_s = round(time.monotonic() - t0, 2)
     info = {
         "format": FORMAT,

@@ -81,7 +81,8 @@ def _tokens(line: str) -> Phonemes:
     )
 
 
-def _run_espeak(lines: Sequence[str], accent: str) -> list[str]:
+def run_espeak(lines: Sequence[str], accent: str) -> list[str]:
+    """espeak-ng's IPA for each line (one output line per clause), stress marks kept."""
     text = "".join(f"{line}.\n" for line in lines)
     done = subprocess.run(
         [_espeak(), "-q", "--ipa", "--sep=_", "-v", accent],
@@ -107,9 +108,9 @@ def phonemize(
     todo = [i for i, t in enumerate(cleaned) if t]
     for at in range(0, len(todo), _CHUNK):
         idxs = todo[at : at + _CHUNK]
-        lines = _run_espeak([cleaned[i] for i in idxs], accent)
+        lines = run_espeak([cleaned[i] for i in idxs], accent)
         if len(lines) != len(idxs):  # a text became several clauses: one call per text
-            lines = [" ".join(_run_espeak([cleaned[i]], accent)) for i in idxs]
+            lines = [" ".join(run_espeak([cleaned[i]], accent)) for i in idxs]
         for i, line in zip(idxs, lines, strict=True):
             out[i] = _tokens(line)
         if progress is not None:

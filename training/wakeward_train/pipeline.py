@@ -108,7 +108,7 @@ class Options:
     holdout_engine: str | None = None  # train one leave-one-engine-out fold: without it
     engine_folds: bool = False  # every engine's fold first, then the model on everything
     folds_dir: Path | None = None  # where the folds go and are reused from: OUT/NAME.folds
-    speaker_augment: str = "all"  # augment.SpeakerAugment.parse: none, all, or some parts
+    speaker_augment: str = "default"  # augment.SpeakerAugment.parse: default, all, none, parts
     piper_voices: tuple[Path, ...] = ()  # folders of Piper voices beside the wheel's
     owner_share: float | None = None  # train.TrainConfig.owner_share (default: its own)
 

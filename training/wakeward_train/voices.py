@@ -23,6 +23,11 @@ Engines (each used only where installed; `detect()` says what it found and what 
 MBROLA and festival voices are tried on a test sentence when detected (once per process); a
 voice that fails it is left out, and the engine's description says which and why.
 
+festival's lexicons say some words as no other engine does (its British voices "alexa" as
+a-LIG-za, its US voices "wakeward" as WACK-werd): `speak_all(..., say_as=)` teaches every
+festival voice the wake phrase's reference pronunciation (pronounce.py) where its own differs
+(`festival_corrections`).
+
 Every engine is deterministic: the same voice, text and prosody give the same samples. Piper
 draws random noise inside its graph (RandomNormalLike, unseeded and stateful in onnxruntime):
 each such op is replaced, when the model loads, by noise fed in from numpy, drawn from a seed
@@ -40,6 +45,7 @@ speakers, so no speaker is heard in both splits.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -60,6 +66,7 @@ from wakeward.audio import RATE_HZ
 from wakeward.errors import WakewardError
 from wakeward.wording import plural
 
+from wakeward_train import pronounce
 from wakeward_train.resample import resample
 
 if TYPE_CHECKING:
@@ -298,6 +305,52 @@ def _detect_festival() -> tuple[list[Voice], str]:
         f"{m.group(1) if m else '?'}: {plural(len(voices), 'voice')}: "
         f"{', '.join(v.name for v in voices)} (no pitch control){note}"
     )
+
+
+@dataclass(frozen=True)
+class Correction:
+    """A word of the phrase that a festival voice says otherwise, taught to it."""
+
+    word: str
+    own: tuple[str, ...]  # festival's pronunciation (its phone set, no stress)
+    said: tuple[str, ...]  # the reference in the same phone set, stress digits on vowels
+
+    def line(self) -> str:
+        said = " ".join(pronounce.without_stress(self.said))
+        return f"{self.word}: /{' '.join(self.own)}/ -> /{said}/"
+
+
+_FESTIVAL_FLAT = "(define (wakeward_flat e) (apply append (mapcar car (car (cddr e)))))"
+
+
+@functools.lru_cache(maxsize=256)
+def festival_corrections(
+    voice: Voice, reference: pronounce.Reference
+) -> tuple[str, tuple[Correction, ...], tuple[str, ...]]:
+    """`voice`'s phone set, the words of `reference` it says otherwise (to be taught to it),
+    and the words it keeps its own way because the phone set or a sound is not in
+    pronounce's tables. One festival run per voice and phrase, once per process."""
+    lines = [f"(voice_{voice.name})", _FESTIVAL_FLAT]
+    lines.append("(print (cadr (assoc 'name (PhoneSet.description '(name)))))")
+    lines += [f"(print (wakeward_flat (lex.lookup {_scheme_string(w)} nil)))" for w, _ in reference]
+    out = _run([FESTIVAL, "-b", *lines], what=f"{voice.id}: its pronunciation of the phrase")
+    printed = [ln.strip() for ln in out.splitlines() if ln.strip()]
+    if len(printed) != len(reference) + 1:
+        raise WakewardError(
+            f"{voice.id}: festival printed {len(printed)} lines for the phone set and "
+            f"{len(reference)} words: {out.strip()[-200:]!r}"
+        )
+    phoneset = printed[0]
+    fixes: list[Correction] = []
+    kept: list[str] = []
+    for (word, tokens), own in zip(reference, printed[1:], strict=True):
+        said = pronounce.festival_phones(tokens, phoneset)
+        own_phones = tuple(own.strip("()").split())
+        if said is None:
+            kept.append(word)
+        elif pronounce.without_stress(said) != own_phones:
+            fixes.append(Correction(word, own_phones, said))
+    return phoneset, tuple(fixes), tuple(kept)
 
 
 # -- Piper -------------------------------------------------------------------------------
@@ -703,8 +756,15 @@ def _scheme_string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _festival_script(voice: Voice, jobs: Sequence[tuple[str, Prosody, Path]]) -> str:
+def _festival_script(
+    voice: Voice, jobs: Sequence[tuple[str, Prosody, Path]], fixes: Sequence[Correction] = ()
+) -> str:
     lines = [f"({'voice_' + voice.name})"]
+    lines += [
+        f"(lex.add.entry (list {_scheme_string(f.word)} nil "
+        f"(lex.syllabify.phstress '({' '.join(f.said)}))))"
+        for f in fixes
+    ]
     for text, prosody, out in jobs:
         lines += [
             f"(Parameter.set 'Duration_Stretch {1.0 / prosody.speed:.4f})",
@@ -730,14 +790,19 @@ def _check(req: SpeechRequest) -> str:
     return _clean_text(req.text)
 
 
-def _speak_one(req: SpeechRequest, out: Path) -> np.ndarray:
+def _fixes(voice: Voice, say_as: pronounce.Reference) -> tuple[Correction, ...]:
+    return festival_corrections(voice, say_as)[1] if say_as else ()
+
+
+def _speak_one(req: SpeechRequest, out: Path, say_as: pronounce.Reference = ()) -> np.ndarray:
     what = f"{req.voice.id} saying {req.text!r}"
     text = _check(req)
     if req.voice.engine == PIPER:
         return _to_int16(_piper_speak(req, text), what=what)
     if req.voice.engine == FESTIVAL:
-        _run([FESTIVAL, "-b", str(_write_script(req.voice, [(text, req.prosody, out)], out))],
-             what=what)  # fmt: skip
+        jobs = [(text, req.prosody, out)]
+        script = _write_script(req.voice, jobs, out, _fixes(req.voice, say_as))
+        _run([FESTIVAL, "-b", str(script)], what=what)
     elif req.voice.engine == FLITE:
         _run(_flite_cmd(req.voice, text, req.prosody, out), what=what)
     else:  # espeak-ng and its MBROLA voices; text on stdin ("-x" is not an option)
@@ -745,9 +810,14 @@ def _speak_one(req: SpeechRequest, out: Path) -> np.ndarray:
     return _to_int16(read_any_wav(out, what=what), what=what)
 
 
-def _write_script(voice: Voice, jobs: Sequence[tuple[str, Prosody, Path]], near: Path) -> Path:
+def _write_script(
+    voice: Voice,
+    jobs: Sequence[tuple[str, Prosody, Path]],
+    near: Path,
+    fixes: Sequence[Correction] = (),
+) -> Path:
     script = near.with_suffix(".scm")
-    script.write_text(_festival_script(voice, jobs))
+    script.write_text(_festival_script(voice, jobs, fixes))
     return script
 
 
@@ -758,14 +828,18 @@ def default_jobs() -> int:
 
 
 def speak_all(
-    requests: Sequence[SpeechRequest], jobs: int | None = None
+    requests: Sequence[SpeechRequest],
+    jobs: int | None = None,
+    say_as: pronounce.Reference = (),
 ) -> list[np.ndarray | WakewardError]:
     """Each request's int16 16 kHz speech, in order, or the error that request got (so one
     voice that cannot say one text does not stop a batch). Up to `jobs` (default: one per
     CPU) TTS processes (or in-process Piper runs, one thread each) run at once; each result
     depends on its request alone, so the output is the same for any `jobs`. Festival
     requests share one process per voice; if that batch fails, its requests are retried one
-    by one."""
+    by one. `say_as` (pronounce.reference of the wake phrase) is taught to every festival
+    voice that says one of its words otherwise (festival_corrections); the other engines
+    already say it so."""
     results: list[np.ndarray | WakewardError] = [_PENDING] * len(requests)
     with tempfile.TemporaryDirectory(prefix="wakeward-tts-") as tmp:
         festival: dict[Voice, list[int]] = {}
@@ -782,7 +856,7 @@ def speak_all(
 
         def one(i: int, name: str) -> np.ndarray | WakewardError:
             try:
-                return _speak_one(requests[i], Path(tmp) / name)
+                return _speak_one(requests[i], Path(tmp) / name, say_as)
             except WakewardError as e:
                 return e
 
@@ -792,7 +866,14 @@ def speak_all(
                 for i in idxs
             ]
             try:
-                script = _write_script(voice, lines, Path(tmp) / f"batch-{idxs[0]}.wav")
+                fixes = _fixes(voice, say_as)
+            except WakewardError as e:
+                for i in idxs:
+                    results[i] = e
+                return
+            try:
+                near = Path(tmp) / f"batch-{idxs[0]}.wav"
+                script = _write_script(voice, lines, near, fixes)
                 _run([FESTIVAL, "-b", str(script)], what=f"{voice.id} ({len(lines)} utterances)")
                 for i, (_, _, out) in zip(idxs, lines, strict=True):
                     what = f"{voice.id} saying {requests[i].text!r}"
