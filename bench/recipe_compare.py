@@ -23,7 +23,9 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-ENGINES = ("espeak-ng", "mbrola", "flite", "festival", "piper")
+sys.path[:0] = [str(REPO / "training"), str(REPO / "host")]
+
+from wakeward_train.voices import ENGINES  # noqa: E402
 
 
 def _old_point(old_fold: Path, engine: str, data: Path, saved: Path) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from wakeward.errors import WakewardError
 from wakeward_train import augment, dataset, pronounce, voices
 from wakeward_train.voices import SpeechRequest
 
@@ -66,6 +67,14 @@ def test_festival_is_taught_only_the_words_it_says_otherwise(kal):
     assert voices.festival_corrections(kal, (("bonjour", ("b", "ɔ̃", "ʒ", "ˈuːɹ")),))[2] == (
         "bonjour",
     )  # a nasal vowel: festival keeps its own
+
+
+def test_festival_output_it_cannot_read_is_an_error_naming_the_voice(kal, monkeypatch):
+    monkeypatch.setattr(voices, "_run", lambda *a, **k: "radio\n")  # no line for the word
+    with pytest.raises(WakewardError, match="festival:kal_diphone: festival printed 1 lines"):
+        voices.festival_corrections(kal, (("crumpet", ("k", "ɹ", "ˈʌ", "m", "p", "ɪ", "t")),))
+    lines = dataset._pronunciations([kal], (("scone", ("s", "k", "ˈoʊ", "n")),))
+    assert lines[0].startswith("festival:kal_diphone: cannot read its pronunciation")
 
 
 def test_a_taught_word_is_spoken_as_taught_batched_or_not(kal, tmp_path):
