@@ -237,7 +237,11 @@ def test_the_choice_stays_within_the_target_on_the_validation_recorded_speech_to
     ev = evaluation_of(curve, point)
     said = "\n".join(ev.lines())
     assert "chosen against 1 h of recorded speech too" in said and "target 0.5/h: met" in said
+    assert "composed" not in said
     assert "real_validation" in ev.to_json()["method"]
+    ev.real_validation = {"hours": 1.0, "compositions": 4}
+    said = "\n".join(ev.lines())
+    assert "held-out speakers, its recordings composed 4 ways): 0 false accepts" in said
 
 
 def test_the_validation_out_of_reach_takes_its_fewest_false_accepts_and_says_so():

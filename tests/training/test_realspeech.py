@@ -285,6 +285,37 @@ def test_validation_and_test_streams_have_no_speaker_in_common(corpus, tmp_path)
         streams.ensure_real(data, corpus=corpus, part="train")  # type: ignore[arg-type]
 
 
+def test_validation_streams_are_the_recordings_composed_several_ways(corpus, tmp_path):
+    data = SimpleNamespace(path=tmp_path, info={"summary": {"seed": 5}})
+    once = streams.ensure_real(data, corpus=corpus, part=realspeech.VALIDATION, compositions=1)  # type: ignore[arg-type]
+    said: list[str] = []
+    valid = streams.ensure_real(data, corpus=corpus, part=realspeech.VALIDATION, say=said.append)  # type: ignore[arg-type]
+    ways = streams.VALIDATION_COMPOSITIONS
+    assert once is not None and valid is not None and once.path != valid.path
+    assert valid.path.name.endswith(f"-validation-x{ways}")
+    assert f"composed {ways} ways" in said[0] and f"composed {ways} ways" in said[-1]
+    assert valid.info["compositions"] == ways and len(valid.chunks) == ways
+    # the same recordings each pass: every utterance counted once, composed `ways` times
+    assert valid.info["utterances"] == once.info["utterances"]
+    assert valid.info["speakers"] == once.info["speakers"]
+    assert valid.info["composition"]["utterances"] == ways * once.info["utterances"]
+    assert valid.hours == pytest.approx(
+        sum(c["seconds"] for c in valid.info["chunks"]) / 3600, abs=1e-6
+    )
+    assert ways * 0.8 * once.hours < valid.hours < ways * 1.2 * once.hours
+    # pass 0 is the single composition; the others are composed anew
+    assert np.array_equal(np.asarray(valid.chunks[0]), np.asarray(once.chunks[0]))
+    firsts = {np.asarray(c[:2000]).tobytes() for c in valid.chunks}
+    assert len(firsts) == ways
+    said.clear()
+    again = streams.ensure_real(data, corpus=corpus, part=realspeech.VALIDATION, say=said.append)  # type: ignore[arg-type]
+    assert again is not None and "reusing" in said[0] and again.path == valid.path
+    assert streams.default_compositions(realspeech.TEST) == 1
+    for bad in (0, -1, True, 1.5):
+        with pytest.raises(WakewardError, match="real-speech compositions"):
+            streams.ensure_real(data, corpus=corpus, compositions=bad)  # type: ignore[arg-type]
+
+
 def test_real_streams_none_without_sources(monkeypatch, tmp_path):
     nothing = realspeech.detect({})
     monkeypatch.setattr(streams.realspeech, "detect", lambda: nothing)

@@ -538,9 +538,11 @@ class Evaluation:
             )
         if p.validation_hours is not None:
             vmet = "met" if p.validation_met else "NOT MET"
+            ways = int((self.real_validation or {}).get("compositions") or 1)
+            composed = "" if ways == 1 else f", its recordings composed {ways} ways"
             out.append(
                 f"evaluate: chosen against {p.validation_hours:g} h of recorded speech too (the "
-                f"validation part of the held-out speakers): "
+                f"validation part of the held-out speakers{composed}): "
                 f"{plural(p.validation_false_accepts or 0, 'false accept')} there (target "
                 f"{p.validation_target_fa_per_hour:g}/h: {vmet})"
             )
@@ -703,7 +705,7 @@ def evaluate_model(
     if real_validation is not None:
         say(
             f"evaluate: {name} over {real_validation.hours:g} h of recorded human speech "
-            "(the validation part: it chooses the cutoff)"
+            f"({evstreams.describe_part(real_validation)}: it chooses the cutoff)"
         )
         t = time.monotonic()
         check = RealCheck(
@@ -743,6 +745,8 @@ def evaluate_model(
             "part, groups kept from the training streams and from real_speech): the chosen "
             f"point has at most {check.target_fa_per_hour:g} false accepts an hour on it",
             "hours": round(real_validation.hours, 4),
+            # each pass over the recordings composed anew (streams.VALIDATION_COMPOSITIONS)
+            "compositions": int(real_validation.info.get("compositions") or 1),
             "path": str(real_validation.path),
             "sources": sorted(real_validation.info.get("sources") or {}),
             "speakers": len(real_validation.info.get("speakers") or ()),

@@ -44,9 +44,12 @@ the training streams make REAL_SPEECH_SHARE of their REAL_BLOCK_S blocks from a 
 of the real training split's utterances (REAL_POOL_MINUTES_PER_HOUR) instead of TTS, with
 the same scenes, levels, rooms and noise; streams.json `real_speech` says which corpus,
 sources and minutes went in (or why none did). `ensure_real` builds a separate held-out set,
-real_streams/seed<S>-all/ (or -<H>h): every held-out real utterance once, in a seeded order,
-scene by scene over room tone, noise or music, for a real-speech FA/h; it is evaluated like
-the streams above. Real speech has no transcripts, so unlike the TTS texts it is not checked
+real_streams/seed<S>-all-<part>/ (or -<H>h-): every held-out real utterance of the part once,
+in a seeded order, scene by scene over room tone, noise or music, for a real-speech FA/h; it
+is evaluated like the streams above. The validation part, which chooses the operating point,
+is composed VALIDATION_COMPOSITIONS ways (each pass another order, pauses, rooms,
+backgrounds and levels; folder suffix -x<K>), so that the choice does not rest on one or two
+false accepts. Real speech has no transcripts, so unlike the TTS texts it is not checked
 for the wake phrase.
 """
 
@@ -77,6 +80,9 @@ FORMAT = "wakeward-eval-streams/1"
 TRAIN_FORMAT = "wakeward-train-streams/3"  # 2: talk.py sentences; 3: real speech (realspeech.py)
 REAL_FORMAT = "wakeward-real-streams/2"  # 2: the held-out groups parted (realspeech.py)
 REAL_FOLDER = "real_streams"
+# the recorded validation part is 2.5 h: composed once, <= 0.5 FA/h allows one false accept
+# there and the chosen point rests on it; composed 4 ways it is 10 h and allows 5
+VALIDATION_COMPOSITIONS = 4
 REAL_SPEECH_SHARE = 0.3  # of the training streams' time: scenes made from real recorded speech
 REAL_BLOCK_S = 60.0  # the training streams choose real or TTS speech per block of this long
 REAL_POOL_MINUTES_PER_HOUR = 60.0  # real training speech drawn per hour of training stream
@@ -714,18 +720,35 @@ def _chunk_scenes(
 
 
 def real_stream_dir(
-    data: Dataset, hours: float | None, seed: int, part: str = realspeech.TEST
+    data: Dataset,
+    hours: float | None,
+    seed: int,
+    part: str = realspeech.TEST,
+    compositions: int = 1,
 ) -> Path:
     length = "all" if hours is None else f"{hours:g}h"
-    return data.path / REAL_FOLDER / f"seed{seed}-{length}-{part}"
+    ways = "" if compositions == 1 else f"-x{compositions}"
+    return data.path / REAL_FOLDER / f"seed{seed}-{length}-{part}{ways}"
 
 
 def open_real_streams(
-    folder: Path, corpus_key: str, hours: float | None, seed: int, part: str = realspeech.TEST
+    folder: Path,
+    corpus_key: str,
+    hours: float | None,
+    seed: int,
+    part: str = realspeech.TEST,
+    compositions: int = 1,
 ) -> EvalStreams | None:
     """The cached real-speech streams in `folder` if whole and made from this corpus."""
     expected = {"format": REAL_FORMAT, "corpus": corpus_key, "requested_hours": hours}
+    if compositions != 1:  # streams composed once from before compositions were counted
+        expected["compositions"] = compositions
     return _read_cache(folder, {**expected, "seed": seed, "part": part})
+
+
+def default_compositions(part: str) -> int:
+    """How many ways a part of the held-out recorded speech is composed by default."""
+    return VALIDATION_COMPOSITIONS if part == realspeech.VALIDATION else 1
 
 
 def ensure_real(
@@ -736,19 +759,26 @@ def ensure_real(
     say: Say = _quiet,
     corpus: realspeech.Corpus | None = None,
     part: str = realspeech.TEST,
+    compositions: int | None = None,
 ) -> EvalStreams | None:
     """Held-out real recorded speech as negative streams for a real-speech FA/h: every
     utterance of one part of the held-out groups once (or the first `hours` of them; the
     VALIDATION part chooses a model's operating point, the TEST part reports it), in a
     seeded order, with pauses, over room tone, noise or music, as the device's features;
-    cached in the dataset folder (real_streams/). None, said, when no real speech source is
-    installed. Evaluate it like `ensure`'s streams (`.chunks`, `.hours`, `.lead_ins`)."""
+    `compositions` times over, each pass composed anew (default_compositions: the
+    validation part VALIDATION_COMPOSITIONS times, the test part once); cached in the
+    dataset folder (real_streams/). None, said, when no real speech source is installed.
+    Evaluate it like `ensure`'s streams (`.chunks`, `.hours`, `.lead_ins`)."""
     if hours is not None and not hours > 0:
         raise WakewardError(f"real-speech stream hours {hours}: must be more than 0")
     if part not in realspeech.HELDOUT_PARTS:
         raise WakewardError(
             f"real speech part {part!r}: must be one of {', '.join(realspeech.HELDOUT_PARTS)}"
         )
+    if compositions is None:
+        compositions = default_compositions(part)
+    if isinstance(compositions, bool) or not isinstance(compositions, int) or compositions < 1:
+        raise WakewardError(f"real-speech compositions {compositions!r}: must be 1 or more")
     if corpus is None:
         inv = realspeech.detect()
         corpus = realspeech.ensure_corpus(inv, progress=say)
@@ -757,17 +787,29 @@ def ensure_real(
             return None
     if seed is None:
         seed = int((data.info.get("summary") or {}).get("seed") or 0)
-    folder = real_stream_dir(data, hours, seed, part)
-    cached = open_real_streams(folder, corpus.key, hours, seed, part)
+    folder = real_stream_dir(data, hours, seed, part, compositions)
+    cached = open_real_streams(folder, corpus.key, hours, seed, part, compositions)
     if cached is not None:
-        say(f"evaluate: reusing {cached.hours:.2f} h of held-out real speech ({part}) in {folder}")
+        say(
+            f"evaluate: reusing {cached.hours:.2f} h of held-out real speech "
+            f"({describe_part(cached)}) in {folder}"
+        )
         return cached
-    return build_real(corpus, hours, seed, folder, say, part)
+    return build_real(corpus, hours, seed, folder, say, part, compositions)
 
 
-def _real_order(corpus: realspeech.Corpus, seed: int, part: str) -> list[realspeech.RealUtterance]:
+def describe_part(real: EvalStreams) -> str:
+    """'validation', or 'validation, composed 4 ways'."""
+    part = str(real.info.get("part", realspeech.TEST))
+    ways = int(real.info.get("compositions") or 1)
+    return part if ways == 1 else f"{part}, composed {ways} ways"
+
+
+def _real_order(
+    corpus: realspeech.Corpus, seed: int, part: str, composition: int = 0
+) -> list[realspeech.RealUtterance]:
     held = corpus.utterances(HELDOUT, part)
-    order = _rng(seed, "real_order", 0).permutation(len(held))
+    order = _rng(seed, "real_order", composition).permutation(len(held))
     return [held[int(k)] for k in order]
 
 
@@ -778,15 +820,18 @@ def build_real(
     folder: Path,
     say: Say = _quiet,
     part: str = realspeech.TEST,
+    compositions: int = 1,
 ) -> EvalStreams:
-    """Compose and featurise one part of the held-out real speech into `folder`."""
+    """Compose and featurise one part of the held-out real speech into `folder`,
+    `compositions` times over (pass k: its own seeded order and scenes; pass 0 is the same
+    whatever the count), each pass its own streams."""
     t0 = time.monotonic()
     (folder / DESCRIPTION).unlink(missing_ok=True)
     held = _real_order(corpus, seed, part)
     if not held:
         raise WakewardError(f"{corpus.path}: no held-out real speech in its {part} part")
-    say(f"evaluate: building the held-out real-speech streams ({part}) into {folder}")
-    rng = _rng(seed, "real_chunk", 0)
+    ways = "" if compositions == 1 else f", composed {compositions} ways"
+    say(f"evaluate: building the held-out real-speech streams ({part}{ways}) into {folder}")
     comp = realspeech.StreamComposition()
     limit_s = math.inf if hours is None else hours * 3600
     chunk_info: list[dict[str, Any]] = []
@@ -804,29 +849,35 @@ def build_real(
         parts, front, chunk_s = [], wf.StreamingFeatures(), 0.0
 
     used = 0
-    for scene in realspeech.compose_stream([u.samples for u in held], rng, comp):
-        parts.append(front.feed(scene))
-        chunk_s += len(scene) / RATE_HZ
-        used = comp.utterances
-        if chunk_s >= CHUNK_HOURS * 3600:
+    for k in range(compositions):
+        order = held if k == 0 else _real_order(corpus, seed, part, k)
+        rng = _rng(seed, "real_chunk", k)
+        for scene in realspeech.compose_stream([u.samples for u in order], rng, comp):
+            parts.append(front.feed(scene))
+            chunk_s += len(scene) / RATE_HZ
+            used = min(len(held), comp.utterances)
+            if chunk_s >= CHUNK_HOURS * 3600:
+                close_chunk()
+            if comp.seconds >= limit_s:
+                break
+        if parts:
             close_chunk()
         if comp.seconds >= limit_s:
             break
-    if parts:
-        close_chunk()
     pool = [scenes.Utterance(u.samples, f"real:{u.group}") for u in held[:used]]
     lead_ins = np.stack([lead_in(seed, k, pool) for k in range(LEAD_INS)])
     _save_npy(folder / LEAD_INS_FILE, lead_ins)
     records = [u.record for u in held[:used]]
     info = _real_info(corpus, records, hours, seed, chunk_info, comp)
     info["part"] = part
+    info["compositions"] = compositions
     info["times"] = {"total_s": round(time.monotonic() - t0, 1)}
     write_text_atomic(folder / DESCRIPTION, json.dumps(info, indent=1) + "\n")
-    opened = open_real_streams(folder, corpus.key, hours, seed, part)
+    opened = open_real_streams(folder, corpus.key, hours, seed, part, compositions)
     if opened is None:
         raise WakewardError(f"{folder}: the streams just written cannot be read back")
     say(
-        f"evaluate: built {opened.hours:.2f} h of held-out real speech ({part}) "
+        f"evaluate: built {opened.hours:.2f} h of held-out real speech ({describe_part(opened)}) "
         f"({len(records)} utterances, {len(info['speakers'])} groups) "
         f"in {info['times']['total_s']:.0f} s"
     )
