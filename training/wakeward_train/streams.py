@@ -798,11 +798,15 @@ def ensure_real(
     return build_real(corpus, hours, seed, folder, say, part, compositions)
 
 
+def _composed(part: str, ways: int) -> str:
+    return part if ways == 1 else f"{part}, composed {ways} ways"
+
+
 def describe_part(real: EvalStreams) -> str:
     """'validation', or 'validation, composed 4 ways'."""
-    part = str(real.info.get("part", realspeech.TEST))
-    ways = int(real.info.get("compositions") or 1)
-    return part if ways == 1 else f"{part}, composed {ways} ways"
+    return _composed(
+        str(real.info.get("part", realspeech.TEST)), int(real.info.get("compositions") or 1)
+    )
 
 
 def _real_order(
@@ -830,8 +834,10 @@ def build_real(
     held = _real_order(corpus, seed, part)
     if not held:
         raise WakewardError(f"{corpus.path}: no held-out real speech in its {part} part")
-    ways = "" if compositions == 1 else f", composed {compositions} ways"
-    say(f"evaluate: building the held-out real-speech streams ({part}{ways}) into {folder}")
+    say(
+        f"evaluate: building the held-out real-speech streams "
+        f"({_composed(part, compositions)}) into {folder}"
+    )
     comp = realspeech.StreamComposition()
     limit_s = math.inf if hours is None else hours * 3600
     chunk_info: list[dict[str, Any]] = []
